@@ -1,0 +1,338 @@
+"""The one typed settings object: every parameter, its default, its validation.
+
+Settings come from environment variables (names are the upper-case field names) and are
+validated once, at start.  A wrong value stops the service with one message naming the
+variable and what is wrong (:class:`SettingsError`).  Nothing else in the project reads the
+environment or holds a default for these parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import quote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class SettingsError(Exception):
+    """A configuration problem, worded for the person who set the variable."""
+
+
+class MediaServerType(str, Enum):
+    JELLYFIN = "jellyfin"
+    NAVIDROME = "navidrome"
+    LOCAL = "local"
+
+
+class AiProvider(str, Enum):
+    NONE = "NONE"
+    OPENAI = "OPENAI"
+    OLLAMA = "OLLAMA"
+
+
+class ClusterAlgorithm(str, Enum):
+    KMEANS = "kmeans"
+    GMM = "gmm"
+    DBSCAN = "dbscan"
+    SPECTRAL = "spectral"
+
+
+def _default_data_dir() -> Path:
+    return Path("audiomuse-data")
+
+
+class Settings(BaseModel):
+    """All of AudioMuse sidecar's configuration.
+
+    Field descriptions are the documentation: ``tests/test_docs.py`` checks that README.md
+    lists every variable.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    # --- media server -------------------------------------------------------------------
+    mediaserver_type: MediaServerType = Field(
+        MediaServerType.LOCAL,
+        description="jellyfin | navidrome | local. When unset it is inferred: JELLYFIN_URL set "
+        "means jellyfin, NAVIDROME_URL set means navidrome, otherwise local.",
+    )
+    jellyfin_url: str | None = Field(None, description="Base URL of the Jellyfin server.")
+    jellyfin_user_id: str | None = Field(None, description="Jellyfin user id (32-hex) whose library is read.")
+    jellyfin_token: str | None = Field(None, description="Jellyfin API key or access token.")
+    navidrome_url: str | None = Field(None, description="Base URL of the Navidrome / Subsonic server.")
+    navidrome_user: str | None = Field(None, description="Subsonic user name.")
+    navidrome_password: str | None = Field(None, description="Subsonic password (sent as a salted token, "
+                                           "or as enc: hex when the server only knows passwords).")
+    local_music_dir: Path | None = Field(None, description="Folder the local provider reads. "
+                                         "Default: <AUDIOMUSE_DATA_DIR>/music (created).")
+    local_playlist_dir: Path | None = Field(None, description="Where the local provider writes .m3u8 "
+                                            "playlists. Default: <LOCAL_MUSIC_DIR>/playlists.")
+    media_http_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request to the media server.")
+    media_http_retries: int = Field(3, ge=0, le=10, description="Retries (with exponential backoff) of a media "
+                                    "server request after a network error or a 5xx/429 answer.")
+    max_download_mb: int = Field(1024, gt=0, description="Largest audio file downloaded for analysis, in MiB.")
+
+    # --- storage and queue --------------------------------------------------------------
+    database_url: str | None = Field(None, description="PostgreSQL DSN (postgresql://user:pass@host:port/db). "
+                                     "Overrides POSTGRES_*. Unset with POSTGRES_HOST unset: embedded PostgreSQL.")
+    postgres_host: str | None = Field(None, description="PostgreSQL host, used when DATABASE_URL is unset.")
+    postgres_port: int = Field(5432, gt=0, lt=65536, description="PostgreSQL port.")
+    postgres_user: str = Field("audiomuse", description="PostgreSQL user.")
+    postgres_password: str = Field("audiomusepassword", description="PostgreSQL password.")
+    postgres_db: str = Field("audiomusedb", description="PostgreSQL database name.")
+    redis_url: str | None = Field(None, description="Redis DSN (redis://host:port/db). Unset: embedded Valkey.")
+    audiomuse_data_dir: Path = Field(default_factory=_default_data_dir,
+                                     description="Data folder of the embedded default (PostgreSQL cluster, "
+                                     "Valkey, default music folder).")
+    temp_dir: Path | None = Field(None, description="Where audio is downloaded for analysis. "
+                                  "Default: <AUDIOMUSE_DATA_DIR>/temp.")
+    db_pool_min_size: int = Field(1, ge=0, description="Smallest asyncpg pool size per process.")
+    db_pool_max_size: int = Field(10, ge=1, description="Largest asyncpg pool size per process.")
+    ai_chat_db_user_name: str = Field("ai_user", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                      description="Read-only database role used by the LLM chat.")
+    ai_chat_db_user_password: str = Field("ChangeThisSecurePassword123!", min_length=8,
+                                          description="Password of the read-only chat role.")
+
+    # --- web ----------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Address the web app listens on (0.0.0.0 in containers).")
+    web_port: int = Field(8000, ge=0, lt=65536, description="Port of the web app and API (0 = pick a free one).")
+    api_token: str | None = Field(None, description="When set, /api/* requires Authorization: Bearer <token>.")
+    log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="Log level.")
+
+    # --- analysis -----------------------------------------------------------------------
+    num_recent_albums: int = Field(0, ge=0, description="Albums analysed per run, newest first; 0 = all.")
+    top_n_moods: int = Field(5, ge=1, le=50, description="Top tags kept per track as its moods.")
+    max_queued_analysis_jobs: int = Field(25, ge=1, description="Album jobs queued at once by one analysis run.")
+    worker_max_jobs: int = Field(2, ge=1, description="Jobs one arq worker runs concurrently.")
+    energy_min: float = Field(0.01, ge=0, description="Energy mapped to 0 when normalising.")
+    energy_max: float = Field(0.15, gt=0, description="Energy mapped to 1 when normalising.")
+    tempo_min_bpm: float = Field(40.0, gt=0, description="Lowest tempo reported.")
+    tempo_max_bpm: float = Field(200.0, gt=0, description="Highest tempo reported.")
+    model_dir: Path | None = Field(None, description="Folder with the ONNX models. Default: the repository's models/.")
+
+    # --- similarity and mixes -----------------------------------------------------------
+    max_songs_per_artist: int = Field(3, ge=1, description="Most tracks of one artist in a mix.")
+    similarity_eliminate_duplicates_default: bool = Field(
+        True, description="Default of eliminate_duplicates in /api/similar_tracks.")
+    duplicate_distance_threshold_cosine: float = Field(
+        0.01, ge=0, le=2, description="Tracks closer than this cosine distance are treated as the same song.")
+    path_default_length: int = Field(25, ge=2, description="Default number of songs in a song path.")
+
+    # --- clustering (automatic playlists) -----------------------------------------------
+    cluster_algorithm: ClusterAlgorithm = Field(ClusterAlgorithm.KMEANS, description="kmeans | gmm | dbscan | spectral.")
+    num_clusters_min: int = Field(40, ge=2, description="Fewest clusters tried.")
+    num_clusters_max: int = Field(100, ge=2, description="Most clusters tried.")
+    clustering_runs: int = Field(1000, ge=1, description="Evolutionary clustering runs.")
+    max_songs_per_cluster: int = Field(0, ge=0, description="Largest automatic playlist; 0 = no limit.")
+    top_n_playlists: int = Field(8, ge=1, description="Automatic playlists kept.")
+    min_playlist_size_for_top_n: int = Field(20, ge=1, description="Smallest playlist considered for the top N.")
+    pca_components_min: int = Field(0, ge=0, description="Fewest PCA components tried (0 disables PCA).")
+    pca_components_max: int = Field(199, ge=0, description="Most PCA components tried.")
+
+    # --- AI (playlist naming and chat) --------------------------------------------------
+    ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE | OPENAI | OLLAMA.")
+    openai_server_url: str | None = Field(None, description="OpenAI-compatible base URL (OpenAI, OpenRouter, "
+                                          "Ollama's /v1).")
+    openai_model_name: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible server.")
+    openai_api_key: str | None = Field(None, description="API key of the OpenAI-compatible server.")
+    ollama_server_url: str = Field("http://127.0.0.1:11434", description="Ollama base URL.")
+    ollama_model_name: str = Field("llama3.1:8b", description="Ollama model.")
+    ai_request_timeout_seconds: int = Field(300, ge=1, description="Timeout of one LLM request.")
+    max_songs_in_ai_prompt: int = Field(25, ge=1, description="Songs listed in an LLM naming prompt.")
+
+    # --- validators ---------------------------------------------------------------------
+    @field_validator("mediaserver_type", mode="before")
+    @classmethod
+    def _accept_seed_aliases(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in {"localfiles", "local_files"}:
+            return "local"
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("ai_model_provider", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("jellyfin_url", "navidrome_url", "openai_server_url", "ollama_server_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http(s):// URL")
+        return v.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_dsn(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in {"postgres", "postgresql"}:
+            raise ValueError("must start with postgresql:// (or postgres://)")
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("has no host")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_dsn(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Settings":
+        required = {
+            MediaServerType.JELLYFIN: ("jellyfin_url", "jellyfin_user_id", "jellyfin_token"),
+            MediaServerType.NAVIDROME: ("navidrome_url", "navidrome_user", "navidrome_password"),
+        }.get(self.mediaserver_type, ())
+        for name in required:
+            if not getattr(self, name):
+                raise ValueError(
+                    f"{name.upper()}: is required when MEDIASERVER_TYPE={self.mediaserver_type.value}")
+        if self.local_music_dir is not None and not self.local_music_dir.is_dir():
+            raise ValueError(f"LOCAL_MUSIC_DIR: {self.local_music_dir} is not an existing folder")
+        if self.energy_min >= self.energy_max:
+            raise ValueError("ENERGY_MIN: must be below ENERGY_MAX")
+        if self.tempo_min_bpm >= self.tempo_max_bpm:
+            raise ValueError("TEMPO_MIN_BPM: must be below TEMPO_MAX_BPM")
+        if self.num_clusters_min > self.num_clusters_max:
+            raise ValueError("NUM_CLUSTERS_MIN: must not exceed NUM_CLUSTERS_MAX")
+        if self.pca_components_min > self.pca_components_max:
+            raise ValueError("PCA_COMPONENTS_MIN: must not exceed PCA_COMPONENTS_MAX")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE: must not exceed DB_POOL_MAX_SIZE")
+        if self.ai_model_provider is AiProvider.OPENAI and not self.openai_server_url:
+            raise ValueError("OPENAI_SERVER_URL: is required when AI_MODEL_PROVIDER=OPENAI")
+        return self
+
+    # --- derived values -----------------------------------------------------------------
+    @property
+    def embedded_postgres(self) -> bool:
+        """True when no external PostgreSQL is configured."""
+        return self.database_url is None and self.postgres_host is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    def postgres_dsn(self) -> str | None:
+        """The external PostgreSQL DSN, or None for the embedded server."""
+        if self.database_url:
+            return self.database_url
+        if self.postgres_host:
+            user = quote(self.postgres_user, safe="")
+            password = quote(self.postgres_password, safe="")
+            return (f"postgresql://{user}:{password}@{self.postgres_host}:{self.postgres_port}/"
+                    f"{quote(self.postgres_db, safe='')}")
+        return None
+
+    @property
+    def music_dir(self) -> Path:
+        return self.local_music_dir or self.audiomuse_data_dir / "music"
+
+    @property
+    def playlist_dir(self) -> Path:
+        return self.local_playlist_dir or self.music_dir / "playlists"
+
+    @property
+    def download_dir(self) -> Path:
+        return self.temp_dir or self.audiomuse_data_dir / "temp"
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self.max_download_mb * 1024 * 1024
+
+    @property
+    def media_server_url(self) -> str | None:
+        return {MediaServerType.JELLYFIN: self.jellyfin_url,
+                MediaServerType.NAVIDROME: self.navidrome_url}.get(self.mediaserver_type)
+
+    def redacted(self) -> dict[str, Any]:
+        """All values, with secrets replaced, for `audiomuse check` and /api/config."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if any(s in name for s in ("password", "token", "api_key")) and value:
+                value = "***"
+            elif name == "database_url" and value:
+                value = _redact_dsn(value)
+            elif isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name.upper()] = value
+        return out
+
+
+def _redact_dsn(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn.replace(f":{parts.password}@", ":***@", 1)
+    return dsn
+
+
+def _infer_mediaserver_type(env: Mapping[str, str]) -> dict[str, str]:
+    if env.get("MEDIASERVER_TYPE"):
+        return {}
+    if env.get("JELLYFIN_URL"):
+        return {"mediaserver_type": "jellyfin"}
+    if env.get("NAVIDROME_URL"):
+        return {"mediaserver_type": "navidrome"}
+    return {}
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    env: str
+    default: Any
+    description: str
+
+
+def setting_docs() -> list[SettingDoc]:
+    """Every variable with its default and description (for README and meta-tests)."""
+    docs = []
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        docs.append(SettingDoc(name.upper(), default, field.description or ""))
+    return docs
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate the settings; raise SettingsError with one clear line on failure."""
+    source = dict(os.environ if env is None else env)
+    # Empty strings mean "unset" (docker compose writes VAR= for blanks).
+    values: dict[str, Any] = {k.lower(): v for k, v in source.items()
+                              if k.lower() in Settings.model_fields and v != ""}
+    values.update(_infer_mediaserver_type(source))
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_format_error(exc)) from None
+
+
+def _format_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        msg = err.get("msg", "invalid")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if loc:
+            given = err.get("input")
+            secret = any(s in loc[0] for s in ("password", "token", "api_key", "database_url", "redis_url"))
+            shown = "" if secret or isinstance(given, dict) or given is None else f" (got {given!r})"
+            lines.append(f"{loc[0].upper()}: {msg}{shown}")
+        else:
+            lines.append(msg)  # model-level checks already name their variable
+    return "invalid configuration: " + "; ".join(lines)

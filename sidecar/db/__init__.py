@@ -1,0 +1,5 @@
+"""Database access: the asyncpg pool, migrations and roles."""
+
+from sidecar.db.pool import create_pool
+
+__all__ = ["create_pool"]

@@ -1,0 +1,48 @@
+"""The read-only database role of the LLM chat.
+
+It may log in and SELECT from the ``track_features`` view, nothing else: no other table, no
+writes (its sessions are also read-only by default, with a statement timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -> bool:
+    """Create or update the chat role.  Returns False (and logs why) when not permitted."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"AI_CHAT_DB_USER_NAME: {name!r} is not a plain lower-case identifier")
+    ident = f'"{name}"'
+    db = await conn.fetchval("SELECT current_database()")
+    try:
+        async with conn.transaction():
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
+            if not exists:
+                await conn.execute(f"CREATE ROLE {ident}")
+            await conn.execute(
+                f"ALTER ROLE {ident} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+                f"NOREPLICATION NOBYPASSRLS PASSWORD {_literal(password)}")
+            await conn.execute(f"ALTER ROLE {ident} SET default_transaction_read_only = on")
+            await conn.execute(f"ALTER ROLE {ident} SET statement_timeout = '10s'")
+            await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {ident}')
+            await conn.execute(f"GRANT USAGE ON SCHEMA public TO {ident}")
+            await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {ident}")
+            await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {ident}")
+            await conn.execute(f"GRANT SELECT ON track_features TO {ident}")
+    except asyncpg.InsufficientPrivilegeError as exc:
+        log.warning("cannot set up the read-only chat role %s (%s); the chat will be unavailable "
+                    "until a database administrator creates it", name, exc)
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Real media servers run as subprocesses on loopback, for integration tests."""
