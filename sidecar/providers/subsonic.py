@@ -33,6 +33,7 @@ API_VERSION = "1.12.0"
 CLIENT_NAME = "AudioMuse-sidecar"
 PAGE_SIZE = 500
 AUTH_CODES = {40, 41, 42, 43, 44}
+TOKEN_REFUSED_CODES = {10, 40, 41}
 
 
 def _parse_date(value: Any) -> datetime | None:
@@ -120,21 +121,22 @@ class SubsonicProvider:
     async def call(self, method: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> dict[str, Any]:
         """Call ``/rest/<method>.view`` with f=json; return the subsonic-response body."""
         extra = list(params.items()) if isinstance(params, dict) else list(params or [])
-        for attempt in range(2):
+        while True:
             query = [*self.auth_params().items(), ("f", "json"), *extra]
             data = await self.http.request_json("GET", f"/rest/{method}.view", method, params=query)
             try:
                 return self._check(method, data)
-            except ProviderAuthError as exc:
+            except ProviderError as exc:
                 code = getattr(exc, "code", None)
-                if attempt == 0 and not self.use_password_auth and code in (40, 41):
-                    self.use_password_auth = True  # server without token support: fall back, keep it
+                if not self.use_password_auth and code in TOKEN_REFUSED_CODES:
+                    # The server does not take tokens (41; 40 from password-only servers; supysonic
+                    # answers 10, "p" missing): retry with the password and keep using it.
+                    self.use_password_auth = True
                     continue
                 if code in (40, 41):
                     raise ProviderAuthError(self.server, method, f"wrong user name or password for "
                                             f"{self.user!r} ({exc.reason})") from None
                 raise
-        raise AssertionError("unreachable")
 
     # -- MediaProvider ---------------------------------------------------------------------
     async def ping(self) -> str:

@@ -1,0 +1,5 @@
+"""HTTP handlers, one module per area; each exposes ``routes`` (a RouteTableDef)."""
+
+from sidecar.routes import config, health, library, tasks
+
+ROUTE_MODULES = (health, config, tasks, library)

@@ -1,0 +1,61 @@
+"""The aiohttp application factory.
+
+``create_app`` wires settings, the database pool (migrated at start), the arq queue and the
+media provider into typed application keys; routes read them from there.  Nothing is global.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+from arq import create_pool as create_arq_pool
+
+from sidecar.config import Settings
+from sidecar.db import create_pool
+from sidecar.db.migrate import migrate
+from sidecar.db.roles import ensure_chat_role
+from sidecar.http_errors import error_middleware
+from sidecar.auth import api_token_middleware
+from sidecar.jobs.worker import QUEUE_NAME, redis_settings
+from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
+from sidecar.providers import make_provider
+from sidecar.routes import ROUTE_MODULES
+from sidecar.services import Endpoints
+
+log = logging.getLogger(__name__)
+
+
+
+def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, api_token_middleware(settings.api_token)],
+                          client_max_size=4 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[ENDPOINTS] = endpoints
+    app.cleanup_ctx.append(_resources)
+    for module in ROUTE_MODULES:
+        app.add_routes(module.routes)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings, endpoints = app[SETTINGS], app[ENDPOINTS]
+    pool = await create_pool(endpoints.postgres_dsn, min_size=settings.db_pool_min_size,
+                             max_size=settings.db_pool_max_size)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+            if applied:
+                log.info("schema migrations applied: %s", applied)
+            await ensure_chat_role(conn, settings.ai_chat_db_user_name, settings.ai_chat_db_user_password)
+        app[DB] = pool
+        app[QUEUE] = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=QUEUE_NAME)
+        app[PROVIDER] = make_provider(settings)
+        yield
+    finally:
+        if PROVIDER in app:
+            await app[PROVIDER].close()
+        if QUEUE in app:
+            await app[QUEUE].aclose()
+        await pool.close()

@@ -1,0 +1,280 @@
+"""`audiomuse` command line: up, web, worker, db migrate, check, sync."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any, Awaitable, Callable, Sequence
+
+from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
+from sidecar.services import Endpoints, Servers
+
+log = logging.getLogger("audiomuse")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _prepare_dirs(settings: Settings) -> None:
+    settings.audiomuse_data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.mediaserver_type is MediaServerType.LOCAL and settings.local_music_dir is None:
+        settings.music_dir.mkdir(parents=True, exist_ok=True)
+    settings.download_dir.mkdir(parents=True, exist_ok=True)
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_web(settings: Settings, endpoints: Endpoints,
+                    until: Callable[[], Awaitable[None]] = _wait_for_stop_signal) -> None:
+    from aiohttp import web
+
+    from sidecar.app import create_app
+
+    runner = web.AppRunner(create_app(settings, endpoints), handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.web_host, settings.web_port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else settings.web_port
+        print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
+        await until()
+    finally:
+        await runner.cleanup()
+
+
+async def _migrate(endpoints: Endpoints) -> tuple[int, list[int]]:
+    import asyncpg
+
+    from sidecar.db.migrate import current_version, migrate
+
+    conn = await asyncpg.connect(endpoints.postgres_dsn)
+    try:
+        applied = await migrate(conn)
+        return await current_version(conn), applied
+    finally:
+        await conn.close()
+
+
+def _describe(settings: Settings, endpoints: Endpoints) -> str:
+    where = []
+    where.append("embedded PostgreSQL" if "postgres" in endpoints.embedded else "external PostgreSQL")
+    where.append("embedded Valkey" if "valkey" in endpoints.embedded else "external Redis")
+    media = settings.mediaserver_type.value
+    if settings.mediaserver_type is MediaServerType.LOCAL:
+        media += f" folder {settings.music_dir.resolve()}"
+    else:
+        media += f" at {settings.media_server_url}"
+    data = f", data in {settings.audiomuse_data_dir.resolve()}" if endpoints.embedded else ""
+    return f"{' + '.join(where)}{data}; media server: {media}"
+
+
+# -- commands ------------------------------------------------------------------------------
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        version, applied = asyncio.run(_migrate(endpoints))
+        print(f"AudioMuse sidecar: {_describe(settings, endpoints)}; schema version {version}", flush=True)
+        env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
+        worker = subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env)
+        try:
+            asyncio.run(serve_web(settings, endpoints))
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
+        print("AudioMuse sidecar stopped", flush=True)
+    return 0
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        asyncio.run(serve_web(settings, endpoints))
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from sidecar.jobs.worker import build_worker
+
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        async def run() -> None:
+            worker = build_worker(settings, endpoints)  # built inside the loop it runs on
+            try:
+                await worker.async_run()
+            finally:
+                await worker.close()
+
+        asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        version, applied = asyncio.run(_migrate(endpoints))
+    print(f"schema at version {version}" + (f" (applied {applied})" if applied else " (nothing to apply)"))
+    return 0
+
+
+async def _checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str, bool, str]]:
+    import asyncpg
+    from redis.asyncio import Redis
+
+    from sidecar.db.migrate import current_version, migrations
+    from sidecar.providers import make_provider
+
+    results: list[tuple[str, bool, str]] = []
+
+    async def check(name: str, probe: Awaitable[str]) -> None:
+        try:
+            results.append((name, True, await asyncio.wait_for(probe, timeout=60)))
+        except Exception as exc:
+            results.append((name, False, f"{type(exc).__name__}: {exc}" if not str(exc).startswith(
+                ("Jellyfin", "Subsonic", "local")) else str(exc)))
+
+    async def database() -> str:
+        conn = await asyncpg.connect(endpoints.postgres_dsn, timeout=10)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            vector = await conn.fetchval(
+                "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+                "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))")
+            if vector is None:
+                raise RuntimeError(f"PostgreSQL {version} has no pgvector extension")
+            schema = await current_version(conn)
+            latest = migrations()[-1].version
+            note = "up to date" if schema == latest else f"{latest - schema} migration(s) pending, " \
+                                                          f"run `audiomuse db migrate`"
+            return f"PostgreSQL {version}, pgvector {vector}, schema version {schema} ({note})"
+        finally:
+            await conn.close()
+
+    async def redis() -> str:
+        client = Redis.from_url(endpoints.redis_url, socket_connect_timeout=10)
+        try:
+            await client.ping()
+            info = await client.info("server")
+            name = "Valkey" if info.get("valkey_version") else "Redis"
+            return f"{name} {info.get('valkey_version') or info.get('redis_version')} at {endpoints.redis_url}"
+        finally:
+            await client.aclose()
+
+    async def media() -> str:
+        provider = make_provider(settings)
+        try:
+            return await provider.ping()
+        finally:
+            await provider.close()
+
+    await check("database", database())
+    await check("redis", redis())
+    await check("media server", media())
+    return results
+
+
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    print(f"OK    configuration: MEDIASERVER_TYPE={settings.mediaserver_type.value}", flush=True)
+    _prepare_dirs(settings)
+    try:
+        servers = Servers(settings)
+        endpoints = servers.start()
+    except Exception as exc:
+        print(f"FAIL  embedded servers: {exc}")
+        return 1
+    try:
+        results = asyncio.run(_checks(settings, endpoints))
+    finally:
+        servers.stop()
+    for name, ok, detail in results:
+        print(f"{'OK  ' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+    return 0 if all(ok for _, ok, _ in results) else 1
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a library sync in this process (no worker needed) and print its summary."""
+    from sidecar import tasks
+    from sidecar.db import create_pool
+    from sidecar.jobs.context import JobContext
+    from sidecar.jobs.library import TASK_TYPE, sync_library
+    from sidecar.providers import make_provider
+
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        async def run() -> dict[str, Any]:
+            await _migrate(endpoints)
+            pool = await create_pool(endpoints.postgres_dsn, min_size=1, max_size=2)
+            provider = make_provider(settings)
+            try:
+                task_id = await tasks.create(pool, TASK_TYPE)
+                ctx = {"app": JobContext(settings, pool, provider)}
+                return await sync_library(ctx, task_id, args.recent)
+            finally:
+                await provider.close()
+                await pool.close()
+
+        summary = asyncio.run(run())
+    print(summary)
+    return 0 if summary.get("status") == "SUCCESS" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audiomuse", description="AudioMuse sidecar: sonic analysis, "
+                                     "instant mixes and playlists for Jellyfin, Navidrome or a music folder.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run everything: embedded servers where none is configured, web app, worker")
+    sub.add_parser("web", help="run the web app and API only")
+    sub.add_parser("worker", help="run one background worker only")
+    db = sub.add_parser("db", help="database administration")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending schema migrations")
+    sub.add_parser("check", help="validate the configuration and reach the database, Redis and media server")
+    sync = sub.add_parser("sync", help="read the media server's albums and tracks into the database")
+    sync.add_argument("--recent", type=int, default=None, help="only the N newest albums (default: "
+                      "NUM_RECENT_ALBUMS; 0 = all)")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "up": cmd_up, "web": cmd_web, "worker": cmd_worker, "check": cmd_check, "sync": cmd_sync,
+    "db migrate": cmd_migrate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"audiomuse: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    if getattr(args, "recent", 0) is None:
+        args.recent = settings.num_recent_albums
+    name = args.command + (f" {args.db_command}" if args.command == "db" else "")
+    try:
+        return COMMANDS[name](settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:  # embedded servers that cannot start, unreachable external ones
+        print(f"audiomuse: {exc}", file=sys.stderr)
+        return 1

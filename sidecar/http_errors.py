@@ -1,0 +1,66 @@
+"""JSON errors for the API: every error is ``{"error": ..., "detail": ...}`` with its status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from sidecar.providers.base import ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Raise from a handler to answer a JSON error."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+def json_error(status: int, error: str, detail: Any = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.error, exc.detail)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason, exc.text if exc.text and exc.text != exc.reason else None)
+    except ProviderNotFound as exc:
+        return json_error(404, "not found on the media server", str(exc))
+    except ProviderAuthError as exc:
+        return json_error(502, "media server rejected our credentials", str(exc))
+    except ProviderUnavailable as exc:
+        return json_error(503, "media server unavailable", str(exc))
+    except ProviderError as exc:
+        return json_error(502, "media server error", str(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error", "see the service log")
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty); 400 for anything else."""
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "body is not valid JSON", str(exc)) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object", type(body).__name__)
+    return body

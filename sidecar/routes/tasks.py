@@ -1,0 +1,62 @@
+"""Task endpoints (names and shapes compatible with AudioMuse-AI):
+GET /api/status/{task_id}, POST /api/cancel/{task_id}, GET /api/active_tasks, GET /api/last_task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.appkeys import DB
+
+from sidecar import tasks
+from sidecar.http_errors import ApiError
+
+routes = web.RouteTableDef()
+
+
+def task_view(task: dict[str, Any]) -> dict[str, Any]:
+    """Our task row plus AudioMuse-AI's field names (state, status_message, task_type_from_db)."""
+    log = task.get("log") or []
+    return {**task, "state": task["status"], "status_message": log[-1] if log else task["status"],
+            "task_type_from_db": task["task_type"]}
+
+
+@routes.get("/api/status/{task_id}")
+async def status(request: web.Request) -> web.Response:
+    task = await tasks.get(request.app[DB], request.match_info["task_id"])
+    if task is None:
+        raise ApiError(404, "unknown task", request.match_info["task_id"])
+    return web.json_response(task_view(task))
+
+
+@routes.post("/api/cancel/{task_id}")
+async def cancel(request: web.Request) -> web.Response:
+    db = request.app[DB]
+    task_id = request.match_info["task_id"]
+    task = await tasks.get(db, task_id)
+    if task is None:
+        raise ApiError(404, "unknown task", task_id)
+    if task["status"] not in tasks.ACTIVE:
+        raise ApiError(409, "task is not running", f"status is {task['status']}")
+    # Jobs check for REVOKED between units of work and stop cooperatively.
+    cancelled = await db.fetchval(
+        """WITH RECURSIVE tree AS (SELECT task_id FROM tasks WHERE task_id = $1
+                UNION ALL SELECT t.task_id FROM tasks t JOIN tree ON t.parent_task_id = tree.task_id)
+           UPDATE tasks SET status = 'REVOKED', finished_at = now(), updated_at = now(),
+                  log = log || 'cancelled by request'::text
+           WHERE task_id IN (SELECT task_id FROM tree) AND status = ANY($2::text[])
+           RETURNING 1""", task_id, list(tasks.ACTIVE))
+    return web.json_response({"task_id": task_id, "status": "REVOKED", "cancelled": bool(cancelled),
+                              "message": "cancellation requested"})
+
+
+@routes.get("/api/active_tasks")
+async def active_tasks(request: web.Request) -> web.Response:
+    return web.json_response([task_view(t) for t in await tasks.active(request.app[DB])])
+
+
+@routes.get("/api/last_task")
+async def last_task(request: web.Request) -> web.Response:
+    task = await tasks.last(request.app[DB])
+    return web.json_response(task_view(task) if task else {"task_id": None, "status": "NO_PREVIOUS_TASK"})

@@ -1,0 +1,91 @@
+"""The tasks table: background work, its status, progress and log.
+
+Statuses follow AudioMuse-AI (PENDING, STARTED, PROGRESS, SUCCESS, FAILURE, REVOKED) so that
+its plugins can read ours.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+ACTIVE = ("PENDING", "STARTED", "PROGRESS")
+FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+
+_COLUMNS = ("task_id, parent_task_id, task_type, status, progress, details, log, created_at, started_at, "
+            "updated_at, finished_at")
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    out = dict(record)
+    if isinstance(out.get("details"), str):
+        out["details"] = json.loads(out["details"])
+    for key in ("created_at", "started_at", "updated_at", "finished_at"):
+        if out.get(key) is not None:
+            out[key] = out[key].isoformat()
+    return out
+
+
+async def create(db: asyncpg.Pool | asyncpg.Connection, task_type: str, *, task_id: str | None = None,
+                 parent_task_id: str | None = None, details: dict[str, Any] | None = None) -> str:
+    task_id = task_id or new_task_id()
+    await db.execute(
+        "INSERT INTO tasks (task_id, parent_task_id, task_type, details) VALUES ($1, $2, $3, $4::jsonb)",
+        task_id, parent_task_id, task_type, json.dumps(details or {}))
+    return task_id
+
+
+async def update(db: asyncpg.Pool | asyncpg.Connection, task_id: str, *, status: str | None = None,
+                 progress: int | None = None, details: dict[str, Any] | None = None,
+                 log_line: str | None = None) -> None:
+    """Merge ``details`` into the task's details, append ``log_line``, set status/progress."""
+    await db.execute(
+        """UPDATE tasks SET
+               status = coalesce($2, status),
+               progress = coalesce($3, progress),
+               details = details || coalesce($4::jsonb, '{}'::jsonb),
+               log = CASE WHEN $5::text IS NULL THEN log ELSE (log || $5::text)[greatest(1, cardinality(log) - 198):] END,
+               started_at = CASE WHEN $2 IN ('STARTED', 'PROGRESS') THEN coalesce(started_at, now()) ELSE started_at END,
+               finished_at = CASE WHEN $2 IN ('SUCCESS', 'FAILURE', 'REVOKED') THEN now() ELSE finished_at END,
+               updated_at = now()
+           WHERE task_id = $1""",
+        task_id, status, None if progress is None else max(0, min(100, int(progress))),
+        None if details is None else json.dumps(details), log_line)
+
+
+async def get(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> dict[str, Any] | None:
+    return _row(await db.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = $1", task_id))
+
+
+async def active(db: asyncpg.Pool | asyncpg.Connection, task_type: str | None = None,
+                 top_level_only: bool = True) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        f"""SELECT {_COLUMNS} FROM tasks WHERE status = ANY($1::text[])
+            AND ($2::text IS NULL OR task_type = $2) AND (NOT $3 OR parent_task_id IS NULL)
+            ORDER BY created_at DESC""", list(ACTIVE), task_type, top_level_only)
+    return [r for r in (_row(x) for x in rows) if r is not None]
+
+
+async def last(db: asyncpg.Pool | asyncpg.Connection, task_type: str | None = None) -> dict[str, Any] | None:
+    return _row(await db.fetchrow(
+        f"""SELECT {_COLUMNS} FROM tasks WHERE parent_task_id IS NULL AND ($1::text IS NULL OR task_type = $1)
+            ORDER BY created_at DESC LIMIT 1""", task_type))
+
+
+async def is_revoked(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> bool:
+    """True when the task or any of its ancestors has been cancelled."""
+    return bool(await db.fetchval(
+        """WITH RECURSIVE up AS (
+               SELECT task_id, parent_task_id, status FROM tasks WHERE task_id = $1
+               UNION ALL
+               SELECT t.task_id, t.parent_task_id, t.status FROM tasks t JOIN up ON t.task_id = up.parent_task_id)
+           SELECT bool_or(status = 'REVOKED') FROM up""", task_id))

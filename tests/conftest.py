@@ -1,0 +1,104 @@
+"""Real servers for the test session: embedded PostgreSQL 18 + pgvector and Valkey.
+
+Each test that needs a database gets a fresh one (``CREATE DATABASE``) on the shared
+cluster, migrated to the latest schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from sidecar.config import Settings, load_settings
+from sidecar.db import create_pool
+from sidecar.db.migrate import migrate
+from sidecar.embedded.postgres import EmbeddedPostgres
+from sidecar.embedded.valkey import EmbeddedValkey
+from sidecar.services import Endpoints
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def servers_dir() -> Iterator[Path]:
+    # Short path: the embedded servers' run-time files live here.
+    path = Path(tempfile.mkdtemp(prefix="am-test-"))
+    yield path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(servers_dir: Path) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(servers_dir)
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def valkey_url(servers_dir: Path) -> Iterator[str]:
+    vk = EmbeddedValkey(servers_dir)
+    url = vk.start()
+    yield url
+    vk.stop()
+
+
+def _dsn_for(pg: EmbeddedPostgres, dbname: str) -> str:
+    return pg.dsn().rsplit("/", 1)[0] + f"/{dbname}"
+
+
+@pytest_asyncio.fixture
+async def empty_dsn(pg_cluster: EmbeddedPostgres) -> AsyncIterator[str]:
+    """DSN of a brand-new, empty database (no schema)."""
+    name = f"t{os.getpid()}_{next(_db_counter)}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _dsn_for(pg_cluster, name)
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture
+async def db_dsn(empty_dsn: str) -> str:
+    """DSN of a fresh database migrated to the latest schema."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return empty_dsn
+
+
+@pytest_asyncio.fixture
+async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(db_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def endpoints(db_dsn: str, valkey_url: str) -> Endpoints:
+    return Endpoints(db_dsn, valkey_url)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    """Build validated settings for a test; the data dir is the test's tmp_path."""
+
+    def build(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        base = {"AUDIOMUSE_DATA_DIR": str(tmp_path / "data")}
+        return load_settings({**base, **(env or {})}, **overrides)
+
+    return build

@@ -1,0 +1,158 @@
+"""The schema against a real PostgreSQL 18 + pgvector: migrations, constraints, indexes, chat role."""
+
+from __future__ import annotations
+
+import asyncpg
+import numpy as np
+import pytest
+
+from sidecar.db.migrate import current_version, migrate, migrations
+from sidecar.db.roles import ensure_chat_role
+
+CATALOG_SNAPSHOT = """
+SELECT
+  (SELECT string_agg(table_name || '.' || column_name || ':' || data_type || ':' || coalesce(column_default, ''),
+                     ',' ORDER BY table_name, column_name)
+     FROM information_schema.columns WHERE table_schema = 'public'),
+  (SELECT string_agg(indexname || ':' || indexdef, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public'),
+  (SELECT string_agg(conname || ':' || pg_get_constraintdef(oid), ',' ORDER BY conname)
+     FROM pg_constraint WHERE connamespace = 'public'::regnamespace),
+  (SELECT string_agg(proname || ':' || md5(prosrc), ',' ORDER BY proname) FROM pg_proc
+     WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'am_%'),
+  (SELECT string_agg(viewname || ':' || md5(definition), ',') FROM pg_views WHERE schemaname = 'public'),
+  (SELECT count(*) FROM schema_migrations)
+"""
+
+
+async def test_fresh_database_migrates_to_latest(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        assert await current_version(conn) == 0
+        applied = await migrate(conn)
+        assert applied == [m.version for m in migrations()]
+        assert await current_version(conn) == migrations()[-1].version
+        tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        assert {"tracks", "track_analysis", "embeddings", "tasks", "playlists", "schema_migrations"} <= tables
+        # every table is explained
+        undocumented = await conn.fetch(
+            """SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+               AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL""")
+        assert not undocumented
+    finally:
+        await conn.close()
+
+
+async def test_migrate_twice_changes_nothing(db_dsn: str) -> None:
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        before = await conn.fetchrow(CATALOG_SNAPSHOT)
+        assert await migrate(conn) == []
+        # re-running the baseline itself is also harmless (every statement is idempotent)
+        await conn.execute(migrations()[0].sql)
+        after = await conn.fetchrow(CATALOG_SNAPSHOT)
+        assert tuple(before) == tuple(after)
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_do_not_race(empty_dsn: str) -> None:
+    import asyncio
+
+    conns = [await asyncpg.connect(empty_dsn) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        assert sorted(len(r) for r in results) == [0, 0, len(migrations())]
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_embedding_column_and_hnsw_cosine_index(db: asyncpg.Pool) -> None:
+    idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw_cosine_idx'")
+    assert "USING hnsw" in idx and "vector_cosine_ops" in idx
+    typ = await db.fetchval("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                            "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'")
+    assert typ == "vector(200)"
+    rng = np.random.default_rng(1)
+    vecs = rng.normal(size=(300, 200)).astype(np.float32)
+    await db.executemany("INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $1)",
+                         [(f"t{i}",) for i in range(300)])
+    await db.executemany("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+                         [(f"t{i}", v) for i, v in enumerate(vecs)])
+    async with db.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            await conn.execute("SET LOCAL hnsw.ef_search = 100")
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "EXPLAIN SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]))
+            assert "embeddings_hnsw_cosine_idx" in plan
+            got = [r["item_id"] for r in await conn.fetch(
+                "SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0])]
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    exact = [f"t{i}" for i in np.argsort(1 - unit @ unit[0])[:10]]
+    assert got[0] == "t0" and len(set(got) & set(exact)) >= 9
+    with pytest.raises(asyncpg.DataError):
+        await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('t1', $1, 'v')",
+                         np.zeros(100, dtype=np.float32))
+
+
+async def test_trigram_search_is_accent_and_case_insensitive(db: asyncpg.Pool) -> None:
+    await db.executemany("INSERT INTO tracks (item_id, provider, title, artist) VALUES ($1, 'local', $2, $3)",
+                         [("a", "Café del Mar", "Energy 52"), ("b", "Nothing Else Matters", "Metallica"),
+                          ("c", "Björk Song", "Björk")])
+    rows = await db.fetch("SELECT item_id FROM tracks WHERE search_text % am_search_text($1) "
+                          "ORDER BY similarity(search_text, am_search_text($1)) DESC", "cafe del mar")
+    assert [r["item_id"] for r in rows][:1] == ["a"]
+    rows = await db.fetch("SELECT item_id FROM tracks WHERE search_text ILIKE '%' || am_search_text($1) || '%'",
+                          "BJORK")
+    assert [r["item_id"] for r in rows] == ["c"]
+    idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'tracks_search_trgm_idx'")
+    assert "gin_trgm_ops" in idx
+
+
+async def test_constraints_keep_status_honest(db: asyncpg.Pool) -> None:
+    await db.execute("INSERT INTO tracks (item_id, provider) VALUES ('x', 'local')")
+    with pytest.raises(asyncpg.CheckViolationError):  # failed needs a reason
+        await db.execute("UPDATE tracks SET analysis_status = 'failed' WHERE item_id = 'x'")
+    with pytest.raises(asyncpg.CheckViolationError):  # a reason only for failures
+        await db.execute("UPDATE tracks SET failure_reason = 'oops' WHERE item_id = 'x'")
+    await db.execute("UPDATE tracks SET analysis_status = 'failed', failure_reason = 'corrupt' WHERE item_id = 'x'")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("UPDATE tracks SET analysis_status = 'lost', failure_reason = NULL WHERE item_id = 'x'")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("INSERT INTO tasks (task_id, task_type, progress) VALUES ('t', 'x', 101)")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("INSERT INTO playlists (name, kind, track_ids, provider) VALUES ('p', 'random', '{}', 'l')")
+    # deleting a track removes its analysis and embedding
+    await db.execute("INSERT INTO track_analysis (item_id, model_version) VALUES ('x', 'v')")
+    await db.execute("DELETE FROM tracks WHERE item_id = 'x'")
+    assert await db.fetchval("SELECT count(*) FROM track_analysis") == 0
+
+
+async def test_chat_role_reads_only_the_view(db: asyncpg.Pool, db_dsn: str) -> None:
+    async with db.acquire() as conn:
+        assert await ensure_chat_role(conn, "ai_user_test", "readonly-pass-123")
+        assert await ensure_chat_role(conn, "ai_user_test", "readonly-pass-123")  # idempotent
+    await db.execute("INSERT INTO tracks (item_id, provider, title, analysis_status, model_version) "
+                     "VALUES ('s1', 'local', 'Song', 'analyzed', 'v')")
+    await db.execute("INSERT INTO track_analysis (item_id, tempo, model_version) VALUES ('s1', 120, 'v')")
+    user_dsn = db_dsn.replace("audiomuse:", "ai_user_test:", 1).split("@", 1)
+    user_dsn = user_dsn[0].rsplit(":", 1)[0] + ":readonly-pass-123@" + user_dsn[1]
+    conn = await asyncpg.connect(user_dsn)
+    try:
+        rows = await conn.fetch("SELECT title, tempo FROM track_features")
+        assert [(r["title"], r["tempo"]) for r in rows] == [("Song", 120.0)]
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM tracks")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM embeddings")
+        with pytest.raises((asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)):
+            await conn.execute("UPDATE tracks SET title = 'x'")
+        with pytest.raises((asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)):
+            await conn.execute("CREATE TABLE evil (x int)")
+        # even switching the session to read-write does not grant writes
+        await conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("INSERT INTO tracks (item_id, provider) VALUES ('z', 'x')")
+    finally:
+        await conn.close()
