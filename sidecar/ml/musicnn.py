@@ -34,7 +34,10 @@ EMBEDDING_NAME = "embedding"
 N_TAGS = 50
 EMBEDDING_DIM = 200
 MODEL_NAMES = ("msd", "mtt")
-DEFAULT_BATCH_SIZE = 32  # patches per ONNX Runtime call: bounds activation memory for long tracks
+# Patches per ONNX Runtime call. Measured on the 2-core target (2 intra-op threads): ~19 ms/patch at
+# batch 1, 4 or 8 alike (the two timbral convolutions are compute-bound), but ORT's memory arena grows
+# with the batch (both models loaded: ~160 MB peak RSS at batch 1, ~420 MB at 4, ~750 MB at 8).
+DEFAULT_BATCH_SIZE = 1
 
 
 class ModelFileError(RuntimeError):

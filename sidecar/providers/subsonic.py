@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
+from xml.etree import ElementTree
 
 import aiohttp
 
@@ -86,6 +87,7 @@ class SubsonicProvider:
         self._password = password
         self.server = server_label
         self.use_password_auth = False
+        self._auth_known = False
         self.max_download_bytes = max_download_bytes
         self.http = HttpClient(server_label, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
 
@@ -125,7 +127,9 @@ class SubsonicProvider:
             query = [*self.auth_params().items(), ("f", "json"), *extra]
             data = await self.http.request_json("GET", f"/rest/{method}.view", method, params=query)
             try:
-                return self._check(method, data)
+                body = self._check(method, data)
+                self._auth_known = True
+                return body
             except ProviderError as exc:
                 code = getattr(exc, "code", None)
                 if not self.use_password_auth and code in TOKEN_REFUSED_CODES:
@@ -184,16 +188,29 @@ class SubsonicProvider:
         return [t for t in results if t is not None]
 
     async def _reject_error_body(self, resp: aiohttp.ClientResponse) -> None:
+        """A download answered with a Subsonic document instead of audio: raise its error."""
         ctype = resp.headers.get("Content-Type", "")
-        if "json" in ctype or "xml" in ctype:
-            text = await resp.text(errors="replace")
-            if "json" in ctype:
-                self._check("download", json.loads(text))
-            raise ProviderError(self.server, "download", f"server answered {ctype} instead of audio: {text[:160]}")
+        if "json" not in ctype and "xml" not in ctype:
+            return
+        text = await resp.text(errors="replace")
+        if "json" in ctype:
+            self._check("download", json.loads(text))
+        else:
+            root = ElementTree.fromstring(text)
+            err = next((el for el in root.iter() if el.tag.endswith("error")), None)
+            if err is not None:
+                self._check("download", {"subsonic-response": {"status": "failed", "error": dict(err.attrib)}})
+        raise ProviderError(self.server, "download", f"server answered {ctype} instead of audio: {text[:160]}")
+
+    async def _ensure_auth_mode(self) -> None:
+        """Downloads carry auth in the URL: find out once whether the server takes tokens."""
+        if not self._auth_known:
+            await self.call("ping")
 
     @asynccontextmanager
     async def audio_file(self, track: Track, temp_dir: Path) -> AsyncIterator[Path]:
         suffix = f".{track.suffix}" if track.suffix else ""
+        await self._ensure_auth_mode()
         async with AsyncExitStack() as stack:
             try:
                 path = await stack.enter_async_context(self.http.download(
