@@ -121,6 +121,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             worker = build_worker(settings, endpoints)  # built inside the loop it runs on
             try:
                 await worker.async_run()
+            except asyncio.CancelledError:
+                pass  # arq cancels its main task on SIGINT/SIGTERM: a normal stop
             finally:
                 await worker.close()
 
