@@ -7,19 +7,19 @@ media provider into typed application keys; routes read them from there.  Nothin
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from arq import create_pool as create_arq_pool
 
+from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
+from sidecar.auth import api_token_middleware
 from sidecar.config import Settings
 from sidecar.db import create_pool
 from sidecar.db.migrate import migrate
 from sidecar.db.roles import ensure_chat_role
 from sidecar.http_errors import error_middleware
-from sidecar.auth import api_token_middleware
 from sidecar.jobs.worker import QUEUE_NAME, redis_settings
-from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
 from sidecar.providers import make_provider
 from sidecar.routes import ROUTE_MODULES
 from sidecar.services import Endpoints

@@ -9,7 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
 from sidecar.services import Endpoints, Servers

@@ -9,10 +9,11 @@ environment or holds a default for these parameters.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,19 +23,19 @@ class SettingsError(Exception):
     """A configuration problem, worded for the person who set the variable."""
 
 
-class MediaServerType(str, Enum):
+class MediaServerType(StrEnum):
     JELLYFIN = "jellyfin"
     NAVIDROME = "navidrome"
     LOCAL = "local"
 
 
-class AiProvider(str, Enum):
+class AiProvider(StrEnum):
     NONE = "NONE"
     OPENAI = "OPENAI"
     OLLAMA = "OLLAMA"
 
 
-class ClusterAlgorithm(str, Enum):
+class ClusterAlgorithm(StrEnum):
     KMEANS = "kmeans"
     GMM = "gmm"
     DBSCAN = "dbscan"
@@ -57,7 +58,7 @@ class Settings(BaseModel):
     # --- media server -------------------------------------------------------------------
     mediaserver_type: MediaServerType = Field(
         MediaServerType.LOCAL,
-        description="jellyfin | navidrome | local. When unset it is inferred: JELLYFIN_URL set "
+        description="jellyfin, navidrome or local. When unset it is inferred: JELLYFIN_URL set "
         "means jellyfin, NAVIDROME_URL set means navidrome, otherwise local.",
     )
     jellyfin_url: str | None = Field(None, description="Base URL of the Jellyfin server.")
@@ -123,7 +124,7 @@ class Settings(BaseModel):
     path_default_length: int = Field(25, ge=2, description="Default number of songs in a song path.")
 
     # --- clustering (automatic playlists) -----------------------------------------------
-    cluster_algorithm: ClusterAlgorithm = Field(ClusterAlgorithm.KMEANS, description="kmeans | gmm | dbscan | spectral.")
+    cluster_algorithm: ClusterAlgorithm = Field(ClusterAlgorithm.KMEANS, description="kmeans, gmm, dbscan or spectral.")
     num_clusters_min: int = Field(40, ge=2, description="Fewest clusters tried.")
     num_clusters_max: int = Field(100, ge=2, description="Most clusters tried.")
     clustering_runs: int = Field(1000, ge=1, description="Evolutionary clustering runs.")
@@ -134,7 +135,7 @@ class Settings(BaseModel):
     pca_components_max: int = Field(199, ge=0, description="Most PCA components tried.")
 
     # --- AI (playlist naming and chat) --------------------------------------------------
-    ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE | OPENAI | OLLAMA.")
+    ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE, OPENAI or OLLAMA.")
     openai_server_url: str | None = Field(None, description="OpenAI-compatible base URL (OpenAI, OpenRouter, "
                                           "Ollama's /v1).")
     openai_model_name: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible server.")
@@ -190,7 +191,7 @@ class Settings(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "Settings":
+    def _cross_checks(self) -> Settings:
         required = {
             MediaServerType.JELLYFIN: ("jellyfin_url", "jellyfin_user_id", "jellyfin_token"),
             MediaServerType.NAVIDROME: ("navidrome_url", "navidrome_user", "navidrome_password"),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
-import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import DEFAULT_LIBRARY, make_library

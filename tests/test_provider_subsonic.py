@@ -7,8 +7,8 @@ these tests also exercise the automatic fall-back to ``p=enc:``.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from audio_factory import DEFAULT_LIBRARY, make_library

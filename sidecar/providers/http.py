@@ -9,9 +9,10 @@ import logging
 import os
 import random
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 
@@ -77,7 +78,7 @@ class HttpClient:
                 if not exc.retryable:
                     raise
                 last = exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 last = ProviderUnavailable(self.server, call, f"cannot reach {self.base_url} ({reason})")
         assert last is not None

@@ -7,10 +7,11 @@ published OpenAPI document (camelCase; the server matches them case-insensitivel
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 from sidecar.providers.base import Album, ProviderError, Track
 from sidecar.providers.http import HttpClient
@@ -38,7 +39,7 @@ def _parse_date(value: Any) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

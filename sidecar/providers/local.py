@@ -17,10 +17,11 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
 from sidecar.providers.base import Album, ProviderError, ProviderNotFound, Track
 
@@ -89,7 +90,7 @@ def read_track(root: Path, path: Path) -> Track | None:
         year=_int_prefix(_first(tags, "date") or _first(tags, "originaldate")),
         genres=genres,
         file_path=str(path),
-        date_added=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+        date_added=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
         suffix=path.suffix.lstrip(".").lower() or None,
     )
 
@@ -162,7 +163,7 @@ class LocalProvider:
             first = items[0]
             albums.append(Album(id=album_id, name=first.album, artist=first.album_artist,
                                 year=first.year, date_added=newest, track_count=len(items)))
-        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        epoch = datetime.min.replace(tzinfo=UTC)
         albums.sort(key=lambda a: (a.date_added or epoch, a.name), reverse=True)
         return albums if limit is None else albums[:limit]
 

@@ -13,10 +13,11 @@ import asyncio
 import hashlib
 import json
 import secrets
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 from xml.etree import ElementTree
 
 import aiohttp
@@ -44,7 +45,7 @@ def _parse_date(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def track_from_child(song: dict[str, Any]) -> Track:

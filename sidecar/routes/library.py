@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.appkeys import DB, QUEUE, SETTINGS
-
 from sidecar import library, tasks
+from sidecar.appkeys import DB, QUEUE, SETTINGS
 from sidecar.http_errors import ApiError, read_json_object
 from sidecar.jobs.library import TASK_TYPE
 

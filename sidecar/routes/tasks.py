@@ -7,9 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import DB
-
 from sidecar import tasks
+from sidecar.appkeys import DB
 from sidecar.http_errors import ApiError
 
 routes = web.RouteTableDef()
