@@ -90,7 +90,7 @@ def _synthesize(
     amplitude: float,
 ) -> np.ndarray:
     """Float32 array of shape (channels, n) in [-1, 1]."""
-    n = max(1, int(round(seconds * sample_rate)))
+    n = max(1, round(seconds * sample_rate))
     t = np.arange(n, dtype=np.float64) / sample_rate
     if melody is None and seed is not None:
         melody = melody_from_seed(seed)
@@ -150,8 +150,9 @@ def _encode(path: Path, fmt: str, samples: np.ndarray, sample_rate: int) -> None
         samples = np.vstack([samples, samples])
     channels = samples.shape[0]
     layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
-    with av.open(str(path), mode="w", format=container_fmt,
-                 options=dict(_CONTAINER_OPTIONS.get(fmt, {}))) as out:
+    with av.open(
+        str(path), mode="w", format=container_fmt, options=dict(_CONTAINER_OPTIONS.get(fmt, {}))
+    ) as out:
         stream = out.add_stream(codec, rate=sample_rate, options=dict(options))
         stream.layout = layout
         stream.format = sample_fmt
@@ -201,8 +202,11 @@ def _write_tags(path: Path, fmt: str, vals: dict[str, str]) -> None:
         import mutagen.oggopus
         import mutagen.oggvorbis
 
-        cls = {"flac": mutagen.flac.FLAC, "ogg": mutagen.oggvorbis.OggVorbis,
-               "opus": mutagen.oggopus.OggOpus}[fmt]
+        cls = {
+            "flac": mutagen.flac.FLAC,
+            "ogg": mutagen.oggvorbis.OggVorbis,
+            "opus": mutagen.oggopus.OggOpus,
+        }[fmt]
         f = cls(str(path))
         if f.tags is None:
             f.add_tags()
@@ -249,8 +253,14 @@ def _write_tags(path: Path, fmt: str, vals: dict[str, str]) -> None:
         f = MP4(str(path))
         if f.tags is None:
             f.add_tags()
-        m = {"title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "albumartist": "aART",
-             "date": "\xa9day", "genre": "\xa9gen"}
+        m = {
+            "title": "\xa9nam",
+            "artist": "\xa9ART",
+            "album": "\xa9alb",
+            "albumartist": "aART",
+            "date": "\xa9day",
+            "genre": "\xa9gen",
+        }
         for k, atom in m.items():
             if k in vals:
                 f.tags[atom] = [vals[k]]
@@ -316,9 +326,9 @@ def make_track(
     samples = _synthesize(seconds, sample_rate, channels, freq, melody, seed, amplitude)
     _encode(p, fmt, samples, sample_rate)
     _write_tags(
-        p, fmt,
-        _tag_values(title, artist, album, album_artist, year, genre, track_number, track_total,
-                    disc_number),
+        p,
+        fmt,
+        _tag_values(title, artist, album, album_artist, year, genre, track_number, track_total, disc_number),
     )
     return p
 
@@ -347,14 +357,38 @@ class LibraryTrack:
 
 # A small, varied default library: 3 artists, 4 albums, 9 tracks, mixed formats.
 DEFAULT_LIBRARY: list[dict[str, Any]] = [
-    {"artist": "Alpha Band", "album": "First Light", "year": 2001, "genre": "Rock", "fmt": "flac",
-     "tracks": ["Dawn", "Morning Run", "High Noon"]},
-    {"artist": "Alpha Band", "album": "Second Wind", "year": 2004, "genre": "Rock", "fmt": "mp3",
-     "tracks": ["Gust", "Breeze"]},
-    {"artist": "Beta Ensemble", "album": "Quiet Rooms", "year": 2010, "genre": "Classical",
-     "fmt": "ogg", "tracks": ["Adagio", "Largo"]},
-    {"artist": "Gamma", "album": "Loops", "year": 2020, "genre": "Electronic", "fmt": "m4a",
-     "tracks": ["Loop One", "Loop Two"]},
+    {
+        "artist": "Alpha Band",
+        "album": "First Light",
+        "year": 2001,
+        "genre": "Rock",
+        "fmt": "flac",
+        "tracks": ["Dawn", "Morning Run", "High Noon"],
+    },
+    {
+        "artist": "Alpha Band",
+        "album": "Second Wind",
+        "year": 2004,
+        "genre": "Rock",
+        "fmt": "mp3",
+        "tracks": ["Gust", "Breeze"],
+    },
+    {
+        "artist": "Beta Ensemble",
+        "album": "Quiet Rooms",
+        "year": 2010,
+        "genre": "Classical",
+        "fmt": "ogg",
+        "tracks": ["Adagio", "Largo"],
+    },
+    {
+        "artist": "Gamma",
+        "album": "Loops",
+        "year": 2020,
+        "genre": "Electronic",
+        "fmt": "m4a",
+        "tracks": ["Loop One", "Loop Two"],
+    },
 ]
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
@@ -416,18 +450,36 @@ def make_library(
             else:
                 kwargs["seed"] = int(t.get("seed", counter * 7919 + hash_str(album)))
             make_track(
-                path, seconds=secs, sample_rate=int(alb.get("sample_rate", sample_rate)),
-                channels=int(alb.get("channels", channels)), fmt=afmt, title=title,
-                artist=str(t.get("artist", artist)), album=album, album_artist=album_artist,
-                year=alb.get("year"), genre=alb.get("genre"), track_number=num, track_total=total,
+                path,
+                seconds=secs,
+                sample_rate=int(alb.get("sample_rate", sample_rate)),
+                channels=int(alb.get("channels", channels)),
+                fmt=afmt,
+                title=title,
+                artist=str(t.get("artist", artist)),
+                album=album,
+                album_artist=album_artist,
+                year=alb.get("year"),
+                genre=alb.get("genre"),
+                track_number=num,
+                track_total=total,
                 **kwargs,
             )
-            out.append(LibraryTrack(
-                path=path, title=title, artist=str(t.get("artist", artist)), album=album,
-                album_artist=album_artist, year=int(alb["year"]) if alb.get("year") else None,
-                genre=alb.get("genre"), track_number=num, track_total=total, fmt=afmt,
-                seconds=secs,
-            ))
+            out.append(
+                LibraryTrack(
+                    path=path,
+                    title=title,
+                    artist=str(t.get("artist", artist)),
+                    album=album,
+                    album_artist=album_artist,
+                    year=int(alb["year"]) if alb.get("year") else None,
+                    genre=alb.get("genre"),
+                    track_number=num,
+                    track_total=total,
+                    fmt=afmt,
+                    seconds=secs,
+                )
+            )
     return out
 
 
@@ -464,8 +516,13 @@ def make_empty_file(path: str | os.PathLike[str]) -> Path:
 
 
 def make_corrupt_file(
-    path: str | os.PathLike[str], *, fmt: str | None = None, keep_bytes: int | None = None,
-    garbage_bytes: int = 16384, seed: int = 1234, **track_kwargs: Any,
+    path: str | os.PathLike[str],
+    *,
+    fmt: str | None = None,
+    keep_bytes: int | None = None,
+    garbage_bytes: int = 16384,
+    seed: int = 1234,
+    **track_kwargs: Any,
 ) -> Path:
     """A file with a valid audio header followed by random garbage.
 
@@ -488,8 +545,9 @@ def make_corrupt_file(
     return p
 
 
-def make_truncated_file(path: str | os.PathLike[str], *, fraction: float = 0.5,
-                        fmt: str | None = None, **track_kwargs: Any) -> Path:
+def make_truncated_file(
+    path: str | os.PathLike[str], *, fraction: float = 0.5, fmt: str | None = None, **track_kwargs: Any
+) -> Path:
     """A real track cut after ``fraction`` of its bytes (no garbage)."""
     p = Path(path)
     track_kwargs.setdefault("seconds", 2.0)
@@ -513,12 +571,20 @@ def make_non_audio_file(path: str | os.PathLike[str], *, kind: str = "text") -> 
         import zlib
 
         def chunk(tag: bytes, body: bytes) -> bytes:
-            return struct.pack(">I", len(body)) + tag + body + struct.pack(
-                ">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+            return (
+                struct.pack(">I", len(body))
+                + tag
+                + body
+                + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+            )
 
         raw = b"".join(b"\x00" + b"\xff\x00\x00" * 4 for _ in range(4))
-        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+        data = (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b"")
+        )
     elif kind == "random":
         data = np.random.default_rng(99).integers(0, 256, size=4096, dtype=np.uint8).tobytes()
     else:
@@ -535,7 +601,7 @@ def _header_length(path: Path, fmt: str, data: bytes) -> int:
             pos = 4
             while pos + 4 <= len(data):
                 hdr = data[pos]
-                size = int.from_bytes(data[pos + 1:pos + 4], "big")
+                size = int.from_bytes(data[pos + 1 : pos + 4], "big")
                 pos += 4 + size
                 if hdr & 0x80:
                     return pos
@@ -556,16 +622,16 @@ def _header_length(path: Path, fmt: str, data: bytes) -> int:
             # Header pages (identification, comments, setup) have granule position 0;
             # the audio starts at the first page with a non-zero granule position.
             pos = 0
-            while pos + 27 <= len(data) and data[pos:pos + 4] == b"OggS":
-                granule = int.from_bytes(data[pos + 6:pos + 14], "little", signed=True)
+            while pos + 27 <= len(data) and data[pos : pos + 4] == b"OggS":
+                granule = int.from_bytes(data[pos + 6 : pos + 14], "little", signed=True)
                 nseg = data[pos + 26]
-                body = sum(data[pos + 27:pos + 27 + nseg])
+                body = sum(data[pos + 27 : pos + 27 + nseg])
                 if granule not in (0, -1):
                     return pos
                 pos += 27 + nseg + body
             return min(len(data), 512)
-    except Exception:  # pragma: no cover - best effort only
-        pass
+    except (IndexError, ValueError):  # pragma: no cover - best effort only
+        return min(len(data), 512)
     return min(len(data), 512)
 
 

@@ -8,7 +8,6 @@ import av
 import mutagen
 import numpy as np
 import pytest
-
 from audio_factory import (
     DEFAULT_LIBRARY,
     FORMATS,
@@ -26,8 +25,16 @@ from audio_factory import (
 # Lossy codecs add encoder delay/padding; PyAV trims most of it.
 TOLERANCE = {"flac": 0.01, "wav": 0.01, "ogg": 0.05, "opus": 0.05, "mp3": 0.1, "m4a": 0.1}
 
-TAGS = dict(title="Tïtle ünïcode", artist="The Artist", album="An Album", album_artist="Various",
-            year=1999, genre="Jazz", track_number=3, track_total=12)
+TAGS = {
+    "title": "Tïtle ünïcode",
+    "artist": "The Artist",
+    "album": "An Album",
+    "album_artist": "Various",
+    "year": 1999,
+    "genre": "Jazz",
+    "track_number": 3,
+    "track_total": 12,
+}
 
 
 def easy_tags(path) -> dict[str, list[str]]:
@@ -36,8 +43,15 @@ def easy_tags(path) -> dict[str, list[str]]:
     if f.tags is None:  # pragma: no cover
         return {}
     if hasattr(f.tags, "getall"):  # WAVE: raw ID3 frames
-        m = {"TIT2": "title", "TPE1": "artist", "TALB": "album", "TPE2": "albumartist",
-             "TDRC": "date", "TCON": "genre", "TRCK": "tracknumber"}
+        m = {
+            "TIT2": "title",
+            "TPE1": "artist",
+            "TALB": "album",
+            "TPE2": "albumartist",
+            "TDRC": "date",
+            "TCON": "genre",
+            "TRCK": "tracknumber",
+        }
         return {m[k]: [str(x) for x in v.text] for k, v in f.tags.items() if k in m}
     return {k: list(v) for k, v in f.tags.items()}
 
@@ -136,24 +150,40 @@ def test_make_library_default(tmp_path):
 
 
 def test_make_library_nested_mapping_and_overrides(tmp_path):
-    tracks = make_library(tmp_path, {
-        "Solo": {
-            "One": ["a", "b/c"],
-            "Two": {"tracks": 2, "fmt": "wav", "year": 1990, "seconds": 0.5},
+    tracks = make_library(
+        tmp_path,
+        {
+            "Solo": {
+                "One": ["a", "b/c"],
+                "Two": {"tracks": 2, "fmt": "wav", "year": 1990, "seconds": 0.5},
+            },
         },
-    }, seconds=0.5)
+        seconds=0.5,
+    )
     assert [t.relpath for t in tracks] == [
-        "Solo/One/01 a.flac", "Solo/One/02 b_c.flac", "Solo/Two/01 Track 1.wav", "Solo/Two/02 Track 2.wav",
+        "Solo/One/01 a.flac",
+        "Solo/One/02 b_c.flac",
+        "Solo/Two/01 Track 1.wav",
+        "Solo/Two/02 Track 2.wav",
     ]
     assert tracks[1].title == "b/c" and easy_tags(tracks[1].path)["title"] == ["b/c"]
     assert tracks[2].year == 1990 and easy_tags(tracks[2].path)["date"] == ["1990"]
 
 
 def test_make_library_album_artist_and_track_dicts(tmp_path):
-    tracks = make_library(tmp_path, [{
-        "artist": "X", "album": "Comp", "album_artist": "Various Artists", "fmt": "mp3", "seconds": 0.5,
-        "tracks": [{"title": "Song", "artist": "Guest", "freq": 300.0}, "Other"],
-    }])
+    tracks = make_library(
+        tmp_path,
+        [
+            {
+                "artist": "X",
+                "album": "Comp",
+                "album_artist": "Various Artists",
+                "fmt": "mp3",
+                "seconds": 0.5,
+                "tracks": [{"title": "Song", "artist": "Guest", "freq": 300.0}, "Other"],
+            }
+        ],
+    )
     assert tracks[0].relpath == "Various Artists/Comp/01 Song.mp3"
     tags = easy_tags(tracks[0].path)
     assert tags["artist"] == ["Guest"] and tags["albumartist"] == ["Various Artists"]
@@ -163,7 +193,7 @@ def test_make_library_album_artist_and_track_dicts(tmp_path):
 def test_empty_file(tmp_path):
     p = make_empty_file(tmp_path / "empty.flac")
     assert p.stat().st_size == 0
-    with pytest.raises(Exception):
+    with pytest.raises((mutagen.MutagenError, OSError)):
         mutagen.File(p)
     with pytest.raises((av.FFmpegError, ValueError)):
         decode_audio(p)

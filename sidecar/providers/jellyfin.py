@@ -18,8 +18,8 @@ from sidecar.providers.http import HttpClient
 
 PAGE_SIZE = 200
 IDS_PER_REQUEST = 100
-TRACK_FIELDS = "Path,Genres,DateCreated,ProductionYear,ParentId"
-ALBUM_FIELDS = "DateCreated,ProductionYear,ChildCount"
+TRACK_FIELDS = "Path,Genres,DateCreated,ParentId"
+ALBUM_FIELDS = "DateCreated,ChildCount"
 
 
 def _parse_date(value: Any) -> datetime | None:

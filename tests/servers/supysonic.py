@@ -64,7 +64,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "API_VERSION",
@@ -140,7 +140,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 # Servers still running at interpreter exit are stopped (e.g. after a crashed session).
-_LIVE: "weakref.WeakSet[SupysonicServer]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[SupysonicServer] = weakref.WeakSet()
 
 
 @atexit.register
@@ -226,8 +226,9 @@ class SupysonicServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def auth_params(self, *, fmt: str | None = "json", user: str | None = None,
-                    password: str | None = None) -> dict[str, str]:
+    def auth_params(
+        self, *, fmt: str | None = "json", user: str | None = None, password: str | None = None
+    ) -> dict[str, str]:
         """``u``, ``p``, ``v``, ``c`` (and ``f``) query parameters for password auth."""
         params = {
             "u": user or self.user,
@@ -250,8 +251,9 @@ class SupysonicServer:
 
     # ------------------------------------------------------------------ HTTP helpers
 
-    def request(self, method: str, *, auth: bool = True, timeout: float = 10.0,
-                **params: Any) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, *, auth: bool = True, timeout: float = 10.0, **params: Any
+    ) -> tuple[int, dict[str, str], bytes]:
         """GET ``method``: returns (HTTP status, headers, body); never raises on 4xx/5xx."""
         req = urllib.request.Request(self.url(method, auth=auth, **params))
         try:
@@ -269,8 +271,9 @@ class SupysonicServer:
         try:
             data = json.loads(body)["subsonic-response"]
         except (ValueError, KeyError) as e:
-            raise SupysonicError(f"{method}: HTTP {status}, not a Subsonic JSON answer: "
-                                 f"{body[:300]!r}") from e
+            raise SupysonicError(
+                f"{method}: HTTP {status}, not a Subsonic JSON answer: {body[:300]!r}"
+            ) from e
         if check and data.get("status") != "ok":
             raise SupysonicError(f"{method}: HTTP {status}: {data.get('error')}")
         return data
@@ -281,8 +284,7 @@ class SupysonicServer:
 
         kw: dict[str, Any] = {"appName": self.client_name, "legacyAuth": True}
         kw.update(kwargs)
-        return libsonic.Connection(f"http://{self.host}", self.user, self.password,
-                                   port=self.port, **kw)
+        return libsonic.Connection(f"http://{self.host}", self.user, self.password, port=self.port, **kw)
 
     # ------------------------------------------------------------------ subprocesses
 
@@ -301,8 +303,14 @@ class SupysonicServer:
         """Run ``supysonic-cli ARGS`` against this instance's config (cwd=workdir)."""
         self._write_config()
         proc = subprocess.run(
-            self._argv("cli", *args), cwd=self.workdir, env=self._env(), capture_output=True,
-            text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            self._argv("cli", *args),
+            check=False,
+            cwd=self.workdir,
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
             raise SupysonicError(
@@ -347,7 +355,7 @@ class SupysonicServer:
         users = {self.user: self.password, **self.extra_users}
         existing = self.cli("user", "list").stdout
         for name, pw in users.items():
-            if not re.search(rf"^{re.escape(name)}\s", existing, re.M):
+            if not re.search(rf"^{re.escape(name)}\s", existing, re.MULTILINE):
                 self.cli("user", "add", name, "-p", pw)
         if self.admin:
             self.cli("user", "setroles", self.user, "--admin")
@@ -374,8 +382,7 @@ class SupysonicServer:
         if m:
             res.deleted_artists, res.deleted_albums, res.deleted_tracks = map(int, m.groups())
         if "Errors in:" in out:
-            res.errors = [ln[2:] for ln in out.split("Errors in:", 1)[1].splitlines()
-                          if ln.startswith("- ")]
+            res.errors = [ln[2:] for ln in out.split("Errors in:", 1)[1].splitlines() if ln.startswith("- ")]
         self.last_scan = res
         return res
 
@@ -407,8 +414,12 @@ class SupysonicServer:
         t0 = time.monotonic()
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self._proc = subprocess.Popen(
-                self._argv("server", *args), cwd=self.workdir, env=self._env(),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                self._argv("server", *args),
+                cwd=self.workdir,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
                 start_new_session=True,  # own process group -> killpg in stop()
             )
         ping = self.url("ping")
@@ -418,8 +429,8 @@ class SupysonicServer:
             rc = self._proc.poll()
             if rc is not None:
                 raise SupysonicError(
-                    f"supysonic-server exited with code {rc} before answering ping\n"
-                    + self.log_tails())
+                    f"supysonic-server exited with code {rc} before answering ping\n" + self.log_tails()
+                )
             try:
                 with urllib.request.urlopen(ping, timeout=2.0) as resp:
                     body = json.loads(resp.read())["subsonic-response"]
@@ -427,19 +438,22 @@ class SupysonicServer:
                     self.startup_seconds = time.monotonic() - t0
                     return
                 raise SupysonicError(f"ping answered but failed: {body}\n" + self.log_tails())
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError,
-                    ValueError, KeyError) as e:
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError, KeyError) as e:
                 last = repr(e)
             if time.monotonic() > deadline:
                 raise SupysonicError(
                     f"supysonic-server did not answer ping at {ping} within "
-                    f"{self.startup_timeout}s (last: {last})\n" + self.log_tails())
+                    f"{self.startup_timeout}s (last: {last})\n" + self.log_tails()
+                )
             time.sleep(0.05)
 
     def log_tails(self, lines: int = 40) -> str:
         parts = []
-        for label, p in (("stderr", self.stderr_path), ("stdout", self.stdout_path),
-                         ("supysonic.log", self.log_path)):
+        for label, p in (
+            ("stderr", self.stderr_path),
+            ("stdout", self.stdout_path),
+            ("supysonic.log", self.log_path),
+        ):
             t = _tail(p, lines)
             if t:
                 parts.append(f"--- {label} ({p}) ---\n{t}")
@@ -476,7 +490,7 @@ class SupysonicServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
         self._initialized = False
 
-    def __enter__(self) -> SupysonicServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -515,8 +529,9 @@ def _main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - manua
         print(_main.__doc__)
         return 2
     with running_supysonic(args[0], args[1]) as srv:
-        print(f"{srv.base_url}  user={srv.user} password={srv.password} "
-              f"(started in {srv.startup_seconds:.2f}s)")
+        print(
+            f"{srv.base_url}  user={srv.user} password={srv.password} (started in {srv.startup_seconds:.2f}s)"
+        )
         with contextlib.suppress(KeyboardInterrupt):
             while srv.running:
                 time.sleep(0.5)

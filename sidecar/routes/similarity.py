@@ -1,0 +1,129 @@
+"""Similarity and mixes (names and shapes compatible with AudioMuse-AI):
+GET /api/similar_tracks, GET /api/search_tracks, GET /api/find_path, GET /api/mix,
+POST /api/create_playlist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.appkeys import DB, PROVIDER, SETTINGS
+from sidecar.http_errors import ApiError, read_json_object
+from sidecar.mix.engine import Candidate, MixResult, total_distance
+from sidecar.routes.params import bool_param, int_param, list_param, str_param
+from sidecar.similarity import store
+from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
+
+routes = web.RouteTableDef()
+
+MAX_N = 500
+
+
+def track_json(c: Candidate) -> dict[str, Any]:
+    return {"item_id": c.item_id, "title": c.title, "author": c.artist, "album": c.album,
+            "album_id": c.album_id, "distance": round(float(c.distance), 6)}
+
+
+def service(request: web.Request) -> MixService:
+    return MixService(request.app[DB], request.app[SETTINGS])
+
+
+async def _guard(coro: Any) -> Any:
+    """Map the service's domain errors to HTTP answers."""
+    try:
+        return await coro
+    except NothingAnalysed:
+        raise ApiError(503, "no track has been analysed yet", "run an analysis first") from None
+    except UnknownSeed as exc:
+        raise ApiError(404, exc.reason, exc.what) from None
+
+
+@routes.get("/api/similar_tracks")
+async def similar_tracks(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    n = int_param(request, "n", 10, 1, MAX_N)
+    dedupe = bool_param(request, "eliminate_duplicates", settings.similarity_eliminate_duplicates_default)
+    bool_param(request, "radius_similarity", True)  # accepted for AudioMuse-AI plugins; order is by distance
+    item_id = str_param(request, "item_id")
+    svc = service(request)
+    if item_id:
+        seed = await _guard(svc.song_seed(item_id))
+    else:
+        title, artist = str_param(request, "title"), str_param(request, "artist")
+        if not title or not artist:
+            raise ApiError(400, "give item_id, or title and artist")
+        seed = await _guard(svc.seed_by_title_artist(title, artist))
+    tracks = await _guard(svc.similar(seed, n, dedupe))
+    return web.json_response([track_json(c) for c in tracks])
+
+
+@routes.get("/api/search_tracks")
+async def search_tracks(request: web.Request) -> web.Response:
+    query = str_param(request, "search_query") or " ".join(
+        v for v in (str_param(request, "title"), str_param(request, "artist")) if v)
+    if not query:
+        raise ApiError(400, "search_query is required")
+    start = int_param(request, "start", 0, 0, 1_000_000)
+    end = int_param(request, "end", start + 20, start, start + 200)
+    rows = await store.search_tracks(request.app[DB], query, start, end - start)
+    return web.json_response([{"item_id": r["item_id"], "title": r["title"], "author": r["artist"],
+                               "album": r["album"], "analyzed": r["analysis_status"] == "analyzed"}
+                              for r in rows])
+
+
+@routes.get("/api/find_path")
+async def find_path(request: web.Request) -> web.Response:
+    start_id = str_param(request, "start_song_id", required=True)
+    end_id = str_param(request, "end_song_id", required=True)
+    steps = int_param(request, "max_steps", request.app[SETTINGS].path_default_length, 2, 200)
+    if start_id == end_id:
+        raise ApiError(400, "start_song_id and end_song_id are the same track")
+    svc = service(request)
+    start = await _guard(svc.song_seed(start_id or ""))
+    end = await _guard(svc.song_seed(end_id or ""))
+    result: MixResult = await svc.path(start, end, steps)
+    return web.json_response({"path": [track_json(c) for c in result.tracks],
+                              "total_distance": round(total_distance(result.tracks), 6),
+                              "relaxed": result.relaxed})
+
+
+@routes.get("/api/mix")
+async def mix(request: web.Request) -> web.Response:
+    seed = str_param(request, "seed", required=True) or ""
+    raw_kind = (str_param(request, "kind") or "song").lower()
+    try:
+        kind = MixKind(raw_kind)
+    except ValueError:
+        raise ApiError(400, "kind must be one of song, album, artist, playlist, genre", raw_kind) from None
+    n = int_param(request, "n", 50, 1, MAX_N)
+    previous = list_param(request, "previous")
+    result: MixResult = await _guard(service(request).mix(kind, seed, n, previous))
+    return web.json_response({"kind": kind.value, "seed": seed, "items": [track_json(c) for c in result.tracks],
+                              "relaxed": result.relaxed})
+
+
+@routes.post("/api/create_playlist")
+async def create_playlist(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    name = body.get("playlist_name")
+    ids = body.get("track_ids")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "playlist_name must be a non-empty string")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ApiError(400, "track_ids must be a non-empty list of track ids")
+    if len(ids) > 5000:
+        raise ApiError(400, "track_ids may hold at most 5000 ids", len(ids))
+    db, provider = request.app[DB], request.app[PROVIDER]
+    name = name.strip()
+    existing = await db.fetchval(
+        "SELECT provider_playlist_id FROM playlists WHERE provider = $1 AND kind = 'similar' AND name = $2",
+        provider.name, name)
+    playlist_id = await provider.create_playlist(name, ids, replace_id=existing)
+    await db.execute(
+        """INSERT INTO playlists (name, kind, track_ids, provider, provider_playlist_id)
+           VALUES ($1, 'similar', $2, $3, $4)
+           ON CONFLICT (provider, kind, name) DO UPDATE SET track_ids = EXCLUDED.track_ids,
+               provider_playlist_id = EXCLUDED.provider_playlist_id, updated_at = now()""",
+        name, ids, provider.name, playlist_id)
+    return web.json_response({"playlist_id": playlist_id, "name": name, "track_count": len(ids)}, status=201)

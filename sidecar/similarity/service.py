@@ -1,0 +1,145 @@
+"""Mixes from the library: the pgvector candidates (store) through the mix engine (rules).
+
+One entry point per kind of request; every endpoint (our API, the Jellyfin and Subsonic
+bridges) goes through here, so every client gets the same guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import asyncpg
+
+from sidecar.config import Settings
+from sidecar.mix.engine import Candidate, MixResult, MixRules, multi_seed_mix, song_mix, song_path_async
+from sidecar.similarity import store
+
+MAX_CANDIDATES = 2000
+MAX_SEEDS = 25
+
+
+class MixKind(StrEnum):
+    SONG = "song"
+    ALBUM = "album"
+    ARTIST = "artist"
+    PLAYLIST = "playlist"
+    GENRE = "genre"
+
+
+class NothingAnalysed(Exception):
+    """No track has an embedding yet."""
+
+
+class UnknownSeed(Exception):
+    """The seed does not exist, or has not been analysed (``reason`` says which)."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what, self.reason = what, reason
+
+
+def pool_size(n: int) -> int:
+    """Candidates fetched for an n-track answer: room for the rules to choose from."""
+    return min(MAX_CANDIDATES, max(4 * n, 100))
+
+
+@dataclass
+class MixService:
+    db: asyncpg.Pool
+    settings: Settings
+
+    def rules(self, previous: Sequence[str] = (), eliminate_duplicates: bool = True) -> MixRules:
+        return MixRules(max_songs_per_artist=self.settings.max_songs_per_artist,
+                        duplicate_distance=self.settings.duplicate_distance_threshold_cosine
+                        if eliminate_duplicates else 0.0,
+                        exclude_ids=frozenset(previous))
+
+    async def _require_library(self) -> None:
+        if await store.analysed_count(self.db) == 0:
+            raise NothingAnalysed()
+
+    async def song_seed(self, item_id: str) -> Candidate:
+        found = await store.seeds_by_ids(self.db, [item_id])
+        if found:
+            return found[0]
+        await self._require_library()
+        status = await store.track_exists(self.db, item_id)
+        raise UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
+
+    async def seed_by_title_artist(self, title: str, artist: str) -> Candidate:
+        seed = await store.seed_by_title_artist(self.db, title, artist)
+        if seed is None:
+            await self._require_library()
+            raise UnknownSeed(f"{title!r} by {artist!r}", "no analysed track matches")
+        return seed
+
+    async def similar(self, seed: Candidate, n: int, eliminate_duplicates: bool) -> list[Candidate]:
+        """The n tracks most similar to ``seed`` (seed excluded), artist cap applied, duplicates
+        (same song elsewhere, near-identical audio) removed unless asked not to."""
+        k = pool_size(n)
+        while True:
+            cands = await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id])
+            if not eliminate_duplicates:
+                return cands[:n]
+            result = song_mix(seed, cands, n + 1, self.rules(eliminate_duplicates=True), relax=True)
+            picked = [c for c in result.tracks if c.item_id != seed.item_id]
+            if len(picked) >= n or len(cands) < k or k >= MAX_CANDIDATES:
+                return sorted(picked[:n], key=lambda c: c.distance)
+            k = min(MAX_CANDIDATES, 4 * k)
+
+    async def song_mix(self, seed: Candidate, n: int, previous: Sequence[str] = ()) -> MixResult:
+        """A mix that starts with ``seed``."""
+        k = pool_size(n)
+        while True:
+            cands = await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id, *previous],
+                                        seed_id=seed.item_id)
+            result = song_mix(seed, cands, n, self.rules(previous))
+            if len(result.tracks) >= n or len(cands) < k or k >= MAX_CANDIDATES:
+                return result
+            k = min(MAX_CANDIDATES, 4 * k)
+
+    async def multi_mix(self, seeds: Sequence[Candidate], n: int, previous: Sequence[str] = ()) -> MixResult:
+        """A mix around several seeds (an album, an artist, a playlist, a genre), every seed represented."""
+        seeds = list(seeds)[:MAX_SEEDS]
+        k = min(MAX_CANDIDATES, max(pool_size(n) // max(1, len(seeds)), 2 * n, 50))
+        exclude = [s.item_id for s in seeds] + list(previous)
+        while True:
+            by_seed = await store.nearest_many(self.db, seeds, k, exclude=exclude)
+            result = multi_seed_mix(seeds, by_seed, n, self.rules(previous))
+            if len(result.tracks) >= n or all(len(v) < k for v in by_seed.values()) or k >= MAX_CANDIDATES:
+                return result
+            k = min(MAX_CANDIDATES, 4 * k)
+
+    async def seeds_for(self, kind: MixKind, seed: str) -> list[Candidate]:
+        limit = MAX_SEEDS
+        if kind is MixKind.SONG:
+            return [await self.song_seed(seed)]
+        if kind is MixKind.ALBUM:
+            found = await store.album_seeds(self.db, seed)
+        elif kind is MixKind.ARTIST:
+            found = await store.artist_seeds(self.db, seed, limit)
+        elif kind is MixKind.GENRE:
+            found = await store.genre_seeds(self.db, seed, limit)
+        else:
+            ids = await store.playlist_track_ids(self.db, seed)
+            if ids is None:
+                raise UnknownSeed(seed, "unknown playlist")
+            found = await store.seeds_by_ids(self.db, ids)
+        if not found:
+            await self._require_library()
+            raise UnknownSeed(seed, f"no analysed track for this {kind.value}")
+        return found
+
+    async def mix(self, kind: MixKind, seed: str, n: int, previous: Sequence[str] = ()) -> MixResult:
+        seeds = await self.seeds_for(kind, seed)
+        if kind is MixKind.SONG:
+            return await self.song_mix(seeds[0], n, previous)
+        return await self.multi_mix(seeds, n, previous)
+
+    async def path(self, start: Candidate, end: Candidate, steps: int) -> MixResult:
+        async def pool(vector: object, k: int, excluded: frozenset[str]) -> list[Candidate]:
+            return await store.nearest(self.db, vector, k, exclude=sorted(excluded))  # type: ignore[arg-type]
+
+        return await song_path_async(start, end, steps, pool, self.rules())
