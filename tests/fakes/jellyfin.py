@@ -877,6 +877,7 @@ _SUPPORTED_PARAMS: dict[str, set[str]] = {
     "GetSimilarItems": {"userid", "limit", "fields", "excludeartistids"},
     "GetPublicSystemInfo": set(),
     "GetSystemInfo": set(),
+    "GetUserById": set(),
     "GetPingSystem": set(),
     "PostPingSystem": set(),
 }
@@ -1833,6 +1834,14 @@ class FakeJellyfin:
                      "CompletedInstallations": [], "CanSelfRestart": True, "CanLaunchWebBrowser": False,
                      "CastReceiverApplications": [], "HasUpdateAvailable": False})
         return _Json(info)
+
+    async def _op_GetUserById(self, request: web.Request, ctx: _Ctx) -> _Json:
+        user_id = request.match_info.get("userId") or request.path.rstrip("/").rsplit("/", 1)[-1]
+        if normalize_guid(user_id) != self.user_id:
+            raise web.HTTPNotFound(text="User not found")
+        return _Json({"Name": "fake-user", "ServerId": self.server_id, "Id": self.user_id, "HasPassword": True,
+                      "HasConfiguredPassword": True, "HasConfiguredEasyPassword": False,
+                      "EnableAutoLogin": False})
 
     async def _op_GetPingSystem(self, request: web.Request, ctx: _Ctx) -> _Json:
         return _Json("Jellyfin Server")

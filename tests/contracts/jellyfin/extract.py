@@ -61,6 +61,8 @@ OPERATIONS: list[tuple[str, str]] = [
     ("get", "/MusicGenres/{name}/InstantMix"),
     ("get", "/Playlists/{itemId}/InstantMix"),
     ("get", "/Items/{itemId}/Similar"),
+    # users (the provider checks JELLYFIN_USER_ID)
+    ("get", "/Users/{userId}"),
     # system
     ("get", "/System/Info/Public"),
     ("get", "/System/Info"),
