@@ -602,7 +602,7 @@ async def test_base_path(tracks: dict[str, FakeTrack], http: aiohttp.ClientSessi
     ("/Items/not-a-guid", {}, "invalid-parameter-value"),
     ("/Items", {"Recursive": "true", "HasTmdbId": "true"}, "unsupported-by-fake"),
     ("/Items", {"Recursive": "true", "SortBy": "CommunityRating"}, "unsupported-by-fake"),
-    ("/Users/Me", {}, "unknown-path"),  # in Jellyfin 12.0, not in the subset
+    ("/Library/VirtualFolders", {}, "unknown-path"),  # in Jellyfin 12.0, not in the subset
     ("/Library/Nope", {}, "unknown-path"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 async def test_requests_outside_the_contract_are_violations(
@@ -618,11 +618,11 @@ async def test_requests_outside_the_contract_are_violations(
 
 
 async def test_unknown_path_hints(jf: FakeJellyfin, http: aiohttp.ClientSession) -> None:
-    for path in ("/Users/Me", "/Library/Nope", f"/Users/{jf.user_id}/Items"):
+    for path in ("/Library/VirtualFolders", "/Library/Nope", f"/Users/{jf.user_id}/Items"):
         async with http.get(jf.base_url + path, headers=auth(jf)) as r:
             assert r.status == 500
     details = [v.detail for v in jf.violations]
-    assert "GET /Users/Me in Jellyfin 12.0.0 but not in the fake's contract subset" in details[0]
+    assert "GET /Library/VirtualFolders in Jellyfin 12.0.0 but not in the fake's contract subset" in details[0]
     assert "no such operation in Jellyfin 12.0.0" in details[1]
     assert "use /Items?userId=" in details[2]
     async with http.put(jf.base_url + "/Items", headers=auth(jf)) as r:
