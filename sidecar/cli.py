@@ -41,20 +41,30 @@ async def _wait_for_stop_signal() -> None:
 
 async def serve_web(settings: Settings, endpoints: Endpoints,
                     until: Callable[[], Awaitable[None]] = _wait_for_stop_signal) -> None:
+    """The web app, and the protocol bridges whose ports are set, until a stop signal."""
     from aiohttp import web
 
     from sidecar.app import create_app
+    from sidecar.bridge import configured_bridges
 
-    runner = web.AppRunner(create_app(settings, endpoints), handle_signals=False, access_log=None)
-    await runner.setup()
+    main = create_app(settings, endpoints)
+    runners = [web.AppRunner(main, handle_signals=False, access_log=None)]
+    await runners[0].setup()  # runs the main app's start-up: pool, queue, provider
     try:
-        site = web.TCPSite(runner, settings.web_host, settings.web_port)
-        await site.start()
-        port = runner.addresses[0][1] if runner.addresses else settings.web_port
+        await web.TCPSite(runners[0], settings.web_host, settings.web_port).start()
+        port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
+        for name, bridge_port, factory in configured_bridges(settings):
+            runner = web.AppRunner(factory(main), handle_signals=False, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, settings.bridge_host, bridge_port).start()
+            actual = runner.addresses[0][1] if runner.addresses else bridge_port
+            print(f"{name} listening on http://{settings.bridge_host}:{actual}", flush=True)
         await until()
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
 
 
 async def _migrate(endpoints: Endpoints) -> tuple[int, list[int]]:

@@ -104,6 +104,17 @@ class Settings(BaseModel):
     api_token: str | None = Field(None, description="When set, /api/* requires Authorization: Bearer <token>.")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="Log level.")
 
+    # --- protocol bridges (plugin-bridge) -----------------------------------------------
+    bridge_host: str = Field("127.0.0.1", description="Address the Jellyfin and Subsonic bridges listen on.")
+    jellyfin_bridge_port: int | None = Field(None, ge=0, lt=65536, description="When set, a Jellyfin reverse "
+                                             "proxy on this port answers Instant Mix / Similar with sonic mixes "
+                                             "and passes everything else to JELLYFIN_URL.")
+    subsonic_bridge_port: int | None = Field(None, ge=0, lt=65536, description="When set, a Subsonic proxy on "
+                                             "this port answers getSimilarSongs(2) and the sonicSimilarity "
+                                             "extension and passes everything else to NAVIDROME_URL.")
+    bridge_auth_cache_seconds: int = Field(60, ge=0, le=3600, description="How long a bridge trusts the media "
+                                           "server's verdict on a client's credentials.")
+
     # --- analysis -----------------------------------------------------------------------
     num_recent_albums: int = Field(0, ge=0, description="Albums analysed per run, newest first; 0 = all.")
     top_n_moods: int = Field(5, ge=1, le=50, description="Top tags kept per track as its moods.")
@@ -212,6 +223,10 @@ class Settings(BaseModel):
             raise ValueError("PCA_COMPONENTS_MIN: must not exceed PCA_COMPONENTS_MAX")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE: must not exceed DB_POOL_MAX_SIZE")
+        if self.jellyfin_bridge_port is not None and not self.jellyfin_url:
+            raise ValueError("JELLYFIN_BRIDGE_PORT: needs JELLYFIN_URL (the Jellyfin server to proxy)")
+        if self.subsonic_bridge_port is not None and not self.navidrome_url:
+            raise ValueError("SUBSONIC_BRIDGE_PORT: needs NAVIDROME_URL (the Subsonic server to proxy)")
         if self.ai_model_provider is AiProvider.OPENAI and not self.openai_server_url:
             raise ValueError("OPENAI_SERVER_URL: is required when AI_MODEL_PROVIDER=OPENAI")
         return self

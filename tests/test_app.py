@@ -12,6 +12,7 @@ from audio_factory import DEFAULT_LIBRARY, make_library
 
 from sidecar import tasks
 from sidecar.app import create_app
+from sidecar.db.migrate import migrations
 from sidecar.jobs.worker import QUEUE_NAME, build_worker
 from sidecar.services import Endpoints
 
@@ -52,7 +53,7 @@ async def test_healthz_reports_database_and_redis(client: TestClient) -> None:
     body = await resp.json()
     assert body["status"] == "ok"
     assert body["database"]["status"] == "ok" and body["database"]["version"].startswith("18")
-    assert body["database"]["pgvector"] == "0.8.6" and body["database"]["schema_version"] == 1
+    assert body["database"]["pgvector"] == "0.8.6" and body["database"]["schema_version"] == migrations()[-1].version
     assert body["redis"]["status"] == "ok"
     assert (await client.get("/api/health")).status == 200
 

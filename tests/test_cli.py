@@ -157,8 +157,11 @@ def test_db_migrate_is_idempotent(tmp_path: Path, music: Path) -> None:
     env = _env(tmp_path / "data", music)
     first = subprocess.run([*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120)
     second = subprocess.run([*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120)
-    assert first.stdout.strip() == "schema at version 1 (applied [1])", first.stderr
-    assert second.stdout.strip() == "schema at version 1 (nothing to apply)", second.stderr
+    from sidecar.db.migrate import migrations
+
+    versions = [m.version for m in migrations()]
+    assert first.stdout.strip() == f"schema at version {versions[-1]} (applied {versions})", first.stderr
+    assert second.stdout.strip() == f"schema at version {versions[-1]} (nothing to apply)", second.stderr
 
 
 def test_sync_command(tmp_path: Path, music: Path) -> None:

@@ -1,9 +1,10 @@
 """pgvector queries that feed the mix engine: seeds and nearest-neighbour candidates.
 
-Every k-NN query runs in a transaction that sets ``hnsw.ef_search`` to at least the number
-of rows asked for (pgvector returns at most ef_search rows from an HNSW scan) and uses
-iterative index scans (set on every pooled connection) so that exclusions cannot starve
-the result.  Rows come back as :class:`sidecar.mix.engine.Candidate`.
+Every k-NN query goes through the SQL function ``am_nearest`` (migration 0002), which sets
+``hnsw.ef_search`` to at least the number of rows asked for (pgvector returns at most
+ef_search rows from an HNSW scan) in the same statement; iterative index scans (set on every
+pooled connection) keep exclusions from starving the result.  Rows come back as
+:class:`sidecar.mix.engine.Candidate`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import asyncpg
 import numpy as np
 
 from sidecar.mix.engine import Candidate
-
-#: ef_search never goes below this (recall), and never below the LIMIT asked for
-EF_SEARCH_FLOOR = 100
-EF_SEARCH_MAX = 1000  # pgvector's upper bound
 
 _TRACK_COLUMNS = "t.item_id, t.title, t.artist, t.album, t.album_id"
 
@@ -33,10 +30,6 @@ def _candidate(row: asyncpg.Record, distance: float = 0.0, seed_id: str | None =
     return Candidate(item_id=row["item_id"], title=row["title"], artist=row["artist"], album=row["album"],
                      album_id=row["album_id"], embedding=as_array(row["embedding"]),
                      distance=float(row["distance"]) if "distance" in row.keys() else distance, seed_id=seed_id)
-
-
-def ef_search_for(k: int) -> int:
-    return min(EF_SEARCH_MAX, max(EF_SEARCH_FLOOR, k))
 
 
 async def analysed_count(db: asyncpg.Pool | asyncpg.Connection) -> int:
@@ -69,39 +62,32 @@ async def seed_by_title_artist(db: asyncpg.Pool | asyncpg.Connection, title: str
     return _candidate(row) if row else None
 
 
-async def nearest(db: asyncpg.Pool, vector: np.ndarray, k: int, exclude: Sequence[str] = (),
+async def nearest(db: asyncpg.Pool | asyncpg.Connection, vector: np.ndarray, k: int, exclude: Sequence[str] = (),
                   seed_id: str | None = None) -> list[Candidate]:
-    """The ``k`` analysed tracks nearest to ``vector`` by cosine distance, ``exclude`` left out."""
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search_for(k + len(exclude))}")
-        rows = await conn.fetch(
-            f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance
-                FROM (SELECT item_id, embedding, embedding <=> $1 AS distance FROM embeddings
-                      WHERE NOT (item_id = ANY($2::text[]))
-                      ORDER BY embedding <=> $1 LIMIT $3) n
-                JOIN tracks t USING (item_id)
-                ORDER BY n.distance""", vector, list(exclude), k)
+    """The ``k`` analysed tracks nearest to ``vector`` by cosine distance, ``exclude`` left out.
+
+    One statement: ``am_nearest`` (migration 0002) raises ``hnsw.ef_search`` to cover k.
+    """
+    rows = await db.fetch(
+        f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance
+            FROM am_nearest($1, $2, $3::text[]) n JOIN tracks t USING (item_id)
+            ORDER BY n.distance""", vector, k, list(exclude))
     return [_candidate(r, seed_id=seed_id) for r in rows]
 
 
-async def nearest_many(db: asyncpg.Pool, seeds: Sequence[Candidate], k: int,
+async def nearest_many(db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Candidate], k: int,
                        exclude: Sequence[str] = ()) -> dict[str, list[Candidate]]:
-    """``k`` nearest candidates for each seed (stored tracks), in one round trip (LATERAL k-NN per seed)."""
+    """``k`` nearest candidates for each seed (stored tracks), in one statement (LATERAL k-NN per seed)."""
     if not seeds:
         return {}
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search_for(k + len(exclude))}")
-        rows = await conn.fetch(
-            f"""SELECT s.seed_id, {_TRACK_COLUMNS}, n.embedding, n.distance
-                FROM unnest($1::text[]) AS s(seed_id)
-                JOIN embeddings se ON se.item_id = s.seed_id
-                CROSS JOIN LATERAL (
-                    SELECT item_id, embedding, embedding <=> se.embedding AS distance FROM embeddings
-                    WHERE NOT (item_id = ANY($2::text[]))
-                    ORDER BY embedding <=> se.embedding LIMIT $3) n
-                JOIN tracks t ON t.item_id = n.item_id
-                ORDER BY s.seed_id, n.distance""",
-            [s.item_id for s in seeds], list(exclude), k)
+    rows = await db.fetch(
+        f"""SELECT s.seed_id, {_TRACK_COLUMNS}, n.embedding, n.distance
+            FROM unnest($1::text[]) AS s(seed_id)
+            JOIN embeddings se ON se.item_id = s.seed_id
+            CROSS JOIN LATERAL am_nearest(se.embedding, $3, $2::text[]) n
+            JOIN tracks t ON t.item_id = n.item_id
+            ORDER BY s.seed_id, n.distance""",
+        [s.item_id for s in seeds], list(exclude), k)
     out: dict[str, list[Candidate]] = {s.item_id: [] for s in seeds}
     for r in rows:
         out[r["seed_id"]].append(_candidate(r, seed_id=r["seed_id"]))
