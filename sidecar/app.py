@@ -15,8 +15,7 @@ from arq import create_pool as create_arq_pool
 from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
 from sidecar.auth import api_token_middleware
 from sidecar.config import Settings
-from sidecar.db import create_pool
-from sidecar.db.migrate import migrate
+from sidecar.db import open_database
 from sidecar.db.roles import ensure_chat_role
 from sidecar.http_errors import error_middleware
 from sidecar.jobs.worker import QUEUE_NAME, redis_settings
@@ -41,13 +40,12 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings, endpoints = app[SETTINGS], app[ENDPOINTS]
-    pool = await create_pool(endpoints.postgres_dsn, min_size=settings.db_pool_min_size,
-                             max_size=settings.db_pool_max_size)
+    pool, applied = await open_database(endpoints.postgres_dsn, min_size=settings.db_pool_min_size,
+                                        max_size=settings.db_pool_max_size)
+    if applied:
+        log.info("schema migrations applied: %s", applied)
     try:
         async with pool.acquire() as conn:
-            applied = await migrate(conn)
-            if applied:
-                log.info("schema migrations applied: %s", applied)
             await ensure_chat_role(conn, settings.ai_chat_db_user_name, settings.ai_chat_db_user_password)
         app[DB] = pool
         app[QUEUE] = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=QUEUE_NAME)

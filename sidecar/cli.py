@@ -226,7 +226,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     """Run a library sync in this process (no worker needed) and print its summary."""
     from sidecar import tasks
-    from sidecar.db import create_pool
+    from sidecar.db import open_database
     from sidecar.jobs.context import JobContext
     from sidecar.jobs.library import TASK_TYPE, sync_library
     from sidecar.providers import make_provider
@@ -234,8 +234,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
         async def run() -> dict[str, Any]:
-            await _migrate(endpoints)
-            pool = await create_pool(endpoints.postgres_dsn, min_size=1, max_size=2)
+            pool, _ = await open_database(endpoints.postgres_dsn, min_size=1, max_size=2)
             provider = make_provider(settings)
             try:
                 task_id = await tasks.create(pool, TASK_TYPE)

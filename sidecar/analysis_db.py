@@ -1,0 +1,79 @@
+"""Storing analysis outcomes: every track ends analysed (with its results) or failed (with
+its reason), each in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from sidecar.ml.result import TrackAnalysis
+
+OTHER_FEATURES = ("danceable", "aggressive", "happy", "party", "relaxed", "sad")
+
+
+async def tracks_to_analyse(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str],
+                            model_version: str) -> list[str]:
+    """The ids among ``item_ids`` not yet analysed by ``model_version`` (failed ones are retried
+    by a new run), in the order given."""
+    done = {r["item_id"] for r in await db.fetch(
+        """SELECT item_id FROM tracks WHERE item_id = ANY($1::text[])
+           AND analysis_status = 'analyzed' AND model_version = $2""", list(item_ids), model_version)}
+    return [i for i in item_ids if i not in done]
+
+
+async def store_result(db: asyncpg.Pool, item_id: str, result: TrackAnalysis) -> None:
+    """Analysis, embedding and status of one track, in one transaction (idempotent upsert)."""
+    other = [result.other_features.get(name) for name in OTHER_FEATURES]
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            f"""INSERT INTO track_analysis (item_id, tempo, key, scale, energy, energy_normalized, tags, mtt_tags,
+                    moods, {", ".join(OTHER_FEATURES)}, features, model_version, analyzed_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15,
+                        $16::jsonb, $17, now())
+                ON CONFLICT (item_id) DO UPDATE SET tempo = EXCLUDED.tempo, key = EXCLUDED.key,
+                    scale = EXCLUDED.scale, energy = EXCLUDED.energy,
+                    energy_normalized = EXCLUDED.energy_normalized, tags = EXCLUDED.tags,
+                    mtt_tags = EXCLUDED.mtt_tags, moods = EXCLUDED.moods,
+                    {", ".join(f"{n} = EXCLUDED.{n}" for n in OTHER_FEATURES)},
+                    features = EXCLUDED.features, model_version = EXCLUDED.model_version,
+                    analyzed_at = now()""",
+            item_id, result.tempo, result.key, result.scale, result.energy, result.energy_normalized,
+            json.dumps(result.tags), json.dumps(result.mtt_tags), list(result.moods), *other,
+            json.dumps(result.features), result.model_version)
+        await conn.execute(
+            """INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, $3)
+               ON CONFLICT (item_id) DO UPDATE SET embedding = EXCLUDED.embedding,
+                   model_version = EXCLUDED.model_version, created_at = now()""",
+            item_id, result.embedding, result.model_version)
+        await conn.execute(
+            """UPDATE tracks SET analysis_status = 'analyzed', failure_reason = NULL, model_version = $2,
+                   analyzed_at = now(), updated_at = now() WHERE item_id = $1""", item_id, result.model_version)
+
+
+async def store_failure(db: asyncpg.Pool, item_id: str, reason: str, model_version: str) -> None:
+    """Mark a track failed with its reason; results of an older model are removed (they would
+    mix two embedding spaces)."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM embeddings WHERE item_id = $1 AND model_version <> $2", item_id,
+                           model_version)
+        await conn.execute("DELETE FROM track_analysis WHERE item_id = $1 AND model_version <> $2", item_id,
+                           model_version)
+        await conn.execute(
+            """UPDATE tracks SET analysis_status = 'failed', failure_reason = $2, model_version = $3,
+                   analyzed_at = now(), updated_at = now() WHERE item_id = $1""",
+            item_id, reason[:1000] or "unknown error", model_version)
+
+
+async def album_outcome(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str],
+                        model_version: str) -> dict[str, Any]:
+    """How many of ``item_ids`` are analysed by ``model_version``, failed, or neither."""
+    row = await db.fetchrow(
+        """SELECT count(*) FILTER (WHERE analysis_status = 'analyzed' AND model_version = $2) AS analyzed,
+                  count(*) FILTER (WHERE analysis_status = 'failed' AND model_version = $2) AS failed
+           FROM tracks WHERE item_id = ANY($1::text[])""", list(item_ids), model_version)
+    analyzed, failed = int(row["analyzed"]), int(row["failed"])
+    return {"total": len(item_ids), "analyzed": analyzed, "failed": failed,
+            "missing": len(item_ids) - analyzed - failed}

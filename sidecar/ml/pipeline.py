@@ -1,0 +1,126 @@
+"""The analysis of one audio file: decode → mel → MusiCNN (MSD + MTT) → tempo, key, energy,
+moods, other features.  CPU-bound and synchronous: jobs run it in a thread.
+
+Parameters are the seed's (see sidecar/ml/mel.py); the log is taken in float32.  One log-mel
+is shared by both taggers; the power mel also feeds the tempo estimate.  Audio longer than
+FULL_SECONDS is analysed from evenly spaced excerpts (sidecar/ml/audio.py), so memory stays
+bounded for any length.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sidecar.ml import audio as _audio
+from sidecar.ml import features as _features
+from sidecar.ml import mel as _mel
+from sidecar.ml.musicnn import MusicnnModel
+from sidecar.ml.result import TrackAnalysis
+
+#: bump when the pipeline (not the model) changes in a way that changes stored results
+PIPELINE_REVISION = 1
+
+
+class AnalysisFailed(Exception):
+    """The file cannot be analysed; ``reason`` is stored with the track."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    model_dir: Path | None = None
+    top_n_moods: int = 5
+    energy_min: float = 0.01
+    energy_max: float = 0.15
+    tempo_min: float = 40.0
+    tempo_max: float = 200.0
+    threads: int | None = None
+    #: analyse every `patch_stride`-th patch only (1 = all; see bench/analysis.py for fidelity)
+    patch_stride: int = 1
+
+
+def models(params: AnalysisParams) -> tuple[MusicnnModel, MusicnnModel]:
+    """The two taggers, loaded once per process."""
+    return (MusicnnModel.load(params.model_dir, "msd", params.threads),
+            MusicnnModel.load(params.model_dir, "mtt", params.threads))
+
+
+def model_version(params: AnalysisParams) -> str:
+    msd, mtt = models(params)
+    return f"musicnn-{msd.version}+{mtt.version}/p{PIPELINE_REVISION}"
+
+
+def _log_mel_and_patches(decoded: _audio.DecodedAudio) -> tuple[np.ndarray, np.ndarray]:
+    """Power mel of the whole signal (for tempo) and model patches cut within each excerpt."""
+    powers = [_mel.mel_power(piece) for piece in decoded.pieces()]
+    powers = [p for p in powers if p.shape[0]]
+    if not powers:
+        raise AnalysisFailed("too_short: no complete STFT frame")
+    patch_sets = [_mel.patches(_mel.log_compress(p.copy())) for p in powers]
+    return np.concatenate(powers), np.concatenate(patch_sets)
+
+
+def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
+    """Analyse one file.  Raises :class:`AnalysisFailed` with a storable reason."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        decoded = _audio.load_for_analysis(path)
+    except _audio.AudioDecodeError as exc:
+        raise AnalysisFailed(str(exc)) from None
+    y = decoded.samples
+    timings["decode_s"] = time.perf_counter() - t0
+    if _features.is_silent(y):
+        raise AnalysisFailed(f"silent: peak {_features.peak_dbfs(y):.0f} dBFS over {decoded.seconds:.0f} s")
+
+    t0 = time.perf_counter()
+    power, patches = _log_mel_and_patches(decoded)
+    timings["mel_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    msd, mtt = models(params)
+    chosen = patches[:: max(1, params.patch_stride)]
+    msd_tags, msd_emb = msd.predict_patches(chosen)
+    mtt_tags, _ = mtt.predict_patches(chosen)
+    timings["model_s"] = time.perf_counter() - t0
+    embedding = msd_emb.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if not np.all(np.isfinite(embedding)):
+        raise AnalysisFailed("model produced non-finite values")
+    tags = {label: float(v) for label, v in zip(msd.labels, msd_tags.mean(axis=0), strict=True)}
+    mtt_scores = {label: float(v) for label, v in zip(mtt.labels, mtt_tags.mean(axis=0), strict=True)}
+
+    t0 = time.perf_counter()
+    envelope, fps = _features.onset_envelope_from_mel(power)
+    tempo = _features.tempo_from_onset_envelope(envelope, fps, tempo_min=params.tempo_min,
+                                                tempo_max=params.tempo_max)
+    timings["tempo_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    key = _features.estimate_key(y)
+    timings["key_s"] = time.perf_counter() - t0
+    energy = _features.energy(y)
+    energy_norm = _features.normalize_energy(energy, params.energy_min, params.energy_max)
+    other = _features.other_features(tags, mtt_scores, tempo=tempo or 0.0, energy_normalized=energy_norm)
+    return TrackAnalysis(
+        model_version=model_version(params),
+        embedding=embedding,
+        tags=tags,
+        mtt_tags=mtt_scores,
+        moods=_features.top_moods(tags, params.top_n_moods),
+        tempo=float(tempo) if tempo else None,
+        key=key.key,
+        scale=key.scale,
+        energy=float(energy),
+        energy_normalized=float(energy_norm),
+        other_features=other,
+        features={"key_confidence": round(key.confidence, 4), "seconds_analysed": round(decoded.seconds, 2),
+                  "complete": decoded.complete, "damaged": decoded.damaged, "patches": int(chosen.shape[0]),
+                  "source_seconds": decoded.info.duration,
+                  "timings": {k: round(v, 4) for k, v in timings.items()}},
+    )
