@@ -14,13 +14,20 @@ from sidecar.ml.result import TrackAnalysis
 OTHER_FEATURES = ("danceable", "aggressive", "happy", "party", "relaxed", "sad")
 
 
+#: failure reasons worth another try in a later run (the server or the network may recover);
+#: any other failure (corrupt, silent, unsupported, ...) is final for this model version
+TRANSIENT_FAILURES = ("download:", "internal error:")
+
+
 async def tracks_to_analyse(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str],
                             model_version: str) -> list[str]:
-    """The ids among ``item_ids`` not yet analysed by ``model_version`` (failed ones are retried
-    by a new run), in the order given."""
+    """The ids among ``item_ids`` that ``model_version`` has not dealt with yet, in the order
+    given: not analysed by it, and not failed by it for a lasting reason."""
     done = {r["item_id"] for r in await db.fetch(
-        """SELECT item_id FROM tracks WHERE item_id = ANY($1::text[])
-           AND analysis_status = 'analyzed' AND model_version = $2""", list(item_ids), model_version)}
+        """SELECT item_id FROM tracks WHERE item_id = ANY($1::text[]) AND model_version = $2
+           AND (analysis_status = 'analyzed'
+                OR (analysis_status = 'failed' AND NOT failure_reason LIKE ANY($3::text[])))""",
+        list(item_ids), model_version, [p + "%" for p in TRANSIENT_FAILURES])}
     return [i for i in item_ids if i not in done]
 
 

@@ -120,10 +120,16 @@ class Settings(BaseModel):
     top_n_moods: int = Field(5, ge=1, le=50, description="Top tags kept per track as its moods.")
     max_queued_analysis_jobs: int = Field(25, ge=1, description="Album jobs queued at once by one analysis run.")
     worker_max_jobs: int = Field(2, ge=1, description="Jobs one arq worker runs concurrently.")
+    task_orphan_seconds: float = Field(45.0, ge=1, description="A running analysis task whose worker has not "
+                                       "reported for this long is taken as lost (worker killed) and queued "
+                                       "again; workers report every third of it.")
     energy_min: float = Field(0.01, ge=0, description="Energy mapped to 0 when normalising.")
     energy_max: float = Field(0.15, gt=0, description="Energy mapped to 1 when normalising.")
     tempo_min_bpm: float = Field(40.0, gt=0, description="Lowest tempo reported.")
     tempo_max_bpm: float = Field(200.0, gt=0, description="Highest tempo reported.")
+    analysis_max_patches: int = Field(16, ge=0, le=10_000, description="At most this many evenly spaced "
+                                      "3-second patches of a track go through MusiCNN (0 = all). The embedding "
+                                      "stays within cosine 0.99 of the all-patches result: see Benchmarks.")
     model_dir: Path | None = Field(None, description="Folder with the ONNX models. Default: the repository's models/.")
 
     # --- similarity and mixes -----------------------------------------------------------

@@ -89,9 +89,25 @@ async def db(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+_redis_db_counter = itertools.count(1)
+
+
+@pytest_asyncio.fixture
+async def redis_url(valkey_url: str) -> str:
+    """A Redis database of its own for this test (Valkey has 16; emptied before use), so queued
+    jobs of one test never reach another test's worker."""
+    from redis.asyncio import Redis
+
+    url = valkey_url.rsplit("/", 1)[0] + f"/{next(_redis_db_counter) % 15 + 1}"
+    client = Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
 @pytest.fixture
-def endpoints(db_dsn: str, valkey_url: str) -> Endpoints:
-    return Endpoints(db_dsn, valkey_url)
+def endpoints(db_dsn: str, redis_url: str) -> Endpoints:
+    return Endpoints(db_dsn, redis_url)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@
 * Crashes: tasks heartbeat (``tasks.updated_at``) while they run.  A worker killed mid-album
   (even by SIGKILL) leaves its arq job in the queue with an in-progress lease that would only
   expire after the longest job timeout; ``recover_orphans`` (at worker start and every
-  minute) clears the lease of tasks whose heartbeat is stale, so arq runs them again at once.
+  30 s) clears the lease of tasks whose heartbeat is stale, so arq runs them again at once.
   Work is idempotent (tracks already analysed by this model version are skipped; results are
   upserts), so a retried job neither loses nor duplicates anything.
 """
@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -35,9 +36,6 @@ log = logging.getLogger(__name__)
 
 MAIN_TASK = "main_analysis"
 ALBUM_TASK = "album_analysis"
-HEARTBEAT_S = 5.0
-#: a running task whose heartbeat is older than this is considered orphaned (its worker died)
-ORPHAN_AFTER_S = 45.0
 POLL_S = 1.0
 
 
@@ -45,7 +43,7 @@ def analysis_params(app: JobContext, top_n_moods: int | None = None) -> Analysis
     s = app.settings
     return AnalysisParams(model_dir=s.model_dir, top_n_moods=top_n_moods or s.top_n_moods,
                           energy_min=s.energy_min, energy_max=s.energy_max, tempo_min=s.tempo_min_bpm,
-                          tempo_max=s.tempo_max_bpm)
+                          tempo_max=s.tempo_max_bpm, max_patches=s.analysis_max_patches)
 
 
 def child_task_id(parent_id: str, album_id: str) -> str:
@@ -54,13 +52,15 @@ def child_task_id(parent_id: str, album_id: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def heartbeat(db: asyncpg.Pool, task_id: str):  # type: ignore[no-untyped-def]
-    """Touch the task row every HEARTBEAT_S while the body runs (the event loop stays free:
-    analysis runs in a thread)."""
+async def heartbeat(app: JobContext, task_id: str) -> AsyncIterator[None]:
+    """Touch the task row every TASK_ORPHAN_SECONDS / 3 while the body runs (the event loop
+    stays free: analysis runs in a thread)."""
+    db = app.db
+    interval = app.settings.task_orphan_seconds / 3
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(interval)
             await db.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
 
     pulse = asyncio.create_task(beat())
@@ -78,7 +78,7 @@ async def recover_orphans(ctx: dict[str, Any]) -> int:
     rows = await app.db.fetch(
         """SELECT task_id FROM tasks WHERE status IN ('STARTED', 'PROGRESS')
            AND task_type = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)""",
-        [MAIN_TASK, ALBUM_TASK], ORPHAN_AFTER_S)
+        [MAIN_TASK, ALBUM_TASK], app.settings.task_orphan_seconds)
     redis = ctx.get("redis")
     recovered = 0
     for r in rows:
@@ -103,7 +103,7 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
     params = analysis_params(app, top_n_moods)
     version = await asyncio.to_thread(model_version, params)
     await tasks.update(db, task_id, status="STARTED", log_line=f"album {album_name or album_id}")
-    async with heartbeat(db, task_id):
+    async with heartbeat(app, task_id):
         try:
             tracks = await app.provider.album_tracks(album_id)
         except ProviderError as exc:
@@ -159,7 +159,7 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
     params = analysis_params(app, top_n_moods)
     version = await asyncio.to_thread(model_version, params)
     await tasks.update(db, task_id, status="STARTED", log_line=f"listing albums (model {version})")
-    async with heartbeat(db, task_id):
+    async with heartbeat(app, task_id):
         try:
             albums = await app.provider.list_albums(recent or None)
         except ProviderError as exc:

@@ -82,9 +82,7 @@ _AND_RE = re.compile(r"\s*[&+]\s*")
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _LEADING_THE_RE = re.compile(r"^the\s+")
 
-_SPECIAL = str.maketrans(
-    {"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"}
-)
+_SPECIAL = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
 
 
 def fold(text: str) -> str:

@@ -142,7 +142,7 @@ class MusicnnOutput:
 
     def tag_scores(self) -> dict[str, float]:
         """``{tag: mean score}`` for all 50 tags."""
-        return {label: float(v) for label, v in zip(self.labels, self.mean_tags)}
+        return {label: float(v) for label, v in zip(self.labels, self.mean_tags, strict=True)}
 
     def top_tags(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` highest mean tag scores, best first."""
@@ -162,7 +162,7 @@ class MusicnnModel:
     threads: int
     _session: Any = field(repr=False)
 
-    _cache: ClassVar[dict[tuple[Path, str, int], "MusicnnModel"]] = {}
+    _cache: ClassVar[dict[tuple[Path, str, int], MusicnnModel]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @property
@@ -173,7 +173,7 @@ class MusicnnModel:
     @classmethod
     def load(
         cls, model_dir: Path | str | None = None, name: str = "msd", threads: int | None = None
-    ) -> "MusicnnModel":
+    ) -> MusicnnModel:
         """Load (once per process) ``<model_dir>/<name>_musicnn.onnx`` after checking its sha256.
 
         Raises :class:`ModelFileError` when the file, its checksum line or its tag list is missing,

@@ -2,7 +2,7 @@
 moods, other features.  CPU-bound and synchronous: jobs run it in a thread.
 
 Parameters are the seed's (see sidecar/ml/mel.py); the log is taken in float32.  One log-mel
-is shared by both taggers; the power mel also feeds the tempo estimate.  Audio longer than
+is shared by both taggers.  Audio longer than
 FULL_SECONDS is analysed from evenly spaced excerpts (sidecar/ml/audio.py), so memory stays
 bounded for any length.
 """
@@ -42,8 +42,9 @@ class AnalysisParams:
     tempo_min: float = 40.0
     tempo_max: float = 200.0
     threads: int | None = None
-    #: analyse every `patch_stride`-th patch only (1 = all; see bench/analysis.py for fidelity)
-    patch_stride: int = 1
+    #: at most this many evenly spaced 3-s patches go through the models (0 = all); the
+    #: embedding fidelity of the subset is measured by bench/analysis.py
+    max_patches: int = 0
 
 
 def models(params: AnalysisParams) -> tuple[MusicnnModel, MusicnnModel]:
@@ -57,14 +58,23 @@ def model_version(params: AnalysisParams) -> str:
     return f"musicnn-{msd.version}+{mtt.version}/p{PIPELINE_REVISION}"
 
 
-def _log_mel_and_patches(decoded: _audio.DecodedAudio) -> tuple[np.ndarray, np.ndarray]:
-    """Power mel of the whole signal (for tempo) and model patches cut within each excerpt."""
-    powers = [_mel.mel_power(piece) for piece in decoded.pieces()]
-    powers = [p for p in powers if p.shape[0]]
-    if not powers:
+def _patches(decoded: _audio.DecodedAudio) -> np.ndarray:
+    """Model patches, cut within each decoded span (never across two excerpts)."""
+    logmels = [_mel.log_mel(piece) for piece in decoded.pieces()]
+    logmels = [m for m in logmels if m.shape[0]]
+    if not logmels:
         raise AnalysisFailed("too_short: no complete STFT frame")
-    patch_sets = [_mel.patches(_mel.log_compress(p.copy())) for p in powers]
-    return np.concatenate(powers), np.concatenate(patch_sets)
+    return np.concatenate([_mel.patches(m) for m in logmels])
+
+
+def select_patches(patches: np.ndarray, limit: int) -> np.ndarray:
+    """``limit`` patches evenly spaced over the track (all of them when ``limit`` is 0 or more
+    than there are): patch i of n is taken from the middle of the i-th of n equal slices."""
+    n = patches.shape[0]
+    if limit <= 0 or n <= limit:
+        return patches
+    picks = ((np.arange(limit) + 0.5) * n / limit).astype(int)
+    return patches[picks]
 
 
 def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
@@ -81,12 +91,12 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
         raise AnalysisFailed(f"silent: peak {_features.peak_dbfs(y):.0f} dBFS over {decoded.seconds:.0f} s")
 
     t0 = time.perf_counter()
-    power, patches = _log_mel_and_patches(decoded)
+    patches = _patches(decoded)
     timings["mel_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     msd, mtt = models(params)
-    chosen = patches[:: max(1, params.patch_stride)]
+    chosen = select_patches(patches, params.max_patches)
     msd_tags, msd_emb = msd.predict_patches(chosen)
     mtt_tags, _ = mtt.predict_patches(chosen)
     timings["model_s"] = time.perf_counter() - t0
@@ -97,9 +107,7 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
     mtt_scores = {label: float(v) for label, v in zip(mtt.labels, mtt_tags.mean(axis=0), strict=True)}
 
     t0 = time.perf_counter()
-    envelope, fps = _features.onset_envelope_from_mel(power)
-    tempo = _features.tempo_from_onset_envelope(envelope, fps, tempo_min=params.tempo_min,
-                                                tempo_max=params.tempo_max)
+    tempo = _features.estimate_tempo(y, tempo_min=params.tempo_min, tempo_max=params.tempo_max)
     timings["tempo_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     key = _features.estimate_key(y)

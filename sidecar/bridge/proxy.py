@@ -1,0 +1,215 @@
+"""A streaming reverse proxy to one upstream server, shared by the protocol bridges.
+
+:class:`Upstream` forwards an aiohttp request to the media server and streams the answer
+back: method, path (raw, percent-encoding kept), query string, body and headers go through
+unchanged except the hop-by-hop headers (RFC 9110 7.6.1, plus those named in
+``Connection``) and ``Host``; ``X-Forwarded-For/-Proto/-Host`` are added.  Bodies are never
+buffered whole in either direction (uploads stream from the client, downloads are copied
+chunk by chunk as they arrive, compressed bodies stay compressed), redirects are passed
+back to the client, and no cookie is kept between clients.  A websocket upgrade is proxied
+frame by frame in both directions.  An upstream that cannot be reached gives ``502``, a
+connect timeout ``504``, like nginx.
+
+If the upstream URL has a base path (``http://host:8096/jellyfin``), a client path that
+already starts with it is forwarded as it is, any other path gets it prepended; mix routes
+are matched on :meth:`Upstream.relative` (the path below the base path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import (
+    ClientError,
+    ClientSession,
+    ClientTimeout,
+    ClientWebSocketResponse,
+    DummyCookieJar,
+    TCPConnector,
+    WSMsgType,
+    WSServerHandshakeError,
+    web,
+)
+from multidict import CIMultiDict, MultiMapping
+from yarl import URL
+
+log = logging.getLogger(__name__)
+
+#: RFC 9110 section 7.6.1, plus the non-standard names proxies also strip
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+#: auto headers aiohttp's client would add when the client sent none: leave them out
+_NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+def _connection_tokens(headers: MultiMapping[str]) -> set[str]:
+    values = headers.getall("Connection", [])
+    return {t.strip().lower() for v in values for t in (v or "").split(",") if t.strip()}
+
+
+def end_to_end(headers: MultiMapping[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    """``headers`` without the hop-by-hop ones (and without ``drop``, lower-case names)."""
+    named = _connection_tokens(headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for key, value in headers.items():
+        low = key.lower()
+        if low in HOP_BY_HOP or low in named or low in drop:
+            continue
+        out.add(key, value)
+    return out
+
+
+def is_websocket(request: web.BaseRequest) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+class Upstream:
+    """One upstream server (``base_url`` may carry a base path) and the HTTP client pool to it."""
+
+    def __init__(self, base_url: str, *, connect_timeout_s: float = 10.0, max_connections: int = 1024) -> None:
+        url = URL(base_url)
+        if not url.absolute or url.scheme not in ("http", "https"):
+            raise ValueError(f"upstream must be an http(s) URL, got {base_url!r}")
+        self.origin = url.origin()
+        self.base_path = url.path.rstrip("/")  # "" or "/jellyfin"
+        self.connect_timeout_s = connect_timeout_s
+        self._max_connections = max_connections
+        self._session: ClientSession | None = None
+
+    # ---- lifecycle
+
+    @property
+    def session(self) -> ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(
+                connector=TCPConnector(limit=self._max_connections, limit_per_host=0),
+                cookie_jar=DummyCookieJar(),  # never carry one client's cookies to another
+                timeout=ClientTimeout(total=None, sock_connect=self.connect_timeout_s),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ---- paths
+
+    def relative(self, raw_path: str) -> str:
+        """``raw_path`` below the base path (the base path itself is optional in client paths)."""
+        base = self.base_path
+        if base and raw_path.lower().startswith(base.lower()) and raw_path[len(base):len(base) + 1] in ("", "/"):
+            return raw_path[len(base):] or "/"
+        return raw_path
+
+    def url(self, raw_path: str, raw_query: str = "") -> URL:
+        """The upstream URL of a client path (raw, percent-encoded) and raw query string."""
+        target = self.base_path + self.relative(raw_path)
+        return URL(str(self.origin) + target + ("?" + raw_query if raw_query else ""), encoded=True)
+
+    # ---- forwarding
+
+    @staticmethod
+    def forwarded_headers(request: web.BaseRequest, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+        """The request's end-to-end headers, ``Host`` and ``Content-Length`` handled by the client,
+        plus ``X-Forwarded-For/-Proto/-Host``."""
+        headers = end_to_end(request.headers, drop | {"host"})
+        peer = request.remote or ""
+        prior = request.headers.get("X-Forwarded-For")
+        if peer:
+            headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+        headers.setdefault("X-Forwarded-Proto", request.scheme)
+        if request.host:
+            headers.setdefault("X-Forwarded-Host", request.host)
+        return headers
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        """Send ``request`` upstream unchanged and stream the answer back."""
+        url = self.url(request.rel_url.raw_path, request.rel_url.raw_query_string)
+        if is_websocket(request):
+            return await self._forward_websocket(request, url)
+        headers = self.forwarded_headers(request)
+        body: Any = request.content if request.body_exists else None
+        try:
+            upstream = await self.session.request(
+                request.method, url, headers=headers, data=body, allow_redirects=False,
+                auto_decompress=False, skip_auto_headers=_NO_AUTO_HEADERS)
+        except TimeoutError:
+            return web.Response(status=504, text="upstream timed out\n")
+        except (ClientError, OSError) as exc:
+            log.warning("bridge: %s %s: upstream unreachable: %s", request.method, url.path, exc)
+            return web.Response(status=502, text="upstream unreachable\n")
+        complete = False
+        try:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                          headers=end_to_end(upstream.headers))
+            await response.prepare(request)
+            if request.method != "HEAD":
+                try:
+                    async for chunk in upstream.content.iter_any():
+                        await response.write(chunk)
+                except (ClientError, TimeoutError) as exc:
+                    # the upstream broke off mid-body: break off too (the client sees a short body)
+                    log.warning("bridge: %s %s: upstream body broke off: %s", request.method, url.path, exc)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
+            await response.write_eof()
+            complete = True
+            return response
+        except ConnectionResetError:  # the client went away mid-body
+            return response
+        finally:
+            if complete:
+                upstream.release()
+            else:
+                upstream.close()  # unread body: do not put the connection back in the pool
+
+    async def _forward_websocket(self, request: web.Request, url: URL) -> web.StreamResponse:
+        headers = self.forwarded_headers(request, drop=frozenset({
+            "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}))
+        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        try:
+            upstream = await self.session.ws_connect(url, headers=headers, protocols=protocols, autoping=True,
+                                                     max_msg_size=0)
+        except WSServerHandshakeError as exc:
+            # the server refused the upgrade (401 without a valid token, ...): same status to the client
+            return web.Response(status=exc.status, headers=end_to_end(exc.headers) if exc.headers else None)
+        except (ClientError, OSError, TimeoutError) as exc:
+            log.warning("bridge: websocket %s: upstream unreachable: %s", url.path, exc)
+            return web.Response(status=502, text="upstream unreachable\n")
+        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
+                                       autoping=True, max_msg_size=0)
+        try:
+            await client.prepare(request)
+            to_up = asyncio.ensure_future(_pump(client, upstream))
+            to_client = asyncio.ensure_future(_pump(upstream, client))
+            try:
+                await asyncio.wait([to_up, to_client], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (to_up, to_client):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            code = upstream.close_code or client.close_code or 1000
+            await client.close(code=code)
+            return client
+        finally:
+            await upstream.close()
+
+
+async def _pump(src: web.WebSocketResponse | ClientWebSocketResponse,
+                dst: web.WebSocketResponse | ClientWebSocketResponse) -> None:
+    """Copy messages from ``src`` to ``dst`` until ``src`` closes; then close ``dst`` with its code."""
+    async for msg in src:
+        if msg.type == WSMsgType.TEXT:
+            await dst.send_str(msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await dst.send_bytes(msg.data)
+        elif msg.type == WSMsgType.ERROR:
+            break
+    if not dst.closed:
+        await dst.close(code=src.close_code or 1000)

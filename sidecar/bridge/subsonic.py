@@ -1,0 +1,455 @@
+"""The Subsonic bridge: a proxy in front of Navidrome or any Subsonic server (``NAVIDROME_URL``).
+
+Clients point at ``SUBSONIC_BRIDGE_PORT`` instead of the server.  The bridge answers
+
+* ``getSimilarSongs`` / ``getSimilarSongs2`` (``id`` = a song, an album or an artist;
+  ``count`` default 50) with a sonic mix.  The seed song is *not* in the answer (these calls
+  return songs similar to the seed; clients play the seed themselves).  Album and artist ids
+  give a mix around their analysed tracks, which the answer also leaves out;
+* the OpenSubsonic ``sonicSimilarity`` extension: ``getSonicSimilarTracks?id&count`` (default
+  10, seed excluded) and ``findSonicPath?startSongId&endSongId&count`` (default 25, both ends
+  included), ``sonicMatch: [{entry, similarity}]`` with similarity = cosine similarity in
+  [-1, 1] to the query song (to the start song for a path);
+* ``getOpenSubsonicExtensions`` (no auth): the server's list plus ``sonicSimilarity``, or
+  ``sonicSimilarity`` alone when the server does not know the call.
+
+Each of these, in XML (default), ``f=json`` or ``f=jsonp``, on ``/rest/<m>`` and
+``/rest/<m>.view``, by GET or form POST.  Song entries are the server's own ``Child`` objects,
+fetched from it (``getSong``, concurrently) with the caller's credentials, in mix order.
+
+Credentials (``u``+``t``+``s``, ``u``+``p``, ``apiKey``, HTTP Basic) are checked by the server
+itself: the bridge sends them to its ``ping`` and trusts a success for
+``BRIDGE_AUTH_CACHE_SECONDS``; a refusal is relayed as the server wrote it (error 40 ...) and is
+never cached, so a fixed password works at once.
+
+Whenever the bridge has no sonic answer (the id is unknown or not analysed, nothing is
+analysed yet, a parameter is missing or malformed, the database is unavailable), the request
+goes to the server unchanged and its own answer is relayed: the client never sees an error the
+native server would not give.  (A server without the call, e.g. supysonic, answers its own
+"Unknown method"; that is what the client would get without the bridge.)
+
+Everything else is proxied byte for byte and streamed both ways (``stream``, ``download``,
+``getCoverArt``, Range requests, POST bodies): same method, path, query string and headers
+minus hop-by-hop ones (nothing added, no cookie kept); compressed bodies are not decoded.  A
+base path in ``NAVIDROME_URL`` (``http://host/music``) is prepended to client paths that lack it.  When the server cannot be reached a
+``/rest/`` call gets Subsonic error 0 naming the server (HTTP 200), any other path a 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import asyncpg
+import numpy as np
+from aiohttp import web
+from multidict import CIMultiDict, MultiDict
+from yarl import URL
+
+from sidecar.appkeys import DB, SETTINGS
+from sidecar.bridge import subsonic_format as doc
+from sidecar.config import Settings
+from sidecar.mix.engine import Candidate
+from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
+
+log = logging.getLogger(__name__)
+
+MAX_COUNT = 500
+FETCH_CONCURRENCY = 8
+AUTH_CACHE_MAX = 10_000
+AUTH_PARAMS = ("u", "p", "t", "s", "apiKey")
+CLIENT_PARAMS = ("v", "c")
+#: RFC 9110 hop-by-hop headers, plus what the proxy itself sets (Host) or answers (Expect)
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+DROP_REQUEST = HOP_BY_HOP | {"host", "expect"}
+SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+REST_PATH = re.compile(r"^/rest/([A-Za-z0-9]+?)(?:\.view)?$")
+
+
+class Fallback(Exception):
+    """No sonic answer: relay the upstream server's own answer to the request."""
+
+
+class UpstreamDown(Exception):
+    """The upstream server could not be reached."""
+
+
+@dataclass
+class Upstream:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass
+class Call:
+    """One request for a call the bridge answers: its parameters (form body first, then the
+    query, as Subsonic servers merge them), the raw body (to forward it) and the answer format."""
+
+    request: web.Request
+    method: str
+    params: MultiDict[str]
+    body: bytes | None
+    fmt: doc.Format
+
+    @classmethod
+    async def read(cls, request: web.Request, method: str) -> Call:
+        params: MultiDict[str] = MultiDict()
+        body: bytes | None = None
+        if request.method == "POST":
+            body = await request.read()
+            if request.content_type == "application/x-www-form-urlencoded":
+                params.extend(parse_qsl(body.decode(request.charset or "utf-8", "replace"),
+                                        keep_blank_values=True))
+        params.extend(request.query)
+        return cls(request, method, params, body, doc.Format.of(params))
+
+    def get(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if value else None
+
+    def credentials(self) -> tuple[str | None, ...]:
+        return (*(self.params.get(k) for k in AUTH_PARAMS), self.request.headers.get("Authorization"))
+
+    def auth_query(self) -> list[tuple[str, str]]:
+        return [(k, v) for k in (*AUTH_PARAMS, *CLIENT_PARAMS) if (v := self.params.get(k)) is not None]
+
+    def count(self, default: int, minimum: int) -> int | None:
+        """``count`` bounded to MAX_COUNT; None when malformed (the server shall answer)."""
+        raw = self.get("count")
+        if raw is None:
+            return default
+        try:
+            n = int(raw)
+        except ValueError:
+            return None
+        return min(n, MAX_COUNT) if n >= minimum else None
+
+
+class SubsonicBridge:
+    def __init__(self, main: web.Application) -> None:
+        self.main = main
+        self._session: aiohttp.ClientSession | None = None
+        self._trusted: dict[tuple[str | None, ...], float] = {}
+        #: envelope fields (version, type, serverVersion) of the server's last successful ping
+        self.info: dict[str, Any] = {}
+        #: how many times credentials were checked with the server (for tests and logs)
+        self.auth_checks = 0
+
+    # -- resources read from the main app at request time -----------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.main[SETTINGS]
+
+    @property
+    def base_url(self) -> str:
+        return (self.settings.navidrome_url or "").rstrip("/")
+
+    def mixes(self) -> MixService:
+        if DB not in self.main:
+            raise Fallback("database not ready")
+        return MixService(self.main[DB], self.settings)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # auto_decompress off: proxied bodies go through exactly as the server sent them
+            # and no cookie jar: never carry one client's cookies to another
+            self._session = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                                                  connector=aiohttp.TCPConnector(limit=256))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- talking to the server ----------------------------------------------------------------
+    def rest_url(self, method: str) -> str:
+        return f"{self.base_url}/rest/{method}.view"
+
+    async def api(self, call: Call, method: str, extra: Sequence[tuple[str, str]],
+                  fmt: Sequence[tuple[str, str]]) -> Upstream:
+        """GET /rest/<method>.view with the caller's credentials (and client name, version,
+        User-Agent, Basic auth) plus ``extra`` and the format ``fmt``; the whole answer."""
+        t = self.settings.media_http_timeout_seconds
+        headers = {"Accept-Encoding": "identity"}
+        for name in ("Authorization", "User-Agent"):
+            if name in call.request.headers:
+                headers[name] = call.request.headers[name]
+        try:
+            async with self.session.get(self.rest_url(method),
+                                        params=[*call.auth_query(), *fmt, *extra], headers=headers,
+                                        allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS,
+                                        timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=t)) as resp:
+                return Upstream(resp.status, CIMultiDict(resp.headers), await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamDown(_reason(exc)) from None
+
+    async def authenticate(self, call: Call) -> web.Response | None:
+        """None when the server accepts the caller's credentials; else its own refusal."""
+        key = call.credentials()
+        now = time.monotonic()
+        if self._trusted.get(key, 0.0) > now:
+            return None
+        self.auth_checks += 1
+        answer = await self.api(call, "ping", [], [("f", "json")])
+        inner = doc.parse_json(answer.body)
+        if answer.status == 200 and inner is not None and inner.get("status") == "ok":
+            self.info = doc.upstream_info(inner)
+            ttl = self.settings.bridge_auth_cache_seconds
+            if ttl > 0:
+                if len(self._trusted) >= AUTH_CACHE_MAX:
+                    self._trusted = {k: v for k, v in self._trusted.items() if v > now}
+                    if len(self._trusted) >= AUTH_CACHE_MAX:
+                        self._trusted.clear()
+                self._trusted[key] = now + ttl
+            return None
+        if call.fmt.fmt is not doc.Fmt.JSON:
+            answer = await self.api(call, "ping", [], call.fmt.query())
+        return relay(answer)
+
+    async def entries(self, call: Call, ids: Sequence[str]) -> list[doc.Entry | None]:
+        """The server's ``Child`` of each id (None where it has none), in the caller's format."""
+        sem = asyncio.Semaphore(FETCH_CONCURRENCY)
+        fetch = call.fmt.fetch
+
+        async def one(item_id: str) -> doc.Entry | None:
+            async with sem:
+                answer = await self.api(call, "getSong", [("id", item_id)], [("f", fetch)])
+            return doc.entry_of(answer.body, fetch) if answer.status == 200 else None
+
+        return list(await asyncio.gather(*(one(i) for i in ids)))
+
+    async def artist_name(self, call: Call, artist_id: str) -> str | None:
+        answer = await self.api(call, "getArtist", [("id", artist_id)], [("f", "json")])
+        inner = doc.parse_json(answer.body)
+        artist = inner.get("artist") if inner and inner.get("status") == "ok" else None
+        name = artist.get("name") if isinstance(artist, dict) else None
+        return name if isinstance(name, str) and name else None
+
+    def down(self, fmt: doc.Format, reason: str) -> web.Response:
+        message = f"Subsonic bridge: cannot reach the Subsonic server at {self.base_url} ({reason})"
+        log.warning("%s", message)
+        return doc.render(fmt, self.info, doc.error(0, message), status="failed")
+
+    # -- the byte-for-byte proxy ----------------------------------------------------------------
+    def upstream_url(self, request: web.Request) -> URL:
+        """The server's URL for a client path: the base path of NAVIDROME_URL (``/music``) is
+        prepended unless the client path already starts with it; query string kept raw."""
+        base = URL(self.base_url)
+        prefix = base.path.rstrip("/")
+        raw = request.raw_path
+        if prefix and not (raw.startswith(prefix) and raw[len(prefix):len(prefix) + 1] in ("", "/", "?")):
+            raw = prefix + raw
+        return URL(str(base.origin()) + raw, encoded=True)
+
+    def relative_path(self, request: web.Request) -> str:
+        """The client path below the base path of NAVIDROME_URL (where ``/rest/...`` is matched)."""
+        prefix = URL(self.base_url).path.rstrip("/")
+        path = request.path
+        if prefix and path.startswith(prefix) and path[len(prefix):len(prefix) + 1] in ("", "/"):
+            return path[len(prefix):] or "/"
+        return path
+
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """Send ``request`` to the server unchanged (``body`` when already read, else the
+        request's stream) and stream its answer back."""
+        headers = end_to_end(request.headers, DROP_REQUEST)
+        data: Any = body if body is not None else (request.content if request.body_exists else None)
+        t = self.settings.media_http_timeout_seconds
+        try:
+            upstream = await self.session.request(
+                request.method, self.upstream_url(request), headers=headers, data=data, allow_redirects=False,
+                skip_auto_headers=SKIP_AUTO_HEADERS, timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=None))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if self.relative_path(request).startswith("/rest/"):
+                return self.down(doc.Format.of(request.query), _reason(exc))
+            return web.Response(status=502, text=f"Subsonic bridge: cannot reach {self.base_url} "
+                                                 f"({_reason(exc)})\n")
+        complete = False
+        try:
+            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=end_to_end(upstream.headers))
+            await resp.prepare(request)
+            if request.method != "HEAD":
+                try:
+                    async for chunk in upstream.content.iter_any():
+                        await resp.write(chunk)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    # The server broke off mid-body: break the client's connection too, so that it
+                    # sees a truncated answer rather than a complete one.
+                    log.info("Subsonic bridge: %s %s: server stopped mid-answer (%s)", request.method,
+                             request.path, _reason(exc))
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+            await resp.write_eof()
+            complete = True
+            return resp
+        except ConnectionResetError:  # the client went away mid-body
+            return resp
+        finally:
+            if complete:
+                upstream.release()
+            else:
+                upstream.close()  # body not read to the end: do not reuse the connection
+
+
+def end_to_end(headers: Mapping[str, str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    """``headers`` without hop-by-hop ones (RFC 9110 7.6.1, and those named in ``Connection``)
+    and without ``drop`` (lower-case names)."""
+    named = {t.strip().lower() for k, v in headers.items() if k.lower() == "connection" for t in v.split(",")}
+    return CIMultiDict((k, v) for k, v in headers.items()
+                       if k.lower() not in HOP_BY_HOP and k.lower() not in named and k.lower() not in drop)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def relay(answer: Upstream) -> web.Response:
+    """The server's answer as it wrote it (hop-by-hop headers and length recomputed)."""
+    return web.Response(status=answer.status, body=answer.body,
+                        headers=end_to_end(answer.headers, frozenset({"content-length"})))
+
+
+def _similarity(x: float) -> float:
+    return round(max(-1.0, min(1.0, x)), 6)
+
+
+def _cosine(a: Any, b: Any) -> float:
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb) / denom if denom else 0.0
+
+
+async def _seed(svc: MixService, item_id: str) -> Candidate:
+    try:
+        return await svc.song_seed(item_id)
+    except (UnknownSeed, NothingAnalysed) as exc:
+        raise Fallback(str(exc) or "nothing analysed") from None
+
+
+# -- the calls the bridge answers ----------------------------------------------------------------
+
+async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
+    seed_id, count = call.get("id"), call.count(50, 0)
+    if seed_id is None or count is None:
+        raise Fallback("id missing or count malformed")
+    svc = bridge.mixes()
+    db = bridge.main[DB]
+    found = await db.fetchrow(
+        """SELECT EXISTS (SELECT 1 FROM tracks WHERE item_id = $1) AS song,
+                  EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS album""", seed_id)
+    try:
+        if found["song"]:
+            result = await svc.mix(MixKind.SONG, seed_id, count + 1)
+        elif found["album"]:
+            result = await svc.mix(MixKind.ALBUM, seed_id, count)
+        else:
+            name = await bridge.artist_name(call, seed_id)
+            if name is None:
+                raise Fallback(f"{seed_id}: not a known song, album or artist")
+            result = await svc.mix(MixKind.ARTIST, name, count)
+    except (UnknownSeed, NothingAnalysed) as exc:
+        raise Fallback(str(exc) or "nothing analysed") from None
+    ids = [c.item_id for c in result.tracks if c.item_id != seed_id][:count]
+    entries = [e for e in await bridge.entries(call, ids) if e is not None]
+    if not entries:
+        raise Fallback("empty mix")
+    key = "similarSongs2" if call.method == "getSimilarSongs2" else "similarSongs"
+    return doc.render(call.fmt, bridge.info, doc.songs(key, entries))
+
+
+async def sonic_similar_tracks(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
+    seed_id, count = call.get("id"), call.count(10, 0)
+    if seed_id is None or count is None:
+        raise Fallback("id missing or count malformed")
+    svc = bridge.mixes()
+    seed = await _seed(svc, seed_id)
+    similar = await svc.similar(seed, count, eliminate_duplicates=True) if count else []
+    entries = await bridge.entries(call, [c.item_id for c in similar])
+    matches = [(e, _similarity(1.0 - c.distance)) for c, e in zip(similar, entries, strict=True) if e is not None]
+    return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))
+
+
+async def find_sonic_path(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
+    start_id, end_id, count = call.get("startSongId"), call.get("endSongId"), call.count(25, 1)
+    if start_id is None or end_id is None or count is None or start_id == end_id:
+        raise Fallback("startSongId/endSongId missing or equal, or count malformed")
+    svc = bridge.mixes()
+    start, end = await _seed(svc, start_id), await _seed(svc, end_id)
+    path = (await svc.path(start, end, max(2, count))).tracks
+    entries = await bridge.entries(call, [c.item_id for c in path])
+    matches = [(e, _similarity(_cosine(start.embedding, c.embedding)))
+               for c, e in zip(path, entries, strict=True) if e is not None]
+    return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))
+
+
+async def open_subsonic_extensions(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
+    own = {*AUTH_PARAMS, *CLIENT_PARAMS, "f", "callback"}
+    extra = [(k, v) for k, v in call.params.items() if k not in own]
+    answer = await bridge.api(call, "getOpenSubsonicExtensions", extra, [("f", "json")])
+    inner = doc.parse_json(answer.body) or {}
+    info = {**bridge.info, **doc.upstream_info(inner)}
+    listed = inner.get("openSubsonicExtensions") if answer.status == 200 and inner.get("status") == "ok" else None
+    items = [e for e in listed or [] if isinstance(e, dict) and e.get("name") != doc.SONIC_EXTENSION["name"]]
+    return doc.render(call.fmt, info, doc.extensions([*items, doc.SONIC_EXTENSION]))
+
+
+Handler = Callable[[SubsonicBridge, Call], Awaitable[web.StreamResponse]]
+AUTHENTICATED: dict[str, Handler] = {
+    "getSimilarSongs": similar_songs,
+    "getSimilarSongs2": similar_songs,
+    "getSonicSimilarTracks": sonic_similar_tracks,
+    "findSonicPath": find_sonic_path,
+}
+OPEN: dict[str, Handler] = {"getOpenSubsonicExtensions": open_subsonic_extensions}
+
+BRIDGE = web.AppKey("subsonic_bridge", SubsonicBridge)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    bridge = request.app[BRIDGE]
+    match = REST_PATH.match(bridge.relative_path(request))
+    method = match.group(1) if match else ""
+    handler = AUTHENTICATED.get(method) or OPEN.get(method)
+    if handler is None or request.method not in ("GET", "POST"):
+        return await bridge.forward(request)
+    call = await Call.read(request, method)
+    try:
+        if method in AUTHENTICATED:
+            refused = await bridge.authenticate(call)
+            if refused is not None:
+                return refused
+        return await handler(bridge, call)
+    except UpstreamDown as exc:
+        return bridge.down(call.fmt, str(exc))
+    except Fallback as exc:
+        log.debug("Subsonic bridge: %s: %s; relaying the server's answer", method, exc)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        log.warning("Subsonic bridge: %s: database unavailable (%s); relaying the server's answer",
+                    method, _reason(exc))
+    return await bridge.forward(request, call.body)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[BRIDGE].close()
+
+
+def create_app(main: web.Application) -> web.Application:
+    """The Subsonic bridge app; settings and the database pool come from ``main`` at request time."""
+    app = web.Application()
+    app[BRIDGE] = SubsonicBridge(main)
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app
