@@ -1,14 +1,16 @@
-"""`audiomuse` command line: up, web, worker, db migrate, check, sync."""
+"""`audiomuse` command line: up, web, worker, db migrate, check, sync, analyze."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -249,6 +251,91 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if summary.get("status") == "SUCCESS" else 1
 
 
+def _progress_line(task: dict[str, Any], started: float, done_at_start: int) -> str:
+    d = task.get("details") or {}
+    total = int(d.get("tracks_total") or 0)
+    done = int(d.get("tracks_analyzed") or 0) + int(d.get("tracks_failed") or 0)
+    elapsed = max(1e-6, time.monotonic() - started)
+    rate = (done - done_at_start) / elapsed
+    eta = (total - done) / rate if rate > 0 else None
+    width = 30
+    filled = int(width * done / total) if total else 0
+    eta_text = f"ETA {int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else "ETA --"
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tracks "
+            f"({d.get('tracks_failed', 0)} failed) {rate:.2f} tracks/s {eta_text}")
+
+
+async def _run_analysis_here(settings: Settings, endpoints: Endpoints, recent: int | None) -> dict[str, Any]:
+    """Start (or join) an analysis run, work on it with an in-process worker, draw its progress."""
+    from arq import create_pool as create_arq_pool
+
+    from sidecar import tasks
+    from sidecar.db import open_database
+    from sidecar.jobs.analysis import MAIN_TASK
+    from sidecar.jobs.worker import QUEUE_NAME, build_worker, redis_settings
+
+    pool, _ = await open_database(endpoints.postgres_dsn, min_size=1, max_size=4)
+    queue = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=QUEUE_NAME)
+    worker = build_worker(settings, endpoints, handle_signals=False)
+    worker_task = asyncio.create_task(worker.main())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    tty = sys.stderr.isatty()
+    try:
+        running = await tasks.active(pool, MAIN_TASK)
+        if running:
+            task_id = running[0]["task_id"]
+            print(f"joining the analysis already running ({task_id})", file=sys.stderr)
+        else:
+            task_id = await tasks.create(pool, MAIN_TASK, details={"num_recent_albums": recent})
+            await queue.enqueue_job("run_analysis", task_id, recent, None, _job_id=task_id)
+        started, first, last_print = time.monotonic(), None, 0.0
+        while True:
+            task = await tasks.get(pool, task_id) or {}
+            d = task.get("details") or {}
+            if first is None and d.get("tracks_total") is not None:
+                first = int(d.get("tracks_analyzed") or 0) + int(d.get("tracks_failed") or 0)
+                started = time.monotonic()
+            if first is not None and (tty or time.monotonic() - last_print >= 5):
+                end = "\r" if tty else "\n"
+                print(_progress_line(task, started, first), end=end, file=sys.stderr, flush=True)
+                last_print = time.monotonic()
+            if task.get("status") in tasks.FINAL:
+                break
+            if stop.is_set():
+                await pool.execute("UPDATE tasks SET status = 'REVOKED', finished_at = now() "
+                                   "WHERE (task_id = $1 OR parent_task_id = $1) AND status = ANY($2::text[])",
+                                   task_id, list(tasks.ACTIVE))
+                print("\ncancelling: finishing the current track ...", file=sys.stderr)
+            if worker_task.done():
+                raise RuntimeError(f"the worker stopped: {worker_task.exception()!r}")
+            await asyncio.sleep(0.5)
+        if tty:
+            print(file=sys.stderr)
+        return await tasks.get(pool, task_id) or {}
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker_task
+        await worker.close()
+        await queue.aclose()
+        await pool.close()
+
+
+def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
+    """Analyse the library in this process, with a progress bar (tracks/s, ETA)."""
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        task = asyncio.run(_run_analysis_here(settings, endpoints, args.recent))
+    d = task.get("details") or {}
+    print(f"{task.get('status')}: {d.get('tracks_analyzed', 0)} analysed, {d.get('tracks_failed', 0)} failed, "
+          f"{d.get('tracks_total', 0)} tracks in {d.get('albums_total', 0)} albums "
+          f"({d.get('albums_skipped', 0)} already analysed)")
+    return 0 if task.get("status") == "SUCCESS" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiomuse", description="AudioMuse sidecar: sonic analysis, "
                                      "instant mixes and playlists for Jellyfin, Navidrome or a music folder.")
@@ -260,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("migrate", help="apply pending schema migrations")
     sub.add_parser("check", help="validate the configuration and reach the database, Redis and media server")
+    analyze = sub.add_parser("analyze", help="analyse the library here, with a progress bar")
+    analyze.add_argument("--recent", type=int, default=None, help="only the N newest albums (default: "
+                         "NUM_RECENT_ALBUMS; 0 = all)")
     sync = sub.add_parser("sync", help="read the media server's albums and tracks into the database")
     sync.add_argument("--recent", type=int, default=None, help="only the N newest albums (default: "
                       "NUM_RECENT_ALBUMS; 0 = all)")
@@ -267,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "up": cmd_up, "web": cmd_web, "worker": cmd_worker, "check": cmd_check, "sync": cmd_sync,
+    "up": cmd_up, "web": cmd_web, "worker": cmd_worker, "check": cmd_check, "sync": cmd_sync, "analyze": cmd_analyze,
     "db migrate": cmd_migrate,
 }
 

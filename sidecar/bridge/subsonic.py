@@ -38,6 +38,8 @@ base path in ``NAVIDROME_URL`` (``http://host/music``) is prepended to client pa
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import re
 import time
@@ -116,8 +118,10 @@ class Call:
         value = self.params.get(name)
         return value if value else None
 
-    def credentials(self) -> tuple[str | None, ...]:
-        return (*(self.params.get(k) for k in AUTH_PARAMS), self.request.headers.get("Authorization"))
+    def credentials(self) -> bytes:
+        """A digest of the credentials (the auth cache never holds a password)."""
+        parts = [*(self.params.get(k) for k in AUTH_PARAMS), self.request.headers.get("Authorization")]
+        return hashlib.sha256(json.dumps(parts).encode()).digest()
 
     def auth_query(self) -> list[tuple[str, str]]:
         return [(k, v) for k in (*AUTH_PARAMS, *CLIENT_PARAMS) if (v := self.params.get(k)) is not None]
@@ -138,7 +142,7 @@ class SubsonicBridge:
     def __init__(self, main: web.Application) -> None:
         self.main = main
         self._session: aiohttp.ClientSession | None = None
-        self._trusted: dict[tuple[str | None, ...], float] = {}
+        self._trusted: dict[bytes, float] = {}
         #: envelope fields (version, type, serverVersion) of the server's last successful ping
         self.info: dict[str, Any] = {}
         #: how many times credentials were checked with the server (for tests and logs)
