@@ -58,6 +58,24 @@ async def similar_tracks(request: web.Request) -> web.Response:
     return web.json_response([track_json(c) for c in tracks])
 
 
+@routes.get("/api/similar_artists")
+async def similar_artists(request: web.Request) -> web.Response:
+    artist = str_param(request, "artist") or str_param(request, "artist_id")
+    if not artist:
+        raise ApiError(400, "give artist (a name)")
+    n = int_param(request, "n", 10, 1, 200)
+    details = bool_param(request, "include_component_matches", False)
+    matches = await _guard(service(request).similar_artists(artist, n))
+    out = []
+    for m in matches:
+        item: dict[str, Any] = {"artist": m.artist, "artist_id": None, "divergence": round(m.divergence, 6)}
+        if details:
+            item["component_matches"] = [{"query_track": track_json(a), "match_track": track_json(b),
+                                          "distance": round(float(b.distance), 6)} for a, b in m.pairs]
+        out.append(item)
+    return web.json_response(out)
+
+
 @routes.get("/api/search_tracks")
 async def search_tracks(request: web.Request) -> web.Response:
     query = str_param(request, "search_query") or " ".join(

@@ -28,6 +28,14 @@ class MixKind(StrEnum):
     GENRE = "genre"
 
 
+@dataclass(frozen=True)
+class ArtistMatch:
+    artist: str
+    divergence: float
+    #: (query artist's track, this artist's closest track to it)
+    pairs: list[tuple[Candidate, Candidate]]
+
+
 class NothingAnalysed(Exception):
     """No track has an embedding yet."""
 
@@ -141,6 +149,42 @@ class MixService:
         if kind is MixKind.SONG:
             return await self.song_mix(seeds[0], n, previous)
         return await self.multi_mix(seeds, n, previous)
+
+    async def similar_artists(self, artist: str, n: int) -> list[ArtistMatch]:
+        """Artists whose tracks sit closest to this artist's tracks.
+
+        Up to MAX_SEEDS of the artist's tracks, spread over the catalogue, each look up their
+        nearest tracks; an artist's divergence is the mean, over those seed tracks, of the
+        distance to that artist's nearest track (the seed's farthest candidate when none of
+        theirs is among its candidates): low when every side of the query artist has a close
+        match in the other.
+        """
+        seeds = await store.artist_seeds(self.db, artist, MAX_SEEDS)
+        if not seeds:
+            await self._require_library()
+            raise UnknownSeed(artist, "unknown artist, or none of their tracks is analysed")
+        own = {seeds[0].artist.casefold(), artist.casefold()}
+        by_seed = await store.nearest_many(self.db, seeds, 200, exclude=[s.item_id for s in seeds])
+        best: dict[str, dict[str, Candidate]] = {}
+        names: dict[str, str] = {}
+        for seed_id, cands in by_seed.items():
+            for c in cands:
+                key = c.artist.casefold()
+                if not key or key in own:
+                    continue
+                names.setdefault(key, c.artist)
+                per_seed = best.setdefault(key, {})
+                if seed_id not in per_seed or c.distance < per_seed[seed_id].distance:
+                    per_seed[seed_id] = c
+        ceiling = {sid: (cands[-1].distance if cands else 1.0) for sid, cands in by_seed.items()}
+        matches = []
+        for key, per_seed in best.items():
+            divergence = sum(per_seed[s.item_id].distance if s.item_id in per_seed else ceiling[s.item_id]
+                             for s in seeds) / len(seeds)
+            pairs = [(s, per_seed[s.item_id]) for s in seeds if s.item_id in per_seed]
+            matches.append(ArtistMatch(names[key], divergence, pairs))
+        matches.sort(key=lambda m: (m.divergence, m.artist))
+        return matches[:n]
 
     async def path(self, start: Candidate, end: Candidate, steps: int) -> MixResult:
         async def pool(vector: object, k: int, excluded: frozenset[str]) -> list[Candidate]:
