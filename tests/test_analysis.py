@@ -238,3 +238,36 @@ async def test_sigkill_mid_album_then_restart(make_settings: Any, endpoints: End
     assert await db.fetchval("SELECT count(*) FROM embeddings") == 8
     assert await db.fetchval("SELECT count(*) FROM track_analysis") == 8
     assert await db.fetchval("SELECT count(DISTINCT item_id) FROM embeddings") == 8
+
+
+async def test_analysis_through_a_real_subsonic_server(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
+                                                       db: asyncpg.Pool) -> None:
+    from servers.supysonic import running_supysonic
+
+    from sidecar.appkeys import QUEUE
+
+    music = tmp_path / "subsonic-music"
+    make_album(music, "Remote", "Streamed", 3, seconds=8)
+    make_empty_file(music / "Remote" / "Streamed" / "04 empty.flac")  # supysonic skips it: not a track
+    with running_supysonic(music, tmp_path / "supysonic") as server:
+        settings = make_settings({"MEDIASERVER_TYPE": "navidrome", "NAVIDROME_URL": server.base_url,
+                                  "NAVIDROME_USER": server.user, "NAVIDROME_PASSWORD": server.password},
+                                 ai_chat_db_user_name="ai_user_sub")
+        c = TestClient(TestServer(create_app(settings, endpoints)))
+        await c.start_server()
+        try:
+            task_id = (await (await c.post("/api/analysis/start", json={})).json())["task_id"]
+            await run_worker_until_idle(settings, endpoints)
+            task = await tasks.get(db, task_id)
+            assert task is not None and task["status"] == "SUCCESS", task
+            assert task["details"]["tracks_analyzed"] == 3 and task["details"]["adds_up"]
+            rows = await db.fetch("SELECT item_id, provider, analysis_status FROM tracks")
+            assert {r["provider"] for r in rows} == {"navidrome"} and len(rows) == 3
+            # ids are the server's: the bridge and clients can use them directly
+            songs = server.get_json("getAlbumList2", type="newest")["albumList2"]["album"]
+            album = server.get_json("getAlbum", id=songs[0]["id"])["album"]["song"]
+            assert {s["id"] for s in album} == {r["item_id"] for r in rows}
+            assert not any(settings.download_dir.iterdir()), "downloaded files must be removed"
+            assert QUEUE in c.app
+        finally:
+            await c.close()
