@@ -90,7 +90,7 @@ def synth_clip(seconds: float = CLIP_SECONDS, sr: int = SR, seed: int = CLIP_SEE
     def midi_hz(m: float) -> float:
         return 440.0 * 2.0 ** ((m - 69) / 12.0)
 
-    # chords (C, G, Am, F), 2 bars of 4 beats each... one chord per 2 s, looping
+    # chords (C, G, Am, F), one per bar (4 beats = 2 s), looping
     chords = [[60, 64, 67], [55, 59, 62], [57, 60, 64], [53, 57, 60]]
     bass = [36, 31, 33, 29]
     for i, start in enumerate(np.arange(0.0, seconds, 2.0)):
@@ -236,9 +236,33 @@ def frozen_graph_def(ckpt_dir: Path):
     return frozen
 
 
+def make_tf2onnx_deterministic() -> None:
+    """tf2onnx's transpose optimiser iterates over sets of ``Node`` objects, hashed by ``id()``, so
+    the graph it produces varies from run to run (equivalent graphs, different bytes). Hash nodes
+    by creation order instead, which is the same on every run (PYTHONHASHSEED is also fixed)."""
+    import itertools
+
+    from tf2onnx import graph as tfg
+
+    if getattr(tfg.Node, "_audiomuse_deterministic", False):
+        return
+    counter = itertools.count()
+    orig_init = tfg.Node.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.__dict__["_det_hash"] = next(counter)
+        orig_init(self, *args, **kwargs)
+
+    tfg.Node.__init__ = __init__
+    tfg.Node.__hash__ = lambda self: self.__dict__.get("_det_hash", 0)
+    tfg.Node._audiomuse_deterministic = True
+
+
 def to_onnx(frozen, out_path: Path) -> None:
     import onnx
     import tf2onnx
+
+    make_tf2onnx_deterministic()
 
     model_proto, _ = tf2onnx.convert.from_graph_def(
         frozen,
@@ -247,7 +271,11 @@ def to_onnx(frozen, out_path: Path) -> None:
         opset=OPSET,
     )
     # tf2onnx keeps TF tensor names ("mel:0"): give the graph plain names.
-    rename = {ONNX_INPUT + ":0": ONNX_INPUT, ONNX_TAGS + ":0": ONNX_TAGS, ONNX_EMBEDDING + ":0": ONNX_EMBEDDING}
+    rename = {
+        ONNX_INPUT + ":0": ONNX_INPUT,
+        ONNX_TAGS + ":0": ONNX_TAGS,
+        ONNX_EMBEDDING + ":0": ONNX_EMBEDDING,
+    }
     g = model_proto.graph
     for vi in list(g.input) + list(g.output):
         vi.name = rename.get(vi.name, vi.name)
@@ -263,8 +291,112 @@ def to_onnx(frozen, out_path: Path) -> None:
         "Input mel[N,187,96] = log10(1+10000*mel) patches; outputs tags[N,50] (sigmoid), "
         "embedding[N,200] = model/dense/BiasAdd (before ReLU and batch-norm)."
     )
+    canonicalise(model_proto)
     onnx.checker.check_model(model_proto)
     out_path.write_bytes(model_proto.SerializeToString())
+
+
+def canonicalise(model_proto) -> None:
+    """Make the serialised ONNX bytes independent of tf2onnx's run-to-run naming and ordering.
+
+    tf2onnx names the nodes and constants it adds with process-dependent counters and shares equal
+    constants differently from run to run, so the bytes (and the checksum, i.e. the model version)
+    would change on every conversion. Here: initializers are deduplicated and named by content,
+    nodes are sorted topologically (ties broken by a structural hash of the node and its inputs) and
+    named by position; graph inputs and outputs keep their names.
+    """
+    from onnx import helper
+
+    g = model_proto.graph
+    io_names = {vi.name for vi in list(g.input) + list(g.output)}
+
+    # 1. initializers: dedupe and name by content
+    rename: dict[str, str] = {}
+    inits: dict[str, object] = {}
+    for init in g.initializer:
+        # hash the tensor without its name: data_type, dims and data
+        t = type(init)()
+        t.CopyFrom(init)
+        t.name = ""
+        key = hashlib.sha256(t.SerializeToString(deterministic=True)).hexdigest()[:16]
+        new = f"const_{key}"
+        rename[init.name] = new
+        if new not in inits:
+            t.name = new
+            inits[new] = t
+
+    # 2. structural hash of every tensor, then a deterministic topological order
+    producers = {out: node for node in g.node for out in node.output if out}
+    sig: dict[str, str] = {name: name for name in io_names}
+    sig.update({old: new for old, new in rename.items()})
+
+    def attr_bytes(node) -> bytes:
+        return b"".join(
+            a.SerializeToString(deterministic=True) for a in sorted(node.attribute, key=lambda a: a.name)
+        )
+
+    node_sig: dict[int, str] = {}
+
+    def tensor_sig(name: str) -> str:
+        if not name:
+            return ""
+        if name in sig:
+            return sig[name]
+        node = producers[name]
+        ns = node_signature(node)
+        sig[name] = f"{ns}:{list(node.output).index(name)}"
+        return sig[name]
+
+    def node_signature(node) -> str:
+        k = id(node)
+        if k not in node_sig:
+            h = hashlib.sha256()
+            h.update(node.op_type.encode() + b"|" + node.domain.encode() + b"|" + attr_bytes(node))
+            for x in node.input:
+                h.update(b"|" + tensor_sig(x).encode())
+            node_sig[k] = h.hexdigest()
+        return node_sig[k]
+
+    sys.setrecursionlimit(max(10000, sys.getrecursionlimit()))
+    for node in g.node:
+        node_signature(node)
+
+    available = {vi.name for vi in g.input} | set(rename) | {""}
+    remaining = list(g.node)
+    ordered = []
+    while remaining:
+        ready = [n for n in remaining if all(x in available for x in n.input)]
+        if not ready:
+            raise RuntimeError("ONNX graph is not a DAG")
+        ready.sort(key=lambda n: node_signature(n))
+        first = ready[0]
+        ordered.append(first)
+        remaining.remove(first)
+        available.update(first.output)
+
+    # 3. rename nodes and intermediate tensors by position
+    for i, node in enumerate(ordered):
+        base = f"n{i:03d}_{node.op_type}"
+        for j, out in enumerate(node.output):
+            if out and out not in io_names:
+                rename[out] = f"{base}:{j}"
+        node.name = base
+    new_nodes = []
+    for node in ordered:
+        n = helper.make_node(
+            node.op_type,
+            [rename.get(x, x) for x in node.input],
+            [rename.get(x, x) for x in node.output],
+            name=node.name,
+            domain=node.domain or None,
+        )
+        n.attribute.extend(sorted(node.attribute, key=lambda a: a.name))
+        new_nodes.append(n)
+    del g.node[:]
+    g.node.extend(new_nodes)
+    del g.initializer[:]
+    g.initializer.extend(inits[k] for k in sorted(inits))
+    del g.value_info[:]  # intermediate shape annotations carry the old names
 
 
 def onnx_run(path: Path, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -337,10 +469,10 @@ index = output column).
 `batch` is dynamic. Patches are independent (batch-norm uses its stored moving statistics).
 
 **Embedding definition.** `embedding` is the output of the back-end's 200-unit dense layer
-`model/dense/BiasAdd`, i.e. `W . dropout(batchnorm(concat(max_pool, mean_pool))) + b` **before** its
-ReLU and the following batch-norm (which is what the seed, AudioMuse-AI, uses). It is *not* musicnn's
-`penultimate` feature (which is after ReLU and batch-norm). Track-level vectors are the mean over
-patches.
+`model/dense/BiasAdd`, i.e. `W . batchnorm(concat(max_pool, mean_pool)) + b` (dropout is the identity
+at inference), **before** its ReLU and the following batch-norm, as the seed project defines it. It is
+*not* musicnn's `penultimate` feature (which is after ReLU and batch-norm). Values are unbounded
+(roughly -10..10 on music). Track-level vectors are the mean over patches.
 
 ## Preprocessing (what the runtime must do before `mel`)
 
@@ -352,11 +484,13 @@ patches.
    to inf under numpy 2 and then gives NaN).
 4. Frames x bands (`[frames, 96]`), cut into non-overlapping 187-frame patches (hop 187 frames, as
    musicnn's `batch_data` with its default `input_overlap=False`); a partial tail is dropped, as
-   musicnn does. (The sidecar runtime zero-pads a clip shorter than one patch to one patch; zero is
-   the log-mel of silence.)
+   musicnn does. A log-mel shorter than one patch (audio under about 3 s) is repeat-padded (frames
+   tiled) to one patch by the sidecar runtime, as musicnn's training did for short clips
+   (`"pad_short": "repeat-pad"` in the checkpoints' `config.json`).
 
-Note: musicnn's own `batch_data` calls librosa with its defaults, i.e. `center=True`; the seed and
-this project use `center=False` (one frame less of context at each end, otherwise identical).
+Note: musicnn's own `batch_data` calls librosa with its defaults, i.e. `center=True` (zero padding
+of 256 samples at each end). The seed and this project use `center=False`, whose frame `t` equals
+`center=True`'s frame `t + 1`: patches start one frame (16 ms) later and no padded edge frame exists.
 
 ## Parity (ONNX Runtime vs TensorFlow on the original checkpoints)
 
@@ -369,6 +503,13 @@ Max absolute difference, on the 3 patches of the synthetic test clip `tests/data
 {rows}
 
 The test suite (`tests/test_ml_musicnn.py`) requires <= 1e-4 on tags and embeddings.
+
+## Cost
+
+About 1.4 G multiply-adds per patch, 80% of them in the two timbral convolutions (7x38 and 7x67
+kernels, 204 filters each). ONNX Runtime on the 2-core target machine (AMD EPYC, 2 intra-op
+threads): about 19 ms per patch per model, at batch size 1 as at 8 (compute-bound); a 4-minute
+track has 80 patches.
 
 ## Regenerate
 
@@ -453,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
             "embedding_max_abs_diff_random": float(np.max(np.abs(oremb - remb))),
         }
         sums[out.name] = (out.stat().st_size, sha256(out))
-        print(f"{key}: {out.name} {out.stat().st_size} bytes, parity {parity[key]} ({time.time() - t0:.1f} s)")
+        print(
+            f"{key}: {out.name} {out.stat().st_size} bytes, parity {parity[key]} ({time.time() - t0:.1f} s)"
+        )
         if max(parity[key].values()) > 1e-4:
             print(f"ERROR: {key} ONNX output differs from TensorFlow by more than 1e-4", file=sys.stderr)
             return 1
@@ -480,4 +623,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # tf2onnx's graph optimisers iterate over sets of names: fix str hashing so that the ONNX bytes,
+    # hence their checksums (the model version), are the same on every run.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     raise SystemExit(main())

@@ -26,13 +26,19 @@ a 2-hour file. So:
   patches, so evenly spaced excerpts estimate them without bias; tempo, key and energy are
   whole-track statistics that evenly spaced samples estimate as well. Peak memory of the decoded
   signal is therefore ``full_seconds * 64 kB`` (57.6 MB by default) for any file length, and the
-  decode time of a 2-hour file is that of a 15-minute one plus ``count`` seeks. A file whose duration
+  decode time of a 2-hour file is that of a 15-minute one plus ``count`` seeks (measured on the
+  2-core target: 900 s out of a 2-hour 44.1 kHz stereo FLAC in 0.5 s, peak RSS +60 MB, against
+  5.8 s and +445 MB to decode it whole; a whole 4-minute 44.1 kHz stereo MP3/FLAC/AAC/Vorbis file
+  takes 0.22-0.38 s, Opus 0.5 s). A file whose duration
   is unknown is decoded from the start up to ``full_seconds``. If seeking fails, the policy falls back
   to the first ``full_seconds``.
 
 The excerpts are returned concatenated, with their boundaries in :attr:`DecodedAudio.segments` so
 that a consumer that must not straddle a boundary (e.g. cutting 3-second model patches) can process
-:meth:`DecodedAudio.pieces` one by one.
+:meth:`DecodedAudio.pieces` one by one. Excerpts are sample-accurate: frames before the target time
+are trimmed using their timestamps (counted from the stream's start time, so an MP3's encoder delay
+does not shift them), and when a demuxer lands after the target (Ogg may) the seek is retried from
+further back.
 
 Errors
 ------
@@ -65,9 +71,11 @@ Corrupt streams: a packet the decoder rejects is skipped and counted (as the ``f
 does), and a demuxer error ends the stream. If the result is still long enough (at least
 ``min_seconds`` and at least ``min_fraction`` of the header's duration) it is kept, flagged with
 :attr:`DecodedAudio.damaged` and :attr:`DecodedAudio.decode_errors`; otherwise ``corrupt``. A short
-decode is only compared with the header's duration when that duration is exact (FLAC, WAV, Ogg, MP4,
-MP3 with a Xing/Info/VBRI header, ...), never with a bitrate estimate (MP3 without such a header,
-raw ADTS AAC), which can be far off for VBR files.
+decode is only compared with the header's duration when that duration is exact (FLAC, WAV by its
+``data`` chunk size, MP4, MP3 with a Xing/Info/VBRI header, ...), never with a bitrate estimate (MP3
+without such a header, raw ADTS AAC), which can be far off for VBR files. An Ogg file states no total
+length (FFmpeg reads the last page's position), so a truncated Ogg file is indistinguishable from a
+shorter one.
 
 No soundfile fallback: every format libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, AU, CAF, W64, ...)
 is also read by the bundled FFmpeg, so a fallback would only repeat the same failure.
@@ -152,7 +160,7 @@ class AudioInfo:
     duration_exact: bool  # False when FFmpeg estimated it from the bitrate
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class DecodedAudio:
     """16 kHz mono float32 samples and how they were obtained."""
 
@@ -160,7 +168,7 @@ class DecodedAudio:
     info: AudioInfo
     # (source start in seconds, start index, stop index) of each contiguous decoded span
     segments: tuple[tuple[float, int, int], ...]
-    complete: bool  # the whole file was decoded (no cap, no excerpts)
+    complete: bool  # decoded from the start to the end (no cap reached, no excerpts)
     decode_errors: int = 0  # packets the decoder rejected (skipped)
     damaged: bool = False  # decode errors, a demuxer error, or a clean end well before the header's length
     sample_rate: int = SAMPLE_RATE
@@ -261,13 +269,25 @@ def _sniff_audio(head: bytes) -> str | None:
     return None
 
 
-def _mp3_has_length_header(head: bytes) -> bool:
-    """Whether the first MPEG frame carries a Xing/Info/VBRI header (exact frame count)."""
+def _mp3_has_length_header(path: Path, head: bytes) -> bool:
+    """Whether the first MPEG frame carries a Xing/Info/VBRI header (an exact frame count).
+
+    Looks past an ID3v2 tag, reading from the file when the tag (e.g. cover art) is larger than
+    ``head``.
+    """
     start = 0
     if head.startswith(b"ID3") and len(head) >= 10:
         size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-        start = 10 + size
-    window = head[start : start + 4096] if start < len(head) else b""
+        start = 10 + size + (10 if head[5] & 0x10 else 0)  # footer flag
+    if start + 4096 <= len(head):
+        window = head[start : start + 4096]
+    else:
+        try:
+            with path.open("rb") as fh:
+                fh.seek(start)
+                window = fh.read(4096)
+        except OSError:
+            return False
     return any(tag in window for tag in (b"Xing", b"Info", b"VBRI"))
 
 
@@ -399,7 +419,7 @@ class _Source:
             if declared is not None and (duration is None or declared > duration * 1.01):
                 duration = declared
         exact = duration is not None and not (fmt_names & _ESTIMATED_DURATION_FORMATS)
-        if duration is not None and "mp3" in fmt_names and _mp3_has_length_header(head):
+        if duration is not None and "mp3" in fmt_names and _mp3_has_length_header(self.path, head):
             exact = True
         cc = s.codec_context
         channels = 0

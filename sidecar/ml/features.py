@@ -16,7 +16,7 @@ Tempo (:func:`estimate_tempo`)
     the peak and its first multiples (parabolic interpolation, least squares through the origin), and
     the tempo folded by octaves into ``[tempo_min, tempo_max]`` (then clipped). On click tracks and
     synthetic drum patterns from 60 to 195 BPM the error is below 0.1%. Cost: about 0.1 s for a
-    4-minute track (librosa's ``beat_track`` takes about 1 s and quantises to its 32 ms hop).
+    4-minute track (librosa's ``beat_track`` takes about 0.5 s and quantises to its 32 ms hop).
 
 Key and scale (:func:`estimate_key`)
     Chroma from a ``n_fft=4096`` (3.9 Hz bins), ``hop=2048`` power spectrum through librosa's chroma
