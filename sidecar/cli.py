@@ -201,9 +201,15 @@ async def _checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str, b
         finally:
             await provider.close()
 
+    async def models() -> str:
+        from sidecar.ml.pipeline import AnalysisParams, model_version
+
+        return await asyncio.to_thread(model_version, AnalysisParams(model_dir=settings.model_dir))
+
     await check("database", database())
     await check("redis", redis())
     await check("media server", media())
+    await check("models", models())
     return results
 
 

@@ -130,7 +130,8 @@ def test_check_prints_one_line_per_check(tmp_path: Path, music: Path) -> None:
     lines = res.stdout.strip().splitlines()
     assert res.returncode == 0, res.stdout + res.stderr
     assert [line.split(":")[0] for line in lines] == ["OK    configuration", "OK    database", "OK    redis",
-                                                       "OK    media server"]
+                                                       "OK    media server", "OK    models"]
+    assert lines[4].startswith("OK    models: musicnn-msd_musicnn@")
     assert "pgvector 0.8.6" in lines[1] and "Valkey" in lines[2] and str(music) in lines[3]
     assert _no_server_left(tmp_path / "data")
 
@@ -140,8 +141,23 @@ def test_check_reports_an_unreachable_media_server(tmp_path: Path, music: Path) 
                NAVIDROME_USER="u", NAVIDROME_PASSWORD="p", MEDIA_HTTP_RETRIES="0")
     res = subprocess.run([*AUDIOMUSE, "check"], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
-    line = res.stdout.strip().splitlines()[-1]
+    line = next(x for x in res.stdout.splitlines() if "media server" in x)
     assert line.startswith("FAIL  media server: Subsonic: ping: cannot reach http://127.0.0.1:9")
+
+
+def test_check_reports_a_damaged_model(tmp_path: Path, music: Path) -> None:
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "models", models)
+    with (models / "mtt_musicnn.onnx").open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00" * 16)
+    res = subprocess.run([*AUDIOMUSE, "check"], env=_env(tmp_path / "data", music, MODEL_DIR=str(models)),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    line = next(x for x in res.stdout.splitlines() if "models" in x)
+    assert line.startswith("FAIL  models:") and "mtt_musicnn.onnx" in line
 
 
 def test_invalid_configuration_stops_with_one_message(tmp_path: Path, music: Path) -> None:
