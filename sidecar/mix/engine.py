@@ -57,6 +57,8 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -205,15 +207,20 @@ _by_distance = attrgetter("distance")
 
 
 def _meta(c: Candidate) -> _Meta:
-    artist = normalize_artist(c.artist) if c.artist else ""
-    album: Hashable | None
-    if c.album_id:
-        album = c.album_id
-    elif c.album:
-        album = ("name", normalize_album(c.album), artist)
+    return _meta_of(c.title, c.artist, c.album, c.album_id)
+
+
+@lru_cache(maxsize=1 << 16)
+def _meta_of(title: str, artist: str, album: str, album_id: str | None) -> _Meta:
+    norm_artist = normalize_artist(artist) if artist else ""
+    album_key: Hashable | None
+    if album_id:
+        album_key = album_id
+    elif album:
+        album_key = ("name", normalize_album(album), norm_artist)
     else:
-        album = None
-    return track_key(c.title, c.artist), artist or None, album
+        album_key = None
+    return track_key(title, artist), norm_artist or None, album_key
 
 
 def _unit_rows(vectors: Sequence[Vector]) -> Vector:
@@ -391,7 +398,7 @@ class _Seq:
         mask = 0
         artists, albums, spacing = self.artists, self.albums, self.spacing
         if self.adj:
-            for a, b in zip(artists, artists[1:]):
+            for a, b in pairwise(artists):
                 if a is not None and a == b:
                     mask = _ADJ
                     break
@@ -415,7 +422,8 @@ class _Stream:
 
     Candidates the scan passed over but may still place wait in ``waiting``, grouped by
     artist (ranks ascending): the artist cap and "artist in a row" hold or fail for a
-    whole group at once, so a position costs O(groups), not O(candidates).
+    whole group at once, so a position costs O(groups), not O(candidates). Groups whose
+    artist reached the cap move to ``capped`` (counts only grow), out of the fast path.
     """
 
     __slots__ = (
@@ -423,6 +431,7 @@ class _Stream:
         "idx",
         "ptr",
         "waiting",
+        "capped",
         "dups",
         "picks",
         "metas",
@@ -442,6 +451,7 @@ class _Stream:
         self.shift = 4 if expected <= 6 else 5 if expected <= 14 else _CHUNK_SHIFT
         self.ptr = 0  # next rank to scan
         self.waiting: dict[str | None, list[int]] = {}
+        self.capped: dict[str | None, list[int]] = {}  # groups whose artist is at the cap
         self.dups: list[int] = []  # ranks near-identical to a reference (a last resort)
         self.picks = 0
         self.metas: list[_Meta | None] = [None] * len(cands)
@@ -541,10 +551,12 @@ class _Builder:
             best_r, best_group = -1, None
             empty: list[str | None] = []
             for artist, group in s.waiting.items():
-                if artist is not None and (
-                    (adj and artist == last) or (cap and seq.counts.get(artist, 0) >= cap)
-                ):
-                    continue
+                if artist is not None:
+                    if cap and seq.counts.get(artist, 0) >= cap:
+                        empty.append(artist)  # moved to the capped groups below
+                        continue
+                    if adj and artist == last:
+                        continue
                 i = 0
                 while i < len(group):
                     r = group[i]
@@ -563,7 +575,10 @@ class _Builder:
                 if not group:
                     empty.append(artist)
             for artist in empty:
-                del s.waiting[artist]
+                group = s.waiting.pop(artist)
+                if group and artist is not None:
+                    held = s.capped.get(artist)
+                    s.capped[artist] = sorted(held + group) if held else group
             if best_group is None:
                 break
             best_group.remove(best_r)
@@ -580,9 +595,14 @@ class _Builder:
             key, artist, album = s.meta(r)
             if key is not None and key in seq.keys:
                 continue
-            if (
-                artist is None or not ((adj and artist == last) or (cap and seq.counts.get(artist, 0) >= cap))
-            ) and album not in recent:
+            if artist is not None and cap and seq.counts.get(artist, 0) >= cap:
+                held = s.capped.get(artist)
+                if held is None:
+                    s.capped[artist] = [r]
+                else:
+                    held.append(r)
+                continue
+            if (artist is None or not (adj and artist == last)) and album not in recent:
                 if not self.is_dup(s, r):
                     return r
                 s.dups.append(r)
@@ -606,12 +626,14 @@ class _Builder:
         )
         best: _Option | None = None
         empty: list[str | None] = []
-        for artist, group in s.waiting.items():
-            best = self._scan(s, artist, group, best, ctx)
-            if not group:
-                empty.append(artist)
-        for artist in empty:
-            del s.waiting[artist]
+        for groups in (s.waiting, s.capped):
+            for artist, group in groups.items():
+                best = self._scan(s, artist, group, best, ctx)
+                if not group:
+                    empty.append(artist)
+            for artist in empty:
+                del groups[artist]
+            empty.clear()
         if s.dups and (best is None or best.mask & _DUP):
             # last resort: tracks near-identical to one already in the mix
             s.dups = sorted(r for r in s.dups if not self._dead(s, r))
@@ -620,7 +642,7 @@ class _Builder:
                 by_artist.setdefault(s.meta(r)[1], []).append(r)
             for artist, group in by_artist.items():
                 best = self._scan(s, artist, group, best, ctx)
-        if not s.waiting and not s.dups and s.ptr >= len(s.cands):
+        if not s.waiting and not s.capped and not s.dups and s.ptr >= len(s.cands):
             s.dead = True
         if best is not None and not self.relax and best.mask:
             return None
@@ -642,7 +664,7 @@ class _Builder:
         i = 0
         while i < len(group) and seen < _GROUP_SCAN_LIMIT:
             r = group[i]
-            if r in s.dupflag and s.waiting.get(artist) is group:
+            if r in s.dupflag and (s.waiting.get(artist) is group or s.capped.get(artist) is group):
                 del group[i]
                 s.dups.append(r)
                 continue
@@ -668,7 +690,7 @@ class _Builder:
                     break  # later candidates of this group cannot do better
                 continue
             if not mask & _DUP and self.is_dup(s, r):
-                if s.waiting.get(artist) is group:  # move it to the last-resort list
+                if s.waiting.get(artist) is group or s.capped.get(artist) is group:  # to the last resort
                     i -= 1
                     seen -= 1
                     del group[i]
@@ -684,8 +706,10 @@ class _Builder:
         if waiting:
             if r in s.dupflag and r in s.dups:
                 s.dups.remove(r)
-            else:
+            elif r in s.waiting.get(meta[1], ()):
                 s.waiting[meta[1]].remove(r)
+            else:
+                s.capped[meta[1]].remove(r)
         self.seq.place(s.cands[r], meta, mask, gap)
         if self.refs.on:
             self.refs.add(s.row(r))
@@ -995,7 +1019,10 @@ def song_path(
     severe relaxation first, then nearest). If every returned track breaks a
     never-relaxed rule the step asks again with those excluded and a larger *k*; a step
     is dropped only when the pool has nothing left, so the path has *n_steps* tracks
-    whenever the pool allows. Artist/album rules treat *end* as the last track.
+    whenever the pool allows. Artist/album rules treat *end* as the last track. With
+    ``relax=False`` a step whose *k* nearest tracks all break a soft rule is dropped.
+    The ends are always used, even if excluded; raises ``ValueError`` when they are the
+    same track or ``n_steps < 2``.
     """
     gen = _path(start, end, n_steps, rules, k, relax)
     try:
