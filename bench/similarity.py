@@ -4,7 +4,7 @@
     python bench/similarity.py --sizes 1000000      # the 1M case (tens of minutes; not in CI)
 
 For each size it generates a clustered library (tests/library_factory.py: clusters in a
-16-d latent space projected to 200-d), loads it with COPY into a fresh database of an
+16-d latent space projected to 200-d; about 30 tracks, three albums, per artist), loads it with COPY into a fresh database of an
 embedded PostgreSQL 18 + pgvector, builds the HNSW index, starts `audiomuse web` as its own
 process and measures:
 
@@ -72,7 +72,7 @@ async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespac
     await conn.execute("DROP INDEX IF EXISTS embeddings_hnsw_cosine_idx")
     t0 = time.perf_counter()
     vectors, styles = make_embeddings(n, styles=max(12, n // 5000), seed=42)
-    tracks = make_tracks(n, styles)
+    tracks = make_tracks(n, styles, tracks_per_artist=30)  # ~3 albums of 10 per artist, as in real libraries
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     chunk = 100_000

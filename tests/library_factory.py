@@ -49,12 +49,23 @@ GENRES = ["Rock", "Electronic", "Jazz", "Classical", "Pop", "Metal", "Ambient", 
 
 
 def make_tracks(n: int, styles: np.ndarray, *, artists_per_style: int = 6, tracks_per_album: int = 10,
-                ) -> list[FakeTrack]:
+                tracks_per_artist: int | None = None) -> list[FakeTrack]:
+    """Titles, artists, albums and genres for ``n`` tracks of the given styles.
+
+    By default each style has ``artists_per_style`` artists (small test libraries); with
+    ``tracks_per_artist`` an artist gets that many tracks of one style, like a real library
+    (about 30: three albums of ten).
+    """
     tracks: list[FakeTrack] = []
     counters: dict[tuple[int, int], int] = {}
+    style_counts: dict[int, int] = {}
     for i in range(n):
         s = int(styles[i])
-        a = (i // 7) % artists_per_style
+        if tracks_per_artist:
+            a = style_counts.get(s, 0) // tracks_per_artist
+            style_counts[s] = style_counts.get(s, 0) + 1
+        else:
+            a = (i // 7) % artists_per_style
         k = counters.get((s, a), 0)
         counters[(s, a)] = k + 1
         album_no = k // tracks_per_album
