@@ -30,8 +30,9 @@ never answers with an error of its own on these routes, and never shows an item 
 Jellyfin does not show the caller.
 
 Every other request is passed through unchanged and streamed (:mod:`sidecar.bridge.proxy`).
-Mix answers carry ``Server-Timing: sonic;dur=<ms>, upstream;dur=<ms>`` (time in our mix
-engine and database, time waiting for Jellyfin).
+Mix answers carry ``Server-Timing: mix;dur=<ms>, upstream;dur=<ms>, bridge;dur=<ms>``: time
+in the mix engine and its database queries, time waiting for Jellyfin, and the rest (routing,
+credentials, reordering, JSON).
 """
 
 from __future__ import annotations
@@ -161,12 +162,16 @@ class Caller:
 
 @dataclass
 class Timing:
+    """Where an answer's time went, for its ``Server-Timing`` header."""
+
+    mix_s: float = 0.0
     upstream_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
 
     def header(self) -> str:
-        total = time.perf_counter() - self.started
-        return f"sonic;dur={(total - self.upstream_s) * 1000:.2f}, upstream;dur={self.upstream_s * 1000:.2f}"
+        rest = time.perf_counter() - self.started - self.mix_s - self.upstream_s
+        return (f"mix;dur={self.mix_s * 1000:.2f}, upstream;dur={self.upstream_s * 1000:.2f}, "
+                f"bridge;dur={rest * 1000:.2f}")
 
 
 class RefusedCredentials:
@@ -226,13 +231,13 @@ class JellyfinBridge:
         try:
             return await self._answer(request, route, caller, timing)
         except Fallback as why:
-            log.debug("bridge: %s: Jellyfin answers (%s)", request.rel_url, why)
+            log.debug("bridge: %s: Jellyfin answers (%s)", request.path, why)
         except (NothingAnalysed, UnknownSeed) as why:
-            log.debug("bridge: %s: Jellyfin answers (%s)", request.rel_url, why)
+            log.debug("bridge: %s: Jellyfin answers (%s)", request.path, why)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.warning("bridge: %s: our path failed; Jellyfin answers", request.rel_url, exc_info=True)
+            log.warning("bridge: %s: our path failed; Jellyfin answers", request.path, exc_info=True)
         return None
 
     async def _answer(self, request: web.Request, route: Route, caller: Caller, timing: Timing) -> web.Response:
@@ -241,6 +246,7 @@ class JellyfinBridge:
         if limit is not None and limit <= 0:
             raise Fallback("limit <= 0")
         service = MixService(self.main[DB], self.main[SETTINGS])
+        started, upstream_before = time.perf_counter(), timing.upstream_s
         if route.action == "similar":
             n = min(limit or SIMILAR_DEFAULT, MIX_LIMIT)
             ids, exclude_artists = await self._similar(service, route, n, query)
@@ -248,6 +254,7 @@ class JellyfinBridge:
             n = min(limit or MIX_LIMIT, MIX_LIMIT)
             ids = await self._mix(service, route, n, caller, query, timing)
             exclude_artists = set()
+        timing.mix_s = time.perf_counter() - started - (timing.upstream_s - upstream_before)
         items, envelope = await self._dtos(ids, caller, query, timing)
         if exclude_artists:
             items = [i for i in items if not exclude_artists & _artist_ids(i)]
@@ -295,7 +302,7 @@ class JellyfinBridge:
             return _ids(await service.mix(MixKind.GENRE, name, n))
         if item_type == "Playlist" and kind == "items":
             return await self._playlist_mix(service, item_id, n, caller, query, timing)
-        raise Fallback(f"{item_type} item on a {kind} route")
+        raise Fallback(f"a {item_type} we cannot mix here ({kind} route)")
 
     async def _playlist_mix(self, service: MixService, playlist_id: str, n: int, caller: Caller,
                             query: MultiMapping[str], timing: Timing) -> list[str]:

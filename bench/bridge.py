@@ -1,0 +1,352 @@
+"""Jellyfin bridge benchmark: what the bridge adds to an Instant Mix, media server excluded.
+
+    python bench/bridge.py                       # 20,000 tracks, 50 clients, 2,000 mixes
+    python bench/bridge.py --tracks 100000 --requests 5000 --limit 100
+
+Set-up, three processes on loopback as in production: an embedded PostgreSQL 18 + pgvector
+with a clustered synthetic library (tests/library_factory.py), the sidecar (main app + the
+Jellyfin bridge, one process, one event loop) and a stand-in Jellyfin (the fake Jellyfin of
+tests/fakes/, serving the same track ids, with its OpenAPI self-checks switched off so that
+it answers fast).  The load generator is this process.
+
+Measured at 1 and at ``--clients`` concurrent clients (default 50; closed loop: each client
+sends its next request when the previous one is answered), random analysed seeds:
+
+* ``mix via bridge``: ``GET /Items/{seed}/InstantMix?limit=N`` through the bridge (a sonic
+  mix: pgvector k-NN + the mix engine, then ``GET /Items?ids=`` to Jellyfin, reordered),
+  split with the bridge's ``Server-Timing`` into ``mix`` (engine + database, pool waits
+  included), ``Jellyfin`` (waiting for ``/Items?ids=``) and ``bridge layer`` (the client's
+  latency minus those two: routing, credentials, reordering, JSON, proxying and event-loop
+  queueing outside the awaits) -- the bridge's own overhead, held to the target
+  (p99 <= 10 ms at 50 clients);
+* ``added vs direct``: mix via bridge minus the same ``/Items?ids=`` sent straight to the
+  stand-in (percentile by percentile): everything the bridge adds, the mix included;
+* ``/api/mix``: the same sonic mix from the sidecar's own API (no bridge, no Jellyfin), for
+  reference;
+* ``sidecar CPU per request``: the sidecar process's CPU time per bridge mix and per
+  ``/api/mix`` (from /proc): the difference is the bridge layer's cost, independent of load;
+* the same mixes in an open loop: ``--clients`` clients whose requests arrive at random at
+  ``--rates`` per second (default 10 and 50; a closed loop of 50 clients measures saturation,
+  not added latency);
+* ``pass-through``: ``GET /System/Ping`` through the bridge and directly (proxy overhead on
+  requests the bridge does not answer).
+
+Everything shares the machine's cores, so the figures include CPU contention between the
+database, the sidecar, the stand-in and the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from library_factory import insert_library, make_embeddings, make_tracks  # noqa: E402
+
+from sidecar.db.migrate import migrate  # noqa: E402
+from sidecar.embedded.postgres import EmbeddedPostgres  # noqa: E402
+from sidecar.embedded.valkey import EmbeddedValkey  # noqa: E402
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+def run_fake_jellyfin(n: int, port_out: Any, ready: Any) -> None:
+    """The stand-in Jellyfin: the fake, with the library's ids, contract checks off."""
+    from fakes.jellyfin import FakeJellyfin, FakeTrack
+
+    vectors, styles = make_embeddings(n, styles=max(12, n // 2000), seed=42)
+    del vectors
+    tracks = [FakeTrack.build(t.title, t.artist, t.album, Path(f"/music/{t.item_id}.flac"), id=t.item_id,
+                              genres=[t.genre], index_number=t.track_number, duration_s=200.0,
+                              date_created=datetime(2024, 1, 1, tzinfo=UTC))
+              for t in make_tracks(n, styles)]
+
+    async def serve() -> None:
+        fake = FakeJellyfin(tracks, token=TOKEN, strict=False)
+        fake.contract.check_json_response = lambda *a, **k: []  # type: ignore[method-assign]
+        fake.contract.check_request = lambda *a, **k: []  # type: ignore[method-assign]
+        await fake.start()
+        port_out.value = fake.port
+        ready.set()
+        while True:
+            await asyncio.sleep(3600)
+            fake.clear_log()
+
+    asyncio.run(serve())
+
+
+def run_sidecar(env: dict[str, str], ready: Any) -> None:
+    """The main app and the Jellyfin bridge in one process, as `audiomuse web` runs them."""
+    from aiohttp import web
+
+    from sidecar.app import create_app
+    from sidecar.bridge import jellyfin
+    from sidecar.config import load_settings
+    from sidecar.services import Endpoints
+
+    settings = load_settings(env)
+
+    async def serve() -> None:
+        main = create_app(settings, Endpoints(env["DATABASE_URL"], env["REDIS_URL"]))
+        runners = [web.AppRunner(main, access_log=None), web.AppRunner(jellyfin.create_app(main), access_log=None)]
+        await runners[0].setup()
+        await runners[1].setup()
+        await web.TCPSite(runners[0], "127.0.0.1", int(env["WEB_PORT"])).start()
+        await web.TCPSite(runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"])).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+# --------------------------------------------------------------------------- load
+
+
+async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
+    """Per request {latency, and the Server-Timing parts} in ms, and the wall time, of GETs
+    at ``clients`` concurrency."""
+    import aiohttp
+
+    results: list[dict[str, float]] = []
+    queue = list(reversed(urls))
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+        async def client() -> None:
+            while queue:
+                url = queue.pop()
+                t0 = time.perf_counter()
+                async with http.get(url) as resp:
+                    await resp.read()
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    if resp.status != 200:
+                        raise RuntimeError(f"{url}: {resp.status}")
+                    timing = resp.headers.get("Server-Timing", "")
+                parts = {k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", timing)}
+                results.append({"latency": elapsed, **parts})
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return results, time.perf_counter() - t0
+
+
+async def open_loop(urls: list[str], rate: float, clients: int,
+                    headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
+    """Like :func:`load`, but requests arrive at random (Poisson) at ``rate`` per second, at
+    most ``clients`` in flight; latency counts from the planned arrival (no coordinated omission)."""
+    import aiohttp
+
+    results: list[dict[str, float]] = []
+    rng = random.Random(2)
+    gate = asyncio.Semaphore(clients)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), headers=headers) as http:
+        async def one(url: str, planned: float) -> None:
+            async with gate, http.get(url) as resp:
+                await resp.read()
+                elapsed = (time.perf_counter() - planned) * 1000
+                if resp.status != 200:
+                    raise RuntimeError(f"{url}: {resp.status}")
+                timing = resp.headers.get("Server-Timing", "")
+            parts = {k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", timing)}
+            results.append({"latency": elapsed, **parts})
+
+        tasks = []
+        t0 = planned = time.perf_counter()
+        for url in urls:
+            planned += rng.expovariate(rate)
+            await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(url, planned)))
+        await asyncio.gather(*tasks)
+        return results, time.perf_counter() - t0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def col(results: list[dict[str, float]], key: str) -> list[float]:
+    return [r[key] for r in results]
+
+
+def row(name: str, values: list[float], wall: float | None = None) -> str:
+    rate = f"{len(values) / wall:8.0f}/s" if wall else ""
+    return f"  {name:<36} p50 {pct(values, 50):8.2f} ms   p99 {pct(values, 99):8.2f} ms   {rate}"
+
+
+async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
+                seeds: list[str]) -> dict[str, float]:
+    import aiohttp
+
+    auth = {"Authorization": f'MediaBrowser Client="bench", Device="bench", DeviceId="bench", Version="1", '
+                             f'Token="{TOKEN}"'}
+    rng = random.Random(1)
+    chosen = [rng.choice(seeds) for _ in range(args.requests)]
+    mix_urls = [f"{bridge}/Items/{seed}/InstantMix?limit={args.limit}" for seed in chosen]
+    api_urls = [f"{api}/api/mix?kind=song&seed={seed}&n={args.limit}" for seed in chosen]
+    # the ids each of those mixes returns, for the direct /Items?ids= calls
+    ids_for: dict[str, str] = {}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        for url in dict.fromkeys(mix_urls):
+            async with http.get(url) as resp:
+                body = await resp.json()
+                assert "mix;dur=" in resp.headers.get("Server-Timing", ""), "no sonic answer from the bridge"
+            ids_for[url] = ",".join(i["Id"] for i in body["Items"])
+    direct_urls = [f"{jellyfin}/Items?ids={ids_for[u]}&enableTotalRecordCount=false" for u in mix_urls]
+
+    print(f"\nJellyfin bridge: {args.tracks} tracks, limit={args.limit}, {args.requests} requests per line "
+          "(300 at 1 client)")
+
+    def report(title: str, mixes: list[dict[str, float]], wall: float) -> list[float]:
+        layer = [r["latency"] - r["mix"] - r["upstream"] for r in mixes]
+        print(f" {title}:")
+        print(row("mix via bridge", col(mixes, "latency"), wall))
+        print(row("  of which mix (engine + database)", col(mixes, "mix")))
+        print(row("  of which Jellyfin /Items?ids=", col(mixes, "upstream")))
+        print(row("  bridge layer (own overhead)", layer))
+        return layer
+
+    figures: dict[str, float] = {}
+    for clients in (1, args.clients):
+        n = args.requests if clients > 1 else min(args.requests, 300)
+        cpu0 = cpu_seconds(args.sidecar_pid)
+        mixes, wall = await load(mix_urls[:n], clients, auth)
+        cpu_bridge = (cpu_seconds(args.sidecar_pid) - cpu0) / n * 1000
+        direct, dwall = await load(direct_urls[:n], clients, auth)
+        cpu0 = cpu_seconds(args.sidecar_pid)
+        api_mix, awall = await load(api_urls[:n], clients, {})
+        cpu_api = (cpu_seconds(args.sidecar_pid) - cpu0) / n * 1000
+        ping, pwall = await load([f"{bridge}/System/Ping"] * n, clients, {})
+        ping_direct, pdwall = await load([f"{jellyfin}/System/Ping"] * n, clients, {})
+        title = f"{clients} client{'s' if clients > 1 else ''}" + (", closed loop (saturation)" if clients > 1 else "")
+        layer = report(title, mixes, wall)
+        print(row("Jellyfin /Items?ids= direct", col(direct, "latency"), dwall))
+        print(f"  {'added vs direct (mix included)':<36} p50 "
+              f"{pct(col(mixes, 'latency'), 50) - pct(col(direct, 'latency'), 50):8.2f} ms   p99 "
+              f"{pct(col(mixes, 'latency'), 99) - pct(col(direct, 'latency'), 99):8.2f} ms")
+        print(row("/api/mix (same mixes, no bridge)", col(api_mix, "latency"), awall))
+        print(row("pass-through /System/Ping", col(ping, "latency"), pwall))
+        print(row("/System/Ping direct", col(ping_direct, "latency"), pdwall))
+        print(f"  sidecar CPU per request: bridge mix {cpu_bridge:.2f} ms, /api/mix {cpu_api:.2f} ms "
+              f"(bridge layer {cpu_bridge - cpu_api:.2f} ms)")
+        figures[f"layer_p99_{clients}"] = pct(layer, 99)
+    for rate in args.rates:
+        n = min(len(mix_urls), int(rate * args.open_seconds))
+        mixes, wall = await open_loop(mix_urls[:n], rate, args.clients, auth)
+        layer = report(f"{args.clients} clients, open loop at {rate:g} mixes/s ({n} requests)", mixes, wall)
+        direct, dwall = await open_loop(direct_urls[:n], rate, args.clients, auth)
+        print(row("Jellyfin /Items?ids= direct", col(direct, "latency"), dwall))
+        print(f"  {'added vs direct (mix included)':<36} p50 "
+              f"{pct(col(mixes, 'latency'), 50) - pct(col(direct, 'latency'), 50):8.2f} ms   p99 "
+              f"{pct(col(mixes, 'latency'), 99) - pct(col(direct, 'latency'), 99):8.2f} ms")
+        figures[f"layer_p99_open_{rate:g}"] = pct(layer, 99)
+    print()
+    for key, value in figures.items():
+        print(f" bridge layer p99, {key.removeprefix('layer_p99_').replace('_', ' ')}: {value:.2f} ms "
+              f"({'within' if value <= 10 else 'over'} the 10 ms target)")
+    return figures
+
+
+async def prepare(pg: EmbeddedPostgres, n: int) -> tuple[str, list[str]]:
+    admin = await asyncpg.connect(pg.dsn())
+    await admin.execute('DROP DATABASE IF EXISTS "bench_bridge" WITH (FORCE)')
+    await admin.execute('CREATE DATABASE "bench_bridge"')
+    await admin.close()
+    dsn = pg.dsn().rsplit("/", 1)[0] + "/bench_bridge"
+    conn = await asyncpg.connect(dsn)
+    from pgvector.asyncpg import register_vector
+
+    await migrate(conn)
+    await register_vector(conn)
+    vectors, styles = make_embeddings(n, styles=max(12, n // 2000), seed=42)
+    tracks = make_tracks(n, styles)
+    await insert_library(conn, tracks, vectors, provider="jellyfin")
+    await conn.execute("ANALYZE")
+    await conn.close()
+    return dsn, [t.item_id for t in tracks]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracks", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=50, help="mix length asked for (clients send 50-200)")
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 50.0],
+                        help="mixes per second of the open-loop runs (default 10,50: 50 clients asking for a "
+                             "mix every 5 s, every second)")
+    parser.add_argument("--open-seconds", type=float, default=30.0, help="length of each open-loop run")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="am-bench-bridge-"))
+    pg = EmbeddedPostgres(workdir / "pg")
+    pg.start()
+    valkey = EmbeddedValkey(workdir / "valkey")
+    redis_url = valkey.start()
+    ctx = mp.get_context("spawn")
+    procs = []
+    try:
+        t0 = time.perf_counter()
+        dsn, ids = asyncio.run(prepare(pg, args.tracks))
+        print(f"library: {args.tracks} tracks loaded in {time.perf_counter() - t0:.1f} s")
+        port, ready = ctx.Value("i", 0), ctx.Event()
+        procs.append(ctx.Process(target=run_fake_jellyfin, args=(args.tracks, port, ready), daemon=True))
+        procs[-1].start()
+        if not ready.wait(120):
+            raise SystemExit("the stand-in Jellyfin did not start")
+        jellyfin = f"http://127.0.0.1:{port.value}"
+        bridge_port, web_port = free_port(), free_port()
+        env = {"MEDIASERVER_TYPE": "jellyfin", "JELLYFIN_URL": jellyfin, "JELLYFIN_USER_ID": "0" * 32,
+               "JELLYFIN_TOKEN": TOKEN, "JELLYFIN_BRIDGE_PORT": str(bridge_port), "WEB_PORT": str(web_port),
+               "DATABASE_URL": dsn,
+               "REDIS_URL": redis_url, "AUDIOMUSE_DATA_DIR": str(workdir / "data"), "LOG_LEVEL": "WARNING",
+               "AI_CHAT_DB_USER_NAME": "ai_user_bench_bridge"}
+        ready = ctx.Event()
+        procs.append(ctx.Process(target=run_sidecar, args=(env, ready), daemon=True))
+        procs[-1].start()
+        if not ready.wait(120):
+            raise SystemExit("the sidecar did not start")
+        args.sidecar_pid = procs[-1].pid
+        asyncio.run(bench(args, f"http://127.0.0.1:{bridge_port}", f"http://127.0.0.1:{web_port}", jellyfin, ids))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.join(10)
+        valkey.stop()
+        pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
