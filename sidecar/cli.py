@@ -53,14 +53,15 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
     runners = [web.AppRunner(main, handle_signals=False, access_log=None)]
     await runners[0].setup()  # runs the main app's start-up: pool, queue, provider
     try:
-        await web.TCPSite(runners[0], settings.web_host, settings.web_port).start()
+        shared = settings.web_processes > 1  # several processes accept on the same ports
+        await web.TCPSite(runners[0], settings.web_host, settings.web_port, reuse_port=shared).start()
         port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
         for name, bridge_port, factory in configured_bridges(settings):
             runner = web.AppRunner(factory(main), handle_signals=False, access_log=None)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, settings.bridge_host, bridge_port).start()
+            await web.TCPSite(runner, settings.bridge_host, bridge_port, reuse_port=shared).start()
             actual = runner.addresses[0][1] if runner.addresses else bridge_port
             print(f"{name} listening on http://{settings.bridge_host}:{actual}", flush=True)
         await until()
@@ -103,25 +104,43 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         version, applied = asyncio.run(_migrate(endpoints))
         print(f"AudioMuse sidecar: {_describe(settings, endpoints)}; schema version {version}", flush=True)
         env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
-        worker = subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env)
+        children = [subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env),
+                    *_spawn_web_siblings(settings, endpoints)]
         try:
             asyncio.run(serve_web(settings, endpoints))
         finally:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+            _stop_children(children)
         print("AudioMuse sidecar stopped", flush=True)
     return 0
+
+
+def _spawn_web_siblings(settings: Settings, endpoints: Endpoints) -> list[subprocess.Popen[bytes]]:
+    """WEB_PROCESSES - 1 more web processes on the same ports (SO_REUSEPORT)."""
+    env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
+    return [subprocess.Popen([sys.executable, "-m", "sidecar", "web", "--single"], env=env)
+            for _ in range(settings.web_processes - 1)]
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
-        asyncio.run(serve_web(settings, endpoints))
+        siblings = [] if args.single else _spawn_web_siblings(settings, endpoints)
+        try:
+            asyncio.run(serve_web(settings, endpoints))
+        finally:
+            _stop_children(siblings)
     return 0
 
 
@@ -347,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "instant mixes and playlists for Jellyfin, Navidrome or a music folder.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run everything: embedded servers where none is configured, web app, worker")
-    sub.add_parser("web", help="run the web app and API only")
+    web_cmd = sub.add_parser("web", help="run the web app and API only (WEB_PROCESSES processes)")
+    web_cmd.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # a sibling of another web
     sub.add_parser("worker", help="run one background worker only")
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(dest="db_command", required=True)

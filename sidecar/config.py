@@ -101,6 +101,8 @@ class Settings(BaseModel):
     # --- web ----------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Address the web app listens on (0.0.0.0 in containers).")
     web_port: int = Field(8000, ge=0, lt=65536, description="Port of the web app and API (0 = pick a free one).")
+    web_processes: int = Field(1, ge=1, le=64, description="Web processes sharing the web and bridge ports "
+                               "(SO_REUSEPORT): more use more cores for mixes.")
     api_token: str | None = Field(None, description="When set, /api/* requires Authorization: Bearer <token>.")
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="Log level.")
 
@@ -229,6 +231,10 @@ class Settings(BaseModel):
             raise ValueError("PCA_COMPONENTS_MIN: must not exceed PCA_COMPONENTS_MAX")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE: must not exceed DB_POOL_MAX_SIZE")
+        if self.web_processes > 1 and (self.web_port == 0 or 0 in (self.jellyfin_bridge_port,
+                                                                    self.subsonic_bridge_port)):
+            raise ValueError("WEB_PROCESSES: more than one process needs fixed ports (WEB_PORT and bridge "
+                             "ports other than 0)")
         if self.jellyfin_bridge_port is not None and not self.jellyfin_url:
             raise ValueError("JELLYFIN_BRIDGE_PORT: needs JELLYFIN_URL (the Jellyfin server to proxy)")
         if self.subsonic_bridge_port is not None and not self.navidrome_url:

@@ -61,6 +61,8 @@ def test_empty_values_mean_unset() -> None:
     ({"SIMILARITY_ELIMINATE_DUPLICATES_DEFAULT": "perhaps"}, "SIMILARITY_ELIMINATE_DUPLICATES_DEFAULT:"),
     ({"AI_MODEL_PROVIDER": "openai"}, "OPENAI_SERVER_URL: is required when AI_MODEL_PROVIDER=OPENAI"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL:"),
+    ({"WEB_PROCESSES": "2", "WEB_PORT": "0"}, "WEB_PROCESSES: more than one process needs fixed ports"),
+    ({"JELLYFIN_BRIDGE_PORT": "8097"}, "JELLYFIN_BRIDGE_PORT: needs JELLYFIN_URL"),
 ])
 def test_errors_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as err:
