@@ -99,10 +99,11 @@ async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespac
             "load_s": load_s, "build_s": build_s, "index_mb": index_bytes / 2**20, "table_mb": table_bytes / 2**20}
 
 
-def start_web(dsn: str, redis_url: str, port: int, workdir: Path) -> subprocess.Popen:
+def start_web(dsn: str, redis_url: str, port: int, workdir: Path, processes: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "WEB_PORT": str(port),
-           "AUDIOMUSE_DATA_DIR": str(workdir), "LOG_LEVEL": "WARNING", "DB_POOL_MAX_SIZE": "20",
-           "DB_POOL_MIN_SIZE": "20", "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw"}
+           "WEB_PROCESSES": str(processes),
+           "AUDIOMUSE_DATA_DIR": str(workdir), "LOG_LEVEL": "WARNING", "DB_POOL_MAX_SIZE": "8",
+           "DB_POOL_MIN_SIZE": "8", "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw"}
     proc = subprocess.Popen([sys.executable, "-m", "sidecar", "web"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert proc.stdout is not None
@@ -224,7 +225,7 @@ async def run_size(n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.
     print(f"   load {data['load_s']:.1f}s, HNSW build {data['build_s']:.1f}s, index {data['index_mb']:.0f} MB",
           flush=True)
     port = free_port()
-    web = start_web(data["dsn"], redis_url, port, workdir)
+    web = start_web(data["dsn"], redis_url, port, workdir, args.web_processes)
     base = f"http://127.0.0.1:{port}"
     try:
         single = await single_client(base, data, np.random.default_rng(1), args)
@@ -253,6 +254,7 @@ def main() -> None:
     ap.add_argument("--recall-queries", type=int, default=200)
     ap.add_argument("--latency-queries", type=int, default=500)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--web-processes", type=int, default=2, help="WEB_PROCESSES of the server under test")
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--python-loader", action="store_true", help="use the aiohttp load generator even if wrk exists")
     args = ap.parse_args()
@@ -275,7 +277,8 @@ def main() -> None:
         valkey.stop()
         pg.stop()
     print(f"\nHNSW m={args.m}, ef_construction={args.ef_construction}, ef_search=max(100, LIMIT), "
-          f"shared_buffers={args.shared_buffers}, {os.cpu_count()} cores, loader={results[-1]['loader']}")
+          f"shared_buffers={args.shared_buffers}, WEB_PROCESSES={args.web_processes}, {os.cpu_count()} cores, "
+          f"loader={results[-1]['loader']}")
     cols = [("n", "tracks", "{:,}"), ("load_s", "load s", "{:.1f}"), ("build_s", "build s", "{:.1f}"),
             ("index_mb", "index MB", "{:.0f}"), ("recall@50", "recall@50", "{:.4f}"),
             ("similar_p50_ms", "similar p50 ms", "{:.2f}"), ("similar_p99_ms", "similar p99 ms", "{:.2f}"),
