@@ -129,7 +129,7 @@ class Settings(BaseModel):
     energy_max: float = Field(0.15, gt=0, description="Energy mapped to 1 when normalising.")
     tempo_min_bpm: float = Field(40.0, gt=0, description="Lowest tempo reported.")
     tempo_max_bpm: float = Field(200.0, gt=0, description="Highest tempo reported.")
-    analysis_max_patches: int = Field(16, ge=0, le=10_000, description="At most this many evenly spaced "
+    analysis_max_patches: int = Field(12, ge=0, le=10_000, description="At most this many evenly spaced "
                                       "3-second patches of a track go through MusiCNN (0 = all). The embedding "
                                       "stays within cosine 0.99 of the all-patches result: see Benchmarks.")
     model_dir: Path | None = Field(None, description="Folder with the ONNX models. Default: the repository's models/.")
