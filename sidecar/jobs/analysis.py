@@ -168,6 +168,7 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
 
         # Record every listed track first: the final summary accounts for all of them.
         album_tracks: dict[str, list[str]] = {}
+        to_run: list[str] = []  # album ids with work left, newest first
         skipped = 0
         list_failures: list[str] = []
         for album in albums:
@@ -178,11 +179,12 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 continue
             await library.upsert_tracks(db, app.provider.name, found)
             ids = [t.item_id for t in found]
-            if not await analysis_db.tracks_to_analyse(db, ids, version):
-                skipped += 1
             album_tracks[album.id] = ids
+            if await analysis_db.tracks_to_analyse(db, ids, version):
+                to_run.append(album.id)
+            else:
+                skipped += 1
         names = {a.id: a.name for a in albums}
-        to_run = [a for a in album_tracks if await analysis_db.tracks_to_analyse(db, album_tracks[a], version)]
         all_ids = [i for ids in album_tracks.values() for i in ids]
         await tasks.update(db, task_id, status="PROGRESS", details={
             "model_version": version, "albums_total": len(albums), "albums_skipped": skipped,
