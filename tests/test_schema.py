@@ -156,3 +156,13 @@ async def test_chat_role_reads_only_the_view(db: asyncpg.Pool, db_dsn: str) -> N
             await conn.execute("INSERT INTO tracks (item_id, provider) VALUES ('z', 'x')")
     finally:
         await conn.close()
+
+
+async def test_chat_role_setup_is_safe_when_processes_start_together(db: asyncpg.Pool) -> None:
+    import asyncio
+
+    async def setup() -> bool:
+        async with db.acquire() as conn:
+            return await ensure_chat_role(conn, "ai_user_race", "readonly-pass-123")
+
+    assert await asyncio.gather(*(setup() for _ in range(4))) == [True] * 4

@@ -13,6 +13,7 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+_LOCK_KEY = 0x41554D52  # "AUMR"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -28,6 +29,8 @@ async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -
     db = await conn.fetchval("SELECT current_database()")
     try:
         async with conn.transaction():
+            # Web processes starting together would race on ALTER ROLE ("tuple concurrently updated").
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
             exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
             if not exists:
                 await conn.execute(f"CREATE ROLE {ident}")
