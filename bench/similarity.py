@@ -247,7 +247,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                     / "audiomuse-bench" / "similarity")
     ap.add_argument("--m", type=int, default=16)
-    ap.add_argument("--ef-construction", type=int, default=64)
+    ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--maintenance-work-mem", default="2GB")
     ap.add_argument("--build-workers", type=int, default=1, help="parallel maintenance workers besides the leader")
     ap.add_argument("--shared-buffers", default="2GB")
