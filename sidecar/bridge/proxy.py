@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import (
     ClientError,
+    ClientResponse,
     ClientSession,
     ClientTimeout,
     ClientWebSocketResponse,
@@ -65,6 +66,39 @@ def end_to_end(headers: MultiMapping[str], drop: frozenset[str] = frozenset()) -
 def is_websocket(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
+
+
+async def stream_back(request: web.Request, upstream: ClientResponse, label: str) -> web.StreamResponse:
+    """Stream ``upstream``'s answer (status, end-to-end headers, body) back to the client.
+
+    When the upstream breaks off mid-body the client's connection is cut too, so it sees a
+    truncated answer rather than a complete one; the upstream connection is returned to the
+    pool only when its body was read to the end.
+    """
+    complete = False
+    try:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=end_to_end(upstream.headers))
+        await response.prepare(request)
+        if request.method != "HEAD":
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (ClientError, TimeoutError) as exc:
+                log.warning("%s: upstream body broke off: %s", label, exc)
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+        await response.write_eof()
+        complete = True
+        return response
+    except ConnectionResetError:  # the client went away mid-body
+        return response
+    finally:
+        if complete:
+            upstream.release()
+        else:
+            upstream.close()  # unread body: do not put the connection back in the pool
 
 class Upstream:
     """One upstream server (``base_url`` may carry a base path) and the HTTP client pool to it."""
@@ -142,31 +176,7 @@ class Upstream:
         except (ClientError, OSError) as exc:
             log.warning("bridge: %s %s: upstream unreachable: %s", request.method, url.path, exc)
             return web.Response(status=502, text="upstream unreachable\n")
-        complete = False
-        try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                          headers=end_to_end(upstream.headers))
-            await response.prepare(request)
-            if request.method != "HEAD":
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await response.write(chunk)
-                except (ClientError, TimeoutError) as exc:
-                    # the upstream broke off mid-body: break off too (the client sees a short body)
-                    log.warning("bridge: %s %s: upstream body broke off: %s", request.method, url.path, exc)
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return response
-            await response.write_eof()
-            complete = True
-            return response
-        except ConnectionResetError:  # the client went away mid-body
-            return response
-        finally:
-            if complete:
-                upstream.release()
-            else:
-                upstream.close()  # unread body: do not put the connection back in the pool
+        return await stream_back(request, upstream, f"bridge: {request.method} {url.path}")
 
     async def _forward_websocket(self, request: web.Request, url: URL) -> web.StreamResponse:
         headers = self.forwarded_headers(request, drop=frozenset({

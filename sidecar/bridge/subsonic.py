@@ -43,7 +43,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,6 +57,7 @@ from yarl import URL
 
 from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge import subsonic_format as doc
+from sidecar.bridge.proxy import HOP_BY_HOP, end_to_end, stream_back
 from sidecar.config import Settings
 from sidecar.mix.engine import Candidate
 from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
@@ -69,8 +70,6 @@ AUTH_CACHE_MAX = 10_000
 AUTH_PARAMS = ("u", "p", "t", "s", "apiKey")
 CLIENT_PARAMS = ("v", "c")
 #: RFC 9110 hop-by-hop headers, plus what the proxy itself sets (Host) or answers (Expect)
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
 DROP_REQUEST = HOP_BY_HOP | {"host", "expect"}
 SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 REST_PATH = re.compile(r"^/rest/([A-Za-z0-9]+?)(?:\.view)?$")
@@ -278,42 +277,7 @@ class SubsonicBridge:
                 return self.down(doc.Format.of(request.query), _reason(exc))
             return web.Response(status=502, text=f"Subsonic bridge: cannot reach {self.base_url} "
                                                  f"({_reason(exc)})\n")
-        complete = False
-        try:
-            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=end_to_end(upstream.headers))
-            await resp.prepare(request)
-            if request.method != "HEAD":
-                try:
-                    async for chunk in upstream.content.iter_any():
-                        await resp.write(chunk)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    # The server broke off mid-body: break the client's connection too, so that it
-                    # sees a truncated answer rather than a complete one.
-                    log.info("Subsonic bridge: %s %s: server stopped mid-answer (%s)", request.method,
-                             request.path, _reason(exc))
-                    if request.transport is not None:
-                        request.transport.abort()
-                    return resp
-            await resp.write_eof()
-            complete = True
-            return resp
-        except ConnectionResetError:  # the client went away mid-body
-            return resp
-        finally:
-            if complete:
-                upstream.release()
-            else:
-                upstream.close()  # body not read to the end: do not reuse the connection
-
-
-def end_to_end(headers: Mapping[str, str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    """``headers`` without hop-by-hop ones (RFC 9110 7.6.1, and those named in ``Connection``)
-    and without ``drop`` (lower-case names)."""
-    named = {t.strip().lower() for k, v in headers.items() if k.lower() == "connection" for t in v.split(",")}
-    return CIMultiDict((k, v) for k, v in headers.items()
-                       if k.lower() not in HOP_BY_HOP and k.lower() not in named and k.lower() not in drop)
-
+        return await stream_back(request, upstream, f"Subsonic bridge: {request.method} {request.path}")
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
