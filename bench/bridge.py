@@ -44,7 +44,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -53,29 +52,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from library_factory import insert_library, make_embeddings, make_tracks  # noqa: E402
+from percentiles import pct  # noqa: E402
 
 from sidecar.db.migrate import migrate  # noqa: E402
-from sidecar.embedded.postgres import EmbeddedPostgres  # noqa: E402
+from sidecar.embedded.postgres import EmbeddedPostgres, free_port  # noqa: E402
 from sidecar.embedded.valkey import EmbeddedValkey  # noqa: E402
 
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 # --------------------------------------------------------------------------- child processes

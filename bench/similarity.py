@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,20 +40,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from library_factory import insert_library, make_embeddings, make_tracks  # noqa: E402
+from percentiles import pct  # noqa: E402
 
 from sidecar.db.migrate import migrate  # noqa: E402
-from sidecar.embedded.postgres import EmbeddedPostgres  # noqa: E402
+from sidecar.embedded.postgres import EmbeddedPostgres, free_port  # noqa: E402
 from sidecar.embedded.valkey import EmbeddedValkey  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespace) -> dict:

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
+from scratch_db import scratch_database
 
 from sidecar.config import Settings, load_settings
 from sidecar.db import create_pool
@@ -50,25 +51,11 @@ def valkey_url(servers_dir: Path) -> Iterator[str]:
     vk.stop()
 
 
-def _dsn_for(pg: EmbeddedPostgres, dbname: str) -> str:
-    return pg.dsn().rsplit("/", 1)[0] + f"/{dbname}"
-
-
 @pytest_asyncio.fixture
 async def empty_dsn(pg_cluster: EmbeddedPostgres) -> AsyncIterator[str]:
     """DSN of a brand-new, empty database (no schema)."""
-    name = f"t{os.getpid()}_{next(_db_counter)}"
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _dsn_for(pg_cluster, name)
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(pg_cluster, f"t{os.getpid()}_{next(_db_counter)}", migrated=False) as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture

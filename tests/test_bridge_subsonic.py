@@ -33,6 +33,7 @@ from audio_factory import DEFAULT_LIBRARY, LibraryTrack, make_library
 from library_factory import make_embeddings
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from scratch_db import scratch_database
 from servers.supysonic import SupysonicServer, find_free_port, running_supysonic
 from yarl import URL
 
@@ -40,7 +41,6 @@ from sidecar.app import create_app as create_main_app
 from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge import subsonic as bridge_module
 from sidecar.config import Settings, load_settings
-from sidecar.db.migrate import migrate
 from sidecar.embedded.postgres import EmbeddedPostgres
 from sidecar.library import upsert_tracks
 from sidecar.providers.subsonic import SubsonicProvider
@@ -223,23 +223,8 @@ def supysonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Supyso
 async def module_dsn(pg_cluster: EmbeddedPostgres) -> AsyncIterator[str]:
     """One migrated database for the module (the world is read-only once built)."""
     name = f"bridge_subsonic_{os.getpid()}_{next(_db_names)}"
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = pg_cluster.dsn().rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(pg_cluster, name, migrated=True) as dsn:
+        yield dsn
 
 
 async def fill_library(pool: asyncpg.Pool, srv: SupysonicServer) -> None:
