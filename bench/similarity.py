@@ -89,11 +89,12 @@ async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespac
             "load_s": load_s, "build_s": build_s, "index_mb": index_bytes / 2**20, "table_mb": table_bytes / 2**20}
 
 
-def start_web(dsn: str, redis_url: str, port: int, workdir: Path, processes: int) -> subprocess.Popen:
+def start_web(dsn: str, redis_url: str, port: int, workdir: Path, processes: int,
+              pool_size: int = 4) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "WEB_PORT": str(port),
            "WEB_PROCESSES": str(processes),
-           "AUDIOMUSE_DATA_DIR": str(workdir), "LOG_LEVEL": "WARNING", "DB_POOL_MAX_SIZE": "8",
-           "DB_POOL_MIN_SIZE": "8", "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw"}
+           "AUDIOMUSE_DATA_DIR": str(workdir), "LOG_LEVEL": "WARNING", "DB_POOL_MAX_SIZE": str(pool_size),
+           "DB_POOL_MIN_SIZE": str(pool_size), "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw"}
     proc = subprocess.Popen([sys.executable, "-m", "sidecar", "web"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert proc.stdout is not None
@@ -135,7 +136,9 @@ async def single_client(base: str, data: dict, rng: np.random.Generator, args: a
         for i in rng.choice(len(ids), size=args.recall_queries, replace=False):
             async with http.get(f"{base}/api/similar_tracks", params={
                     "item_id": ids[i], "n": "50", "eliminate_duplicates": "false"}) as resp:
-                got = {x["item_id"] for x in await resp.json()}
+                body = await resp.json()
+                assert resp.status == 200, body
+                got = {x["item_id"] for x in body}
             exact = {ids[j] for j in exact_top(vectors, unit, int(i), 50)}
             recalls.append(len(got & exact) / 50)
         for path, params, sink in (("/api/similar_tracks", {"n": "10"}, sim_ms),
@@ -215,7 +218,7 @@ async def run_size(n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.
     print(f"   load {data['load_s']:.1f}s, HNSW build {data['build_s']:.1f}s, index {data['index_mb']:.0f} MB",
           flush=True)
     port = free_port()
-    web = start_web(data["dsn"], redis_url, port, workdir, args.web_processes)
+    web = start_web(data["dsn"], redis_url, port, workdir, args.web_processes, args.db_pool_size)
     base = f"http://127.0.0.1:{port}"
     try:
         single = await single_client(base, data, np.random.default_rng(1), args)
@@ -245,6 +248,8 @@ def main() -> None:
     ap.add_argument("--latency-queries", type=int, default=500)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--web-processes", type=int, default=2, help="WEB_PROCESSES of the server under test")
+    ap.add_argument("--db-pool-size", type=int, default=4,
+                    help="DB_POOL_MIN_SIZE = DB_POOL_MAX_SIZE of each web process under test")
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--python-loader", action="store_true", help="use the aiohttp load generator even if wrk exists")
     args = ap.parse_args()

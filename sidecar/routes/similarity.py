@@ -47,8 +47,9 @@ async def similar_tracks(request: web.Request) -> web.Response:
     bool_param(request, "radius_similarity", True)  # accepted for AudioMuse-AI plugins; order is by distance
     item_id = str_param(request, "item_id")
     svc = service(request)
+    seed: Candidate | str
     if item_id:
-        seed = await _guard(svc.song_seed(item_id))
+        seed = item_id
     else:
         title, artist = str_param(request, "title"), str_param(request, "artist")
         if not title or not artist:

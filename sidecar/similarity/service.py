@@ -76,9 +76,25 @@ class MixService:
         found = await store.seeds_by_ids(self.db, [item_id])
         if found:
             return found[0]
+        raise await self._unknown_track(item_id)
+
+    async def _unknown_track(self, item_id: str) -> Exception:
+        """Why ``item_id`` cannot seed: nothing analysed at all (raised), else UnknownSeed (returned)."""
         await self._require_library()
         status = await store.track_exists(self.db, item_id)
-        raise UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
+        return UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
+
+    async def _seed_and_pool(self, seed: Candidate | str, k: int,
+                             exclude: Sequence[str] = ()) -> tuple[Candidate, list[Candidate]]:
+        """The seed (a stored track, or its id) and its ``k`` nearest candidates, ``exclude`` left out;
+        one round trip when given an id."""
+        if isinstance(seed, Candidate):
+            return seed, await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id, *exclude],
+                                             seed_id=seed.item_id)
+        found, cands = await store.seed_and_nearest(self.db, seed, k, exclude)
+        if found is None:
+            raise await self._unknown_track(seed)
+        return found, cands
 
     async def seed_by_title_artist(self, title: str, artist: str) -> Candidate:
         seed = await store.seed_by_title_artist(self.db, title, artist)
@@ -87,30 +103,32 @@ class MixService:
             raise UnknownSeed(f"{title!r} by {artist!r}", "no analysed track matches")
         return seed
 
-    async def similar(self, seed: Candidate, n: int, eliminate_duplicates: bool) -> list[Candidate]:
-        """The n tracks most similar to ``seed`` (seed excluded), artist cap applied, duplicates
-        (same song elsewhere, near-identical audio) removed unless asked not to."""
+    async def similar(self, seed: Candidate | str, n: int, eliminate_duplicates: bool) -> list[Candidate]:
+        """The n tracks most similar to ``seed`` (a stored track or its id; itself excluded), artist
+        cap applied, duplicates (same song elsewhere, near-identical audio) removed unless asked not to."""
         k = pool_size(n)
+        track, cands = await self._seed_and_pool(seed, k)
         while True:
-            cands = await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id])
             if not eliminate_duplicates:
                 return cands[:n]
-            result = song_mix(seed, cands, n + 1, self.rules(eliminate_duplicates=True), relax=True)
-            picked = [c for c in result.tracks if c.item_id != seed.item_id]
+            result = song_mix(track, cands, n + 1, self.rules(eliminate_duplicates=True), relax=True)
+            picked = [c for c in result.tracks if c.item_id != track.item_id]
             if len(picked) >= n or len(cands) < k or k >= MAX_CANDIDATES:
                 return sorted(picked[:n], key=lambda c: c.distance)
             k = min(MAX_CANDIDATES, 4 * k)
+            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id])
 
-    async def song_mix(self, seed: Candidate, n: int, previous: Sequence[str] = ()) -> MixResult:
-        """A mix that starts with ``seed``."""
+    async def song_mix(self, seed: Candidate | str, n: int, previous: Sequence[str] = ()) -> MixResult:
+        """A mix that starts with ``seed`` (a stored track, or its id)."""
         k = pool_size(n)
+        track, cands = await self._seed_and_pool(seed, k, previous)
         while True:
-            cands = await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id, *previous],
-                                        seed_id=seed.item_id)
-            result = song_mix(seed, cands, n, self.rules(previous))
+            result = song_mix(track, cands, n, self.rules(previous))
             if len(result.tracks) >= n or len(cands) < k or k >= MAX_CANDIDATES:
                 return result
             k = min(MAX_CANDIDATES, 4 * k)
+            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id, *previous],
+                                        seed_id=track.item_id)
 
     async def multi_mix(self, seeds: Sequence[Candidate], n: int, previous: Sequence[str] = ()) -> MixResult:
         """A mix around several seeds (an album, an artist, a playlist, a genre), every seed represented."""
@@ -145,10 +163,9 @@ class MixService:
         return found
 
     async def mix(self, kind: MixKind, seed: str, n: int, previous: Sequence[str] = ()) -> MixResult:
-        seeds = await self.seeds_for(kind, seed)
         if kind is MixKind.SONG:
-            return await self.song_mix(seeds[0], n, previous)
-        return await self.multi_mix(seeds, n, previous)
+            return await self.song_mix(seed, n, previous)
+        return await self.multi_mix(await self.seeds_for(kind, seed), n, previous)
 
     async def similar_artists(self, artist: str, n: int) -> list[ArtistMatch]:
         """Artists whose tracks sit closest to this artist's tracks.

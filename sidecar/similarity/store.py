@@ -75,6 +75,25 @@ async def nearest(db: asyncpg.Pool | asyncpg.Connection, vector: np.ndarray, k: 
     return [_candidate(r, seed_id=seed_id) for r in rows]
 
 
+async def seed_and_nearest(db: asyncpg.Pool | asyncpg.Connection, item_id: str, k: int,
+                           exclude: Sequence[str] = ()) -> tuple[Candidate | None, list[Candidate]]:
+    """The analysed track ``item_id`` and its ``k`` nearest (itself and ``exclude`` left out), in one
+    statement: a song mix's only round trip.  ``(None, [])`` when the track has no embedding."""
+    rows = await db.fetch(
+        f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance, n.is_seed
+            FROM (SELECT s.item_id, s.embedding, 0::float8 AS distance, true AS is_seed
+                    FROM embeddings s WHERE s.item_id = $1
+                  UNION ALL
+                  SELECT n.item_id, n.embedding, n.distance, false
+                    FROM embeddings s CROSS JOIN LATERAL am_nearest(s.embedding, $2, $1 || $3::text[]) n
+                   WHERE s.item_id = $1) n
+            JOIN tracks t USING (item_id)
+            ORDER BY n.is_seed DESC, n.distance""", item_id, k, list(exclude))
+    if not rows or not rows[0]["is_seed"]:
+        return None, []
+    return _candidate(rows[0]), [_candidate(r, seed_id=item_id) for r in rows[1:]]
+
+
 async def nearest_many(db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Candidate], k: int,
                        exclude: Sequence[str] = ()) -> dict[str, list[Candidate]]:
     """``k`` nearest candidates for each seed (stored tracks), in one statement (LATERAL k-NN per seed)."""
