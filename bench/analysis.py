@@ -230,6 +230,19 @@ def stage_stats(results: list[TrackResult], setting: int | None) -> Stats:
     return Stats(per_track, per_4min)
 
 
+def at_four_minutes(results: list[TrackResult], setting: int | None) -> float:
+    """End-to-end seconds of a 4-minute track: the least-squares line through the per-track medians
+    against track length, evaluated at 4 min (our time is mostly per track -- a fixed number of
+    patches --, the seed's grows with length, so a corpus of short loops says little about a
+    4-minute song).  The corpus rate when all tracks have the same length."""
+    minutes = np.array([res.track.minutes for res in results])
+    seconds = np.array([median([run.total_s for run in res.runs(setting)]) for res in results])
+    if len(results) < 2 or np.ptp(minutes) < 0.5:
+        return float(seconds.sum() / minutes.sum() * 4)
+    slope, intercept = np.polyfit(minutes, seconds, 1)
+    return float(intercept + slope * 4.0)
+
+
 def speedups(results: list[TrackResult], setting: int) -> list[float]:
     """Per track: median over runs of seed time / our time in the same run."""
     return [median([s.total_s / o.total_s for s, o in zip(res.seed, res.ours[setting], strict=True)])
@@ -368,15 +381,19 @@ class Report:
                          "analysis time"], rows)
 
     def targets(self) -> list[tuple[str, str, bool | None]]:
-        e2e = stage_stats(self.results, self.setting).per_4min["total"]
+        four = at_four_minutes(self.results, self.setting)
+        rate = stage_stats(self.results, self.setting).per_4min["total"]
         rows: list[tuple[str, str, bool | None]] = [
-            (f"<= {TARGET_S_PER_4MIN:.1f} s per 4-minute track, end to end", f"{e2e:.2f} s",
-             e2e <= TARGET_S_PER_4MIN)]
+            (f"<= {TARGET_S_PER_4MIN:.1f} s per 4-minute track, end to end",
+             f"{four:.2f} s (fit at 4 min; {rate:.2f} s per 4 min of music over the corpus)",
+             four <= TARGET_S_PER_4MIN)]
         if self.has_seed:
             ratio = median(speedups(self.results, self.setting))
-            seed = stage_stats(self.results, None).per_4min["total"]
-            rows.append((f">= {TARGET_SPEEDUP:.0f}x the seed pipeline (median per track)",
-                         f"{x(ratio)} (whole corpus {x(seed / e2e)})", ratio >= TARGET_SPEEDUP))
+            seed_four = at_four_minutes(self.results, None)
+            seed_rate = stage_stats(self.results, None).per_4min["total"]
+            rows.append((f">= {TARGET_SPEEDUP:.0f}x the seed pipeline (4-minute track)",
+                         f"{x(seed_four / four)} ({seed_four:.2f} s / {four:.2f} s; median per track "
+                         f"{x(ratio)}, whole corpus {x(seed_rate / rate)})", seed_four / four >= TARGET_SPEEDUP))
         else:
             rows.append((f">= {TARGET_SPEEDUP:.0f}x the seed pipeline", "not measured (--skip-seed)", None))
         peak = self.memory[self.setting]["peak_rss_mb"]

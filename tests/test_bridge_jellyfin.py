@@ -238,8 +238,8 @@ async def test_every_mix_route(make_env: Callable[..., Awaitable[Env]]) -> None:
         ("/Playlists/{}/InstantMix", playlist_id, playlist, "/Playlists/{itemId}/InstantMix"),
         ("/Items/{}/InstantMix", playlist_id, playlist, "/Items/{itemId}/InstantMix"),
         ("/Items/{}/Similar", seed.id, similar, "/Items/{itemId}/Similar"),
-        ("/Albums/{}/Similar", seed.id, similar, "/Items/{itemId}/Similar"),
-        ("/Artists/{}/Similar", seed.id, similar, "/Items/{itemId}/Similar"),
+        ("/Albums/{}/Similar", seed.id, similar, "/Albums/{itemId}/Similar"),
+        ("/Artists/{}/Similar", seed.id, similar, "/Artists/{itemId}/Similar"),
     ]
     for template, ident, expected, contract_path in cases:
         path = template.format(ident)
@@ -345,6 +345,19 @@ async def test_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[
     seed = env.track("Song 12")
     status, body = await same_as_native(f"/Items/{seed.album_id}/Similar", {"limit": "3"})
     assert status == 200 and all(i["Type"] == "MusicAlbum" for i in body["Items"])
+    for path, contract_path in ((f"/Albums/{seed.album_id}/Similar", "/Albums/{itemId}/Similar"),
+                                (f"/Artists/{fake.artist_id(seed.album_artist)}/Similar", "/Artists/{itemId}/Similar")):
+        status, body = await same_as_native(path, {"limit": "3"})
+        assert status == 200 and body["Items"] and contract_errors(env, contract_path, body) == [], path
+        assert {i["Type"] for i in body["Items"]} == {"MusicAlbum" if "Albums" in path else "MusicArtist"}, path
+    # a genre only a track added since the last sync carries (by id, as older clients send it)
+    late = FakeTrack.build("Late Song", "Late Artist", "Late Album", seed.path, genres=["Polka"], duration_s=2.0)
+    fake.add_tracks([late])
+    status, body = await same_as_native("/MusicGenres/InstantMix", {"id": fake.genre_id("Polka"), "limit": "5"})
+    assert status == 200 and ids_of(body) == [late.id]
+    assert contract_errors(env, "/MusicGenres/InstantMix", body) == []
+    status, _ = await same_as_native("/MusicGenres/InstantMix", {"id": "0123456789abcdef0123456789abcdef"})
+    assert status == 404
     # the wrong type for a typed route, an unknown id, a non-GUID: Jellyfin's 404 / 400-like answers
     status, _ = await same_as_native(f"/Albums/{seed.id}/InstantMix", {})
     assert status == 404

@@ -279,11 +279,11 @@ class JellyfinBridge:
         if item_id is None:
             raise Fallback(f"{ident!r} is not a GUID")
         if kind in ("items", "songs"):
-            found = await store.seeds_by_ids(db, [item_id])
-            if found:
-                return _ids(await service.song_mix(found[0], n))
-            if kind == "songs":
-                raise Fallback("not an analysed track")
+            try:
+                return _ids(await service.song_mix(item_id, n))  # one round trip for an analysed track
+            except UnknownSeed:
+                if kind == "songs":
+                    raise Fallback("not an analysed track") from None
         if kind in ("items", "albums"):
             seeds = await store.album_seeds(db, item_id)
             if seeds:
@@ -321,13 +321,13 @@ class JellyfinBridge:
         item_id = normalize_guid(route.ident)
         if item_id is None:
             raise Fallback(f"{route.ident!r} is not a GUID")
-        found = await store.seeds_by_ids(service.db, [item_id])
-        if not found:
-            raise Fallback("not an analysed track")  # albums and artists: Jellyfin's own similar albums/artists
         excluded = {g for k, v in query.items() if k.lower() == "excludeartistids"
                     for g in (normalize_guid(p) for p in v.split(",")) if g}
-        similar = await service.similar(found[0], min(2 * n, MIX_LIMIT) if excluded else n,
-                                        eliminate_duplicates=True)
+        try:
+            similar = await service.similar(item_id, min(2 * n, MIX_LIMIT) if excluded else n,
+                                            eliminate_duplicates=True)
+        except UnknownSeed:
+            raise Fallback("not an analysed track") from None  # albums, artists: Jellyfin's own answer
         return [c.item_id for c in similar], excluded
 
     # ---- talking to Jellyfin

@@ -342,8 +342,12 @@ async def sonic_similar_tracks(bridge: SubsonicBridge, call: Call) -> web.Stream
     if seed_id is None or count is None:
         raise Fallback("id missing or count malformed")
     svc = bridge.mixes()
-    seed = await _seed(svc, seed_id)
-    similar = await svc.similar(seed, count, eliminate_duplicates=True) if count else []
+    try:  # one round trip: the seed and its neighbours
+        similar = await svc.similar(seed_id, count, eliminate_duplicates=True) if count else []
+    except (UnknownSeed, NothingAnalysed) as exc:
+        raise Fallback(str(exc) or "nothing analysed") from None
+    if not count:
+        await _seed(svc, seed_id)
     entries = await bridge.entries(call, [c.item_id for c in similar])
     matches = [(e, _similarity(1.0 - c.distance)) for c, e in zip(similar, entries, strict=True) if e is not None]
     return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))

@@ -69,7 +69,7 @@ class MixService:
                         exclude_ids=frozenset(previous))
 
     async def _require_library(self) -> None:
-        if await store.analysed_count(self.db) == 0:
+        if not await store.anything_analysed(self.db):
             raise NothingAnalysed()
 
     async def song_seed(self, item_id: str) -> Candidate:

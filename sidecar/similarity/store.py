@@ -32,8 +32,9 @@ def _candidate(row: asyncpg.Record, distance: float = 0.0, seed_id: str | None =
                      distance=float(row["distance"]) if "distance" in row.keys() else distance, seed_id=seed_id)
 
 
-async def analysed_count(db: asyncpg.Pool | asyncpg.Connection) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM embeddings"))
+async def anything_analysed(db: asyncpg.Pool | asyncpg.Connection) -> bool:
+    """Does any track have an embedding?  (Not a count: that scans a million rows.)"""
+    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM embeddings)"))
 
 
 async def seeds_by_ids(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str]) -> list[Candidate]:

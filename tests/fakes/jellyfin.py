@@ -875,6 +875,9 @@ _SUPPORTED_PARAMS: dict[str, set[str]] = {
     "AddItemToPlaylist": {"ids", "position", "userid"},
     "RemoveItemFromPlaylist": {"entryids"},
     "GetSimilarItems": {"userid", "limit", "fields", "excludeartistids"},
+    "GetSimilarAlbums": {"userid", "limit", "fields", "excludeartistids"},
+    "GetSimilarArtists": {"userid", "limit", "fields", "excludeartistids"},
+    "GetInstantMixFromMusicGenreById": _PRESENTATION | {"id", "limit"},
     "GetPublicSystemInfo": set(),
     "GetSystemInfo": set(),
     "GetUserById": set(),
@@ -1794,6 +1797,20 @@ class FakeJellyfin:
     async def _op_GetInstantMixFromMusicGenreByName(self, request: web.Request, ctx: _Ctx) -> _Json:
         name = ctx.path_params["name"]
         return self._mix_result(self._mix_from_genres([name], self.genre_id(name)), ctx)
+
+    async def _op_GetInstantMixFromMusicGenreById(self, request: web.Request, ctx: _Ctx) -> _Json:
+        item = self._lookup(normalize_guid(ctx.get("id")))
+        if not isinstance(item, _Genre):
+            return _problem(404, "Not Found")
+        return self._mix_result(self._mix_from_genres([item.name], item.id), ctx)
+
+    # Jellyfin 12 routes /Albums/{id}/Similar and /Artists/{id}/Similar to the same handler as
+    # /Items/{id}/Similar (the item's own type decides what is similar).
+    async def _op_GetSimilarAlbums(self, request: web.Request, ctx: _Ctx) -> _Json:
+        return await self._op_GetSimilarItems(request, ctx)
+
+    async def _op_GetSimilarArtists(self, request: web.Request, ctx: _Ctx) -> _Json:
+        return await self._op_GetSimilarItems(request, ctx)
 
     async def _op_GetSimilarItems(self, request: web.Request, ctx: _Ctx) -> _Json:
         item = self._lookup(normalize_guid(ctx.path_params["itemId"]))

@@ -60,7 +60,10 @@ OPERATIONS: list[tuple[str, str]] = [
     ("get", "/Artists/{itemId}/InstantMix"),
     ("get", "/MusicGenres/{name}/InstantMix"),
     ("get", "/Playlists/{itemId}/InstantMix"),
+    ("get", "/MusicGenres/InstantMix"),
     ("get", "/Items/{itemId}/Similar"),
+    ("get", "/Albums/{itemId}/Similar"),
+    ("get", "/Artists/{itemId}/Similar"),
     # users (the provider checks JELLYFIN_USER_ID)
     ("get", "/Users/{userId}"),
     # system
