@@ -5,7 +5,7 @@
 
 Set-up, three processes on loopback as in production: an embedded PostgreSQL 18 + pgvector
 with a clustered synthetic library (tests/library_factory.py), the sidecar (main app + the
-Jellyfin bridge, one process, one event loop) and a stand-in Jellyfin (the fake Jellyfin of
+Jellyfin bridge in one process, or in `--web-processes` processes sharing the ports) and a stand-in Jellyfin (the fake Jellyfin of
 tests/fakes/, serving the same track ids, with its OpenAPI self-checks switched off so that
 it answers fast).  The load generator is this process.
 
@@ -96,7 +96,8 @@ def run_fake_jellyfin(n: int, port_out: Any, ready: Any) -> None:
 
 
 def run_sidecar(env: dict[str, str], ready: Any) -> None:
-    """The main app and the Jellyfin bridge in one process, as `audiomuse web` runs them."""
+    """The main app and the Jellyfin bridge in one process, as `audiomuse web` runs them (with
+    ``WEB_PROCESSES`` > 1, several such processes share the two ports)."""
     from aiohttp import web
 
     from sidecar.app import create_app
@@ -111,8 +112,9 @@ def run_sidecar(env: dict[str, str], ready: Any) -> None:
         runners = [web.AppRunner(main, access_log=None), web.AppRunner(jellyfin.create_app(main), access_log=None)]
         await runners[0].setup()
         await runners[1].setup()
-        await web.TCPSite(runners[0], "127.0.0.1", int(env["WEB_PORT"])).start()
-        await web.TCPSite(runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"])).start()
+        shared = settings.web_processes > 1
+        await web.TCPSite(runners[0], "127.0.0.1", int(env["WEB_PORT"]), reuse_port=shared).start()
+        await web.TCPSite(runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"]), reuse_port=shared).start()
         ready.set()
         await asyncio.Event().wait()
 
@@ -179,10 +181,13 @@ async def open_loop(urls: list[str], rate: float, clients: int,
         return results, time.perf_counter() - t0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def col(results: list[dict[str, float]], key: str) -> list[float]:
@@ -229,13 +234,13 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
     figures: dict[str, float] = {}
     for clients in (1, args.clients):
         n = args.requests if clients > 1 else min(args.requests, 300)
-        cpu0 = cpu_seconds(args.sidecar_pid)
+        cpu0 = cpu_seconds(args.sidecar_pids)
         mixes, wall = await load(mix_urls[:n], clients, auth)
-        cpu_bridge = (cpu_seconds(args.sidecar_pid) - cpu0) / n * 1000
+        cpu_bridge = (cpu_seconds(args.sidecar_pids) - cpu0) / n * 1000
         direct, dwall = await load(direct_urls[:n], clients, auth)
-        cpu0 = cpu_seconds(args.sidecar_pid)
+        cpu0 = cpu_seconds(args.sidecar_pids)
         api_mix, awall = await load(api_urls[:n], clients, {})
-        cpu_api = (cpu_seconds(args.sidecar_pid) - cpu0) / n * 1000
+        cpu_api = (cpu_seconds(args.sidecar_pids) - cpu0) / n * 1000
         ping, pwall = await load([f"{bridge}/System/Ping"] * n, clients, {})
         ping_direct, pdwall = await load([f"{jellyfin}/System/Ping"] * n, clients, {})
         title = f"{clients} client{'s' if clients > 1 else ''}" + (", closed loop (saturation)" if clients > 1 else "")
@@ -291,6 +296,8 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--web-processes", type=int, default=1,
+                        help="sidecar processes sharing the ports (WEB_PROCESSES)")
     parser.add_argument("--limit", type=int, default=50, help="mix length asked for (clients send 50-200)")
     parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 50.0],
                         help="mixes per second of the open-loop runs (default 10,50: 50 clients asking for a "
@@ -320,13 +327,15 @@ def main() -> None:
                "JELLYFIN_TOKEN": TOKEN, "JELLYFIN_BRIDGE_PORT": str(bridge_port), "WEB_PORT": str(web_port),
                "DATABASE_URL": dsn,
                "REDIS_URL": redis_url, "AUDIOMUSE_DATA_DIR": str(workdir / "data"), "LOG_LEVEL": "WARNING",
-               "AI_CHAT_DB_USER_NAME": "ai_user_bench_bridge"}
-        ready = ctx.Event()
-        procs.append(ctx.Process(target=run_sidecar, args=(env, ready), daemon=True))
-        procs[-1].start()
-        if not ready.wait(120):
-            raise SystemExit("the sidecar did not start")
-        args.sidecar_pid = procs[-1].pid
+               "AI_CHAT_DB_USER_NAME": "ai_user_bench_bridge", "WEB_PROCESSES": str(args.web_processes)}
+        args.sidecar_pids = []
+        for _ in range(args.web_processes):
+            ready = ctx.Event()
+            procs.append(ctx.Process(target=run_sidecar, args=(env, ready), daemon=True))
+            procs[-1].start()
+            if not ready.wait(120):
+                raise SystemExit("the sidecar did not start")
+            args.sidecar_pids.append(procs[-1].pid)
         asyncio.run(bench(args, f"http://127.0.0.1:{bridge_port}", f"http://127.0.0.1:{web_port}", jellyfin, ids))
     finally:
         for proc in procs:
