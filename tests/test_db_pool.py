@@ -1,0 +1,55 @@
+"""The asyncpg pool (sidecar/db/pool.py) against a real PostgreSQL + pgvector: the numpy codec
+for ``vector``, session settings that survive the connection going back to the pool, and no
+state leaking from one borrower to the next despite the skipped reset query."""
+
+from __future__ import annotations
+
+import asyncpg
+import numpy as np
+import pytest
+from pgvector import Vector
+
+from sidecar.db.pool import SERVER_SETTINGS, create_pool, decode_vector, encode_vector
+
+
+def test_codec_round_trip_without_a_server() -> None:
+    for value in ([1.0, -2.5, 3.25], np.array([1.0, -2.5, 3.25], dtype=np.float64), Vector([1.0, -2.5, 3.25])):
+        out = decode_vector(encode_vector(value))
+        assert out.dtype == np.float32 and out.tolist() == [1.0, -2.5, 3.25]
+
+
+async def test_vectors_are_numpy_both_ways(db: asyncpg.Pool) -> None:
+    got = await db.fetchval("SELECT '[1,2.5,-3]'::vector")
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and got.tolist() == [1.0, 2.5, -3.0]
+    for value in (np.array([0.5, 2.0], dtype=np.float32), [0.5, 2.0], Vector([0.5, 2.0])):
+        assert await db.fetchval("SELECT $1::vector::text", value) == "[0.5,2]"
+    # halfvec keeps pgvector's own codec
+    assert (await db.fetchval("SELECT '[1,2]'::halfvec")).to_list() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", sorted(SERVER_SETTINGS))
+async def test_session_settings_survive_release(db_dsn: str, name: str) -> None:
+    # a single connection, borrowed again and again: asyncpg's default reset (RESET ALL) used to
+    # turn the iterative scans off after the first query
+    pool = await create_pool(db_dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(3):
+            assert await pool.fetchval(f"SHOW {name}") == SERVER_SETTINGS[name]
+    finally:
+        await pool.close()
+
+
+async def test_an_open_transaction_is_rolled_back_on_release(db_dsn: str) -> None:
+    pool = await create_pool(db_dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE pool_probe (x int)")
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("INSERT INTO pool_probe VALUES (1)")
+        # released mid-transaction: the next borrower sees nothing of it and is not in a transaction
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM pool_probe") == 0
+            assert not conn.is_in_transaction()
+    finally:
+        await pool.close()
