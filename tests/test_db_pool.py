@@ -4,6 +4,9 @@ state leaking from one borrower to the next despite the skipped reset query."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import asyncpg
 import numpy as np
 import pytest
@@ -53,3 +56,32 @@ async def test_an_open_transaction_is_rolled_back_on_release(db_dsn: str) -> Non
             assert not conn.is_in_transaction()
     finally:
         await pool.close()
+
+
+SESSION_STATE = [
+    (re.compile(r"""["';]\s*SET\s+(?!LOCAL\b)""", re.I), "a session-level SET (use SET LOCAL in a transaction)"),
+    (re.compile(r"set_config\([^)]*,\s*false\s*\)", re.I), "set_config(..., false): a session-level setting"),
+    (re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\(", re.I), "a session advisory lock (use *_xact_lock)"),
+    (re.compile(r"""["';]\s*(UN)?LISTEN\b|add_listener\(""", re.I), "LISTEN"),
+    (re.compile(r"CREATE\s+(TEMP|TEMPORARY)\s+TABLE", re.I), "a temporary table"),
+]
+
+
+def test_no_sql_in_the_service_leaves_session_state() -> None:
+    """The pool skips asyncpg's reset query, so SQL that would leave state on a connection for
+    the next borrower must not appear (migrations and role set-up use their own connections and
+    transaction-scoped locks)."""
+    root = Path(__file__).resolve().parent.parent / "sidecar"
+    found = [f"{path.relative_to(root.parent)}:{n}: {why}: {line.strip()}"
+             for path in sorted(root.rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             for pattern, why in SESSION_STATE if pattern.search(line)]
+    assert found == []
+    # the patterns do catch what they are for
+    for bad in ('conn.execute("SET hnsw.ef_search = 10")', "db.execute('LISTEN x')",
+                "SELECT set_config('a.b', '1', false)", "SELECT pg_advisory_lock(1)",
+                "CREATE TEMP TABLE t (x int)"):
+        assert any(p.search(bad) for p, _ in SESSION_STATE), bad
+    for fine in ('conn.execute("SET LOCAL hnsw.ef_search = 10")', "UPDATE tracks SET title = $1",
+                 "SELECT pg_advisory_xact_lock(1)", "set_config('hnsw.ef_search', '100', true)"):
+        assert not any(p.search(fine) for p, _ in SESSION_STATE), fine

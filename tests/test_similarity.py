@@ -72,13 +72,11 @@ async def test_knn_queries_survive_parallel_plans(db: asyncpg.Pool, lib: tuple[l
     """am_nearest sets hnsw.ef_search, which PostgreSQL forbids inside a parallel operation: on a
     large library the planner chose parallel plans for the LATERAL queries and they failed."""
     tracks, _ = lib
-    async with db.acquire() as conn:
-        await conn.execute("SET debug_parallel_query = on; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0")
-        try:
-            seed, cands = await store.seed_and_nearest(conn, tracks[0].item_id, 100, [tracks[1].item_id])
-            many = await store.nearest_many(conn, (await store.seeds_by_ids(conn, [item_id(1), item_id(2)])), 50)
-        finally:
-            await conn.execute("RESET ALL")
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL debug_parallel_query = on; SET LOCAL parallel_setup_cost = 0; "
+                           "SET LOCAL parallel_tuple_cost = 0")
+        seed, cands = await store.seed_and_nearest(conn, tracks[0].item_id, 100, [tracks[1].item_id])
+        many = await store.nearest_many(conn, (await store.seeds_by_ids(conn, [item_id(1), item_id(2)])), 50)
     assert seed is not None and seed.item_id == tracks[0].item_id
     assert len(cands) == 100 and {tracks[0].item_id, tracks[1].item_id}.isdisjoint(c.item_id for c in cands)
     assert [len(v) for v in many.values()] == [50, 50]

@@ -6,11 +6,12 @@ Two choices made for the mix path, where every query counts (see README "Similar
   ``Vector`` object first, which cost ~10% of a mix's Python time); any sequence, numpy array
   or ``pgvector.Vector`` encodes.
 * A connection going back to the pool is not sent asyncpg's default reset query
-  (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``), a round trip on every
-  query through ``Pool.fetch``.  Nothing here leaves session state behind: settings are
-  startup parameters or ``set_config(..., true)`` inside a transaction, advisory locks are
-  transaction-scoped, no LISTEN, no cursors outside transactions.  asyncpg still rolls back
-  a transaction left open.
+  (which releases advisory locks, closes cursors, drops listeners and runs RESET ALL), a round trip on every
+  query through ``Pool.fetch`` (6-7% of a mix's Python time, and a statement on the server).
+  Nothing here leaves session state behind: settings are startup parameters or
+  ``set_config(..., true)`` inside a transaction, advisory locks are transaction-scoped, no
+  LISTEN, no cursors outside transactions -- tests/test_db_pool.py fails on SQL in sidecar/
+  that would.  asyncpg still rolls back a transaction left open.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def decode_vector(data: bytes) -> np.ndarray:
 
 def encode_vector(value: Any) -> bytes:
     to_numpy = getattr(value, "to_numpy", None)
-    array = np.asarray(to_numpy() if to_numpy else value, dtype=">f4").ravel()
+    array = np.asarray(to_numpy() if to_numpy else value, dtype=">f4")
+    if array.ndim != 1:
+        raise ValueError(f"a vector must be 1-D, got shape {array.shape}")
     return _HEADER.pack(array.size, 0) + array.tobytes()
 
 

@@ -79,9 +79,11 @@ class MixService:
         raise await self._unknown_track(item_id)
 
     async def _unknown_track(self, item_id: str) -> Exception:
-        """Why ``item_id`` cannot seed: nothing analysed at all (raised), else UnknownSeed (returned)."""
-        await self._require_library()
-        status = await store.track_exists(self.db, item_id)
+        """Why ``item_id`` cannot seed: NothingAnalysed, or UnknownSeed saying whether the track
+        is unknown or not analysed (one round trip)."""
+        status, anything = await store.track_status(self.db, item_id)
+        if not anything:
+            return NothingAnalysed()
         return UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
 
     async def _seed_and_pool(self, seed: Candidate | str, k: int,
@@ -116,7 +118,8 @@ class MixService:
             if len(picked) >= n or len(cands) < k or k >= MAX_CANDIDATES:
                 return sorted(picked[:n], key=lambda c: c.distance)
             k = min(MAX_CANDIDATES, 4 * k)
-            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id])
+            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id],
+                                        seed_id=track.item_id)
 
     async def song_mix(self, seed: Candidate | str, n: int, previous: Sequence[str] = ()) -> MixResult:
         """A mix that starts with ``seed`` (a stored track, or its id)."""

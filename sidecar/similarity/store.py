@@ -21,7 +21,8 @@ _TRACK_COLUMNS = "t.item_id, t.title, t.artist, t.album, t.album_id"
 
 
 def as_array(value: Any) -> np.ndarray:
-    """A pgvector value (the codec's Vector, or a sequence) as a float32 array."""
+    """A pgvector value (a numpy array from our codec, a pgvector ``Vector``, or a sequence) as a
+    float32 array."""
     to_numpy = getattr(value, "to_numpy", None)
     return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
 
@@ -46,10 +47,12 @@ async def seeds_by_ids(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence
     return [by_id[i] for i in dict.fromkeys(item_ids) if i in by_id]
 
 
-async def track_exists(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> str | None:
-    """The analysis status of a known track, or None when the id is unknown."""
-    status = await db.fetchval("SELECT analysis_status FROM tracks WHERE item_id = $1", item_id)
-    return str(status) if status is not None else None
+async def track_status(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> tuple[str | None, bool]:
+    """The analysis status of a track (None when the id is unknown), and whether any track at all
+    has an embedding: one round trip."""
+    row = await db.fetchrow("""SELECT (SELECT analysis_status FROM tracks WHERE item_id = $1) AS status,
+                                      EXISTS (SELECT 1 FROM embeddings) AS anything""", item_id)
+    return (str(row["status"]) if row["status"] is not None else None), bool(row["anything"])
 
 
 async def seed_by_title_artist(db: asyncpg.Pool | asyncpg.Connection, title: str, artist: str) -> Candidate | None:
