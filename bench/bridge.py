@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing as mp
 import os
 import random
@@ -115,6 +116,8 @@ def run_sidecar(env: dict[str, str], ready: Any) -> None:
         shared = settings.web_processes > 1
         await web.TCPSite(runners[0], "127.0.0.1", int(env["WEB_PORT"]), reuse_port=shared).start()
         await web.TCPSite(runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"]), reuse_port=shared).start()
+        gc.collect()  # as audiomuse web does once it listens (sidecar/cli.py)
+        gc.freeze()
         ready.set()
         await asyncio.Event().wait()
 
