@@ -132,7 +132,8 @@ class Settings(BaseModel):
     analysis_max_patches: int = Field(12, ge=0, le=10_000, description="At most this many evenly spaced "
                                       "3-second patches of a track go through MusiCNN (0 = all). The embedding "
                                       "stays within cosine 0.99 of the all-patches result: see Benchmarks.")
-    model_dir: Path | None = Field(None, description="Folder with the ONNX models. Default: the repository's models/.")
+    model_dir: Path | None = Field(None, description="Folder with the ONNX models. Default: the ones shipped "
+                                      "with the package (the repository's models/).")
 
     # --- similarity and mixes -----------------------------------------------------------
     max_songs_per_artist: int = Field(3, ge=1, description="Most tracks of one artist in a mix.")

@@ -7,8 +7,10 @@ with TensorFlow from the original ``musicnn==0.1.0`` checkpoints, on the synthet
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +40,17 @@ def clip() -> np.ndarray:
 # ------------------------------------------------------------------------------------------ models
 
 
-def test_default_model_dir_is_repo_models() -> None:
-    assert musicnn.default_model_dir() == MODELS
-    assert (MODELS / "SHA256SUMS").is_file()
+def test_default_model_dir_is_repo_models_shipped_in_the_package() -> None:
+    # sidecar/models links to <repo>/models; a wheel holds the files themselves (package data)
+    default = musicnn.default_model_dir()
+    assert default == Path(musicnn.__file__).resolve().parents[1] / "models"
+    assert default.resolve() == MODELS and (MODELS / "SHA256SUMS").is_file()
+    pyproject = tomllib.loads((MODELS.parent / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["sidecar"]
+    needed = [line.split()[1] for line in (MODELS / "SHA256SUMS").read_text().splitlines()]
+    needed += ["SHA256SUMS", "labels.json", "LICENSE.musicnn"]
+    for name in needed:
+        assert any(fnmatch.fnmatch(f"models/{name}", pattern) for pattern in shipped), name
 
 
 @pytest.mark.parametrize("name", ["msd", "mtt"])

@@ -45,8 +45,9 @@ class ModelFileError(RuntimeError):
 
 
 def default_model_dir() -> Path:
-    """``<repo>/models`` (the repository layout: this file is ``<repo>/sidecar/ml/musicnn.py``)."""
-    return Path(__file__).resolve().parents[2] / "models"
+    """``sidecar/models``: in the repository a link to ``<repo>/models``, in an installed wheel a
+    copy of the model files (package data), so a non-editable install analyses out of the box."""
+    return Path(__file__).resolve().parents[1] / "models"
 
 
 def default_threads() -> int:
@@ -180,7 +181,7 @@ class MusicnnModel:
         or when the checksum does not match.
         """
         key_name = _normalise_name(name)
-        mdir = Path(model_dir).resolve() if model_dir is not None else default_model_dir()
+        mdir = (Path(model_dir) if model_dir is not None else default_model_dir()).resolve()
         n_threads = default_threads() if threads is None else max(1, int(threads))
         key = (mdir, key_name, n_threads)
         with cls._lock:
