@@ -20,16 +20,10 @@ from sidecar.mix.engine import Candidate
 _TRACK_COLUMNS = "t.item_id, t.title, t.artist, t.album, t.album_id"
 
 
-def as_array(value: Any) -> np.ndarray:
-    """A pgvector value (a numpy array from our codec, a pgvector ``Vector``, or a sequence) as a
-    float32 array."""
-    to_numpy = getattr(value, "to_numpy", None)
-    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
-
-
 def _candidate(row: asyncpg.Record, distance: float = 0.0, seed_id: str | None = None) -> Candidate:
+    # embeddings arrive as float32 arrays: the pool's codec (sidecar/db/pool.py) decodes them
     return Candidate(item_id=row["item_id"], title=row["title"], artist=row["artist"], album=row["album"],
-                     album_id=row["album_id"], embedding=as_array(row["embedding"]),
+                     album_id=row["album_id"], embedding=row["embedding"],
                      distance=float(row["distance"]) if "distance" in row.keys() else distance, seed_id=seed_id)
 
 
