@@ -129,6 +129,17 @@ def run_sidecar(env: dict[str, str], ready: Any) -> None:
 # --------------------------------------------------------------------------- load
 
 
+async def timed_get(http: Any, url: str, since: float) -> dict[str, float]:
+    """GET ``url``: {latency in ms counted from ``since``, and the ``Server-Timing`` parts}."""
+    async with http.get(url) as resp:
+        await resp.read()
+        elapsed = (time.perf_counter() - since) * 1000
+        if resp.status != 200:
+            raise RuntimeError(f"{url}: {resp.status}")
+        timing = resp.headers.get("Server-Timing", "")
+    return {"latency": elapsed, **{k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", timing)}}
+
+
 async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
     """Per request {latency, and the Server-Timing parts} in ms, and the wall time, of GETs
     at ``clients`` concurrency."""
@@ -140,16 +151,7 @@ async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
         async def client() -> None:
             while queue:
-                url = queue.pop()
-                t0 = time.perf_counter()
-                async with http.get(url) as resp:
-                    await resp.read()
-                    elapsed = (time.perf_counter() - t0) * 1000
-                    if resp.status != 200:
-                        raise RuntimeError(f"{url}: {resp.status}")
-                    timing = resp.headers.get("Server-Timing", "")
-                parts = {k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", timing)}
-                results.append({"latency": elapsed, **parts})
+                results.append(await timed_get(http, queue.pop(), time.perf_counter()))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
@@ -167,14 +169,8 @@ async def open_loop(urls: list[str], rate: float, clients: int,
     gate = asyncio.Semaphore(clients)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), headers=headers) as http:
         async def one(url: str, planned: float) -> None:
-            async with gate, http.get(url) as resp:
-                await resp.read()
-                elapsed = (time.perf_counter() - planned) * 1000
-                if resp.status != 200:
-                    raise RuntimeError(f"{url}: {resp.status}")
-                timing = resp.headers.get("Server-Timing", "")
-            parts = {k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", timing)}
-            results.append({"latency": elapsed, **parts})
+            async with gate:
+                results.append(await timed_get(http, url, planned))
 
         tasks = []
         t0 = planned = time.perf_counter()
