@@ -292,6 +292,27 @@ async def variant() -> AsyncIterator[Any]:
         await s.close()
 
 
+@pytest_asyncio.fixture
+async def in_front_of(world: World, variant: Any) -> AsyncIterator[Any]:
+    """A bridge in front of a hand-written upstream answering ``method path`` with ``handler``
+    (NAVIDROME_URL with ``base_path``): returns the bridge's /rest URL."""
+    upstreams: list[TestServer] = []
+
+    async def start(method: str, path: str, handler: Any, base_path: str = "") -> str:
+        fake = web.Application()
+        fake.router.add_route(method, path, handler)
+        upstream = TestServer(fake)
+        await upstream.start_server()
+        upstreams.append(upstream)
+        settings = world.settings.model_copy(update={"navidrome_url": str(upstream.make_url(base_path))})
+        url, _ = await variant(settings, None)
+        return url
+
+    yield start
+    for upstream in upstreams:
+        await upstream.close()
+
+
 def inner_json(body: bytes) -> dict[str, Any]:
     return json.loads(body)["subsonic-response"]
 
@@ -462,7 +483,7 @@ async def test_extensions_list_without_auth(world: World) -> None:
     assert xml_doc["subsonic-response"]["openSubsonicExtensions"] == [{"name": "sonicSimilarity", "versions": [1]}]
 
 
-async def test_extensions_merge_and_credentials_forwarded(world: World, variant: Any) -> None:
+async def test_extensions_merge_and_credentials_forwarded(world: World, in_front_of: Any) -> None:
     """Against a tiny OpenSubsonic upstream: the server's list is kept (its own sonicSimilarity
     entry replaced by ours), and every credential form reaches the server's ping untouched."""
     pings: list[dict[str, str]] = []
@@ -481,28 +502,20 @@ async def test_extensions_merge_and_credentials_forwarded(world: World, variant:
         return web.json_response({"subsonic-response": {**base, "status": "failed",
                                                         "error": {"code": 0, "message": "unexpected"}}})
 
-    fake = web.Application()
-    fake.router.add_get("/rest/{name}", rest)
-    fake_server = TestServer(fake)
-    await fake_server.start_server()
-    try:
-        settings = world.settings.model_copy(update={"navidrome_url": str(fake_server.make_url(""))})
-        url, _ = await variant(settings, None)
-        async with world.http.get(url + "/getOpenSubsonicExtensions.view", params={"f": "json"}) as resp:
-            document = await resp.json()
-        validate("getOpenSubsonicExtensions", document)
-        inner = document["subsonic-response"]
-        assert inner["openSubsonicExtensions"] == [{"name": "formPost", "versions": [1]},
-                                                   {"name": "sonicSimilarity", "versions": [1]}]
-        assert (inner["type"], inner["serverVersion"], inner["version"]) == ("navidrome", "0.58.0", "1.16.1")
-        for creds in ({"apiKey": "k-123"}, {"u": "bob", "t": "0123abcd", "s": "salty"}, {"u": "bob", "p": "pw"}):
-            query = {**creds, "v": "1.16.1", "c": "client", "f": "json", "id": "x"}
-            async with world.http.get(url + "/getSimilarSongs2", params=query) as resp:
-                refused = await resp.json()
-            assert refused["subsonic-response"]["error"] == {"code": 44, "message": "Invalid API key"}
-            assert pings[-1] == {**creds, "v": "1.16.1", "c": "client", "f": "json"}
-    finally:
-        await fake_server.close()
+    url = await in_front_of("GET", "/rest/{name}", rest)
+    async with world.http.get(url + "/getOpenSubsonicExtensions.view", params={"f": "json"}) as resp:
+        document = await resp.json()
+    validate("getOpenSubsonicExtensions", document)
+    inner = document["subsonic-response"]
+    assert inner["openSubsonicExtensions"] == [{"name": "formPost", "versions": [1]},
+                                               {"name": "sonicSimilarity", "versions": [1]}]
+    assert (inner["type"], inner["serverVersion"], inner["version"]) == ("navidrome", "0.58.0", "1.16.1")
+    for creds in ({"apiKey": "k-123"}, {"u": "bob", "t": "0123abcd", "s": "salty"}, {"u": "bob", "p": "pw"}):
+        query = {**creds, "v": "1.16.1", "c": "client", "f": "json", "id": "x"}
+        async with world.http.get(url + "/getSimilarSongs2", params=query) as resp:
+            refused = await resp.json()
+        assert refused["subsonic-response"]["error"] == {"code": 44, "message": "Invalid API key"}
+        assert pings[-1] == {**creds, "v": "1.16.1", "c": "client", "f": "json"}
 
 
 # -- authentication ----------------------------------------------------------------------------
@@ -615,7 +628,7 @@ async def test_head_pass_through(world: World) -> None:
         assert mine.headers.get("Content-Length") == theirs.headers.get("Content-Length")
 
 
-async def test_proxy_streams_both_ways_and_keeps_the_request(world: World, variant: Any) -> None:
+async def test_proxy_streams_both_ways_and_keeps_the_request(world: World, in_front_of: Any) -> None:
     """Against a hand-written upstream: the raw path and query string, end-to-end headers and
     the body arrive unchanged, hop-by-hop headers do not; both bodies are streamed (each side
     waits for the other half-way, which would deadlock a proxy that buffers whole bodies)."""
@@ -637,36 +650,28 @@ async def test_proxy_streams_both_ways_and_keeps_the_request(world: World, varia
         await resp.write_eof()
         return resp
 
-    fake = web.Application()
-    fake.router.add_route("*", "/{tail:.*}", upload)
-    fake_server = TestServer(fake)
-    await fake_server.start_server()
-    try:
-        settings = world.settings.model_copy(update={"navidrome_url": str(fake_server.make_url(""))})
-        url, _ = await variant(settings, None)
+    url = await in_front_of("*", "/{tail:.*}", upload)
 
-        async def body() -> AsyncIterator[bytes]:
-            yield b"part"
-            await asyncio.wait_for(half_received.wait(), 10)
-            yield b"-rest"
+    async def body() -> AsyncIterator[bytes]:
+        yield b"part"
+        await asyncio.wait_for(half_received.wait(), 10)
+        yield b"-rest"
 
-        raw = "/rest/savePlayQueue.view?id=a%2Fb&id=c&u=me&p=enc%3A6869&x=%C3%A9"
-        async with world.http.post(URL(url.removesuffix("/rest") + raw, encoded=True), data=body(),
-                                   headers={"X-Client": "kept", "Connection": "X-Drop", "X-Drop": "1",
-                                            "Content-Type": "application/octet-stream"}) as resp:
-            assert resp.status == 200 and resp.headers["X-Upstream"] == "yes"
-            assert "X-Secret" not in resp.headers
-            assert await resp.content.readexactly(6) == b"first-"
-            client_has_first_chunk.set()
-            assert await resp.content.read() == b"second"
-        assert seen["raw_path"] == raw and seen["body"] == b"part-rest"
-        assert seen["headers"]["X-Client"] == "kept" and "X-Drop" not in seen["headers"]
-        assert seen["headers"]["Content-Type"] == "application/octet-stream"
-    finally:
-        await fake_server.close()
+    raw = "/rest/savePlayQueue.view?id=a%2Fb&id=c&u=me&p=enc%3A6869&x=%C3%A9"
+    async with world.http.post(URL(url.removesuffix("/rest") + raw, encoded=True), data=body(),
+                               headers={"X-Client": "kept", "Connection": "X-Drop", "X-Drop": "1",
+                                        "Content-Type": "application/octet-stream"}) as resp:
+        assert resp.status == 200 and resp.headers["X-Upstream"] == "yes"
+        assert "X-Secret" not in resp.headers
+        assert await resp.content.readexactly(6) == b"first-"
+        client_has_first_chunk.set()
+        assert await resp.content.read() == b"second"
+    assert seen["raw_path"] == raw and seen["body"] == b"part-rest"
+    assert seen["headers"]["X-Client"] == "kept" and "X-Drop" not in seen["headers"]
+    assert seen["headers"]["Content-Type"] == "application/octet-stream"
 
 
-async def test_upstream_breaking_off_mid_body_truncates_the_client(world: World, variant: Any) -> None:
+async def test_upstream_breaking_off_mid_body_truncates_the_client(world: World, in_front_of: Any) -> None:
     async def short(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Length": "100", "Content-Type": "audio/mpeg"})
         await resp.prepare(request)
@@ -675,22 +680,14 @@ async def test_upstream_breaking_off_mid_body_truncates_the_client(world: World,
         request.transport.close()
         return resp
 
-    fake = web.Application()
-    fake.router.add_get("/rest/stream.view", short)
-    fake_server = TestServer(fake)
-    await fake_server.start_server()
-    try:
-        settings = world.settings.model_copy(update={"navidrome_url": str(fake_server.make_url(""))})
-        url, _ = await variant(settings, None)
-        async with world.http.get(url + "/stream.view", params={"id": "x"}) as resp:
-            assert resp.status == 200 and resp.headers["Content-Length"] == "100"
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await resp.read()
-    finally:
-        await fake_server.close()
+    url = await in_front_of("GET", "/rest/stream.view", short)
+    async with world.http.get(url + "/stream.view", params={"id": "x"}) as resp:
+        assert resp.status == 200 and resp.headers["Content-Length"] == "100"
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
 
 
-async def test_base_path_of_the_server(world: World, variant: Any) -> None:
+async def test_base_path_of_the_server(world: World, in_front_of: Any) -> None:
     """NAVIDROME_URL with a base path: client paths with or without it reach the same server path,
     and the bridge's calls are recognised under it."""
     paths: list[str] = []
@@ -701,26 +698,18 @@ async def test_base_path_of_the_server(world: World, variant: Any) -> None:
                                                         "error": {"code": 0, "message": "Unknown method"}}},
                                  status=404)
 
-    fake = web.Application()
-    fake.router.add_route("*", "/{tail:.*}", anything)
-    fake_server = TestServer(fake)
-    await fake_server.start_server()
-    try:
-        settings = world.settings.model_copy(update={"navidrome_url": str(fake_server.make_url("/music"))})
-        url, _ = await variant(settings, None)
-        root = url.removesuffix("/rest")
-        for path in ("/rest/ping.view?f=json", "/music/rest/ping.view?f=json", "/musicbox/x"):
-            async with world.http.get(URL(root + path, encoded=True)) as resp:
-                assert resp.status == 404
-        assert paths == ["/music/rest/ping.view?f=json"] * 2 + ["/music/musicbox/x"]
-        for path in ("/rest/getOpenSubsonicExtensions", "/music/rest/getOpenSubsonicExtensions.view"):
-            async with world.http.get(root + path, params={"f": "json"}) as resp:
-                document = await resp.json()
-            assert document["subsonic-response"]["openSubsonicExtensions"] == [
-                {"name": "sonicSimilarity", "versions": [1]}]
-        assert paths[-2:] == ["/music/rest/getOpenSubsonicExtensions.view?f=json"] * 2
-    finally:
-        await fake_server.close()
+    url = await in_front_of("*", "/{tail:.*}", anything, base_path="/music")
+    root = url.removesuffix("/rest")
+    for path in ("/rest/ping.view?f=json", "/music/rest/ping.view?f=json", "/musicbox/x"):
+        async with world.http.get(URL(root + path, encoded=True)) as resp:
+            assert resp.status == 404
+    assert paths == ["/music/rest/ping.view?f=json"] * 2 + ["/music/musicbox/x"]
+    for path in ("/rest/getOpenSubsonicExtensions", "/music/rest/getOpenSubsonicExtensions.view"):
+        async with world.http.get(root + path, params={"f": "json"}) as resp:
+            document = await resp.json()
+        assert document["subsonic-response"]["openSubsonicExtensions"] == [
+            {"name": "sonicSimilarity", "versions": [1]}]
+    assert paths[-2:] == ["/music/rest/getOpenSubsonicExtensions.view?f=json"] * 2
 
 
 async def test_dead_upstream_is_a_clear_subsonic_error(world: World, variant: Any) -> None:
