@@ -2,55 +2,11 @@
 
 See :mod:`sidecar.mix.engine` for the rules and algorithms and
 :mod:`sidecar.mix.normalize` for the title/artist normalisation used to spot duplicates.
+The package exports the engine's public names (its ``__all__``) and the normalisers.
 """
 
-from sidecar.mix.engine import (
-    ALBUM_SPACING,
-    ARTIST_CAP,
-    ARTIST_IN_A_ROW,
-    DEFAULT_RULES,
-    DUPLICATE_DISTANCE,
-    RELAXATION_ORDER,
-    AsyncPoolQuery,
-    Candidate,
-    MixResult,
-    MixRules,
-    PathQuery,
-    PoolQuery,
-    cosine_distance,
-    dedupe,
-    multi_seed_mix,
-    path_points,
-    song_mix,
-    song_path,
-    song_path_async,
-    total_distance,
-)
+from sidecar.mix import engine
+from sidecar.mix.engine import *  # noqa: F403 -- the engine's __all__, listed once, there
 from sidecar.mix.normalize import normalize_album, normalize_artist, normalize_title, track_key
 
-__all__ = [
-    "ALBUM_SPACING",
-    "ARTIST_CAP",
-    "ARTIST_IN_A_ROW",
-    "DEFAULT_RULES",
-    "DUPLICATE_DISTANCE",
-    "RELAXATION_ORDER",
-    "AsyncPoolQuery",
-    "Candidate",
-    "MixResult",
-    "MixRules",
-    "PathQuery",
-    "PoolQuery",
-    "cosine_distance",
-    "dedupe",
-    "multi_seed_mix",
-    "normalize_album",
-    "normalize_artist",
-    "normalize_title",
-    "path_points",
-    "song_mix",
-    "song_path",
-    "song_path_async",
-    "total_distance",
-    "track_key",
-]
+__all__ = [*engine.__all__, "normalize_album", "normalize_artist", "normalize_title", "track_key"]
