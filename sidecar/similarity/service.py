@@ -118,8 +118,7 @@ class MixService:
             if len(picked) >= n or len(cands) < k or k >= MAX_CANDIDATES:
                 return sorted(picked[:n], key=lambda c: c.distance)
             k = min(MAX_CANDIDATES, 4 * k)
-            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id],
-                                        seed_id=track.item_id)
+            _, cands = await self._seed_and_pool(track, k)
 
     async def song_mix(self, seed: Candidate | str, n: int, previous: Sequence[str] = ()) -> MixResult:
         """A mix that starts with ``seed`` (a stored track, or its id)."""
@@ -130,8 +129,7 @@ class MixService:
             if len(result.tracks) >= n or len(cands) < k or k >= MAX_CANDIDATES:
                 return result
             k = min(MAX_CANDIDATES, 4 * k)
-            cands = await store.nearest(self.db, track.embedding, k, exclude=[track.item_id, *previous],
-                                        seed_id=track.item_id)
+            _, cands = await self._seed_and_pool(track, k, previous)
 
     async def multi_mix(self, seeds: Sequence[Candidate], n: int, previous: Sequence[str] = ()) -> MixResult:
         """A mix around several seeds (an album, an artist, a playlist, a genre), every seed represented."""
