@@ -67,7 +67,6 @@ def is_websocket(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
-
 async def stream_back(request: web.Request, upstream: ClientResponse, label: str) -> web.StreamResponse:
     """Stream ``upstream``'s answer (status, end-to-end headers, body) back to the client.
 
@@ -99,6 +98,7 @@ async def stream_back(request: web.Request, upstream: ClientResponse, label: str
             upstream.release()
         else:
             upstream.close()  # unread body: do not put the connection back in the pool
+
 
 class Upstream:
     """One upstream server (``base_url`` may carry a base path) and the HTTP client pool to it."""

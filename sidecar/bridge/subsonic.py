@@ -279,6 +279,7 @@ class SubsonicBridge:
                                                  f"({_reason(exc)})\n")
         return await stream_back(request, upstream, f"Subsonic bridge: {request.method} {request.path}")
 
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
