@@ -238,6 +238,12 @@ def row(name: str, values: list[float], wall: float | None = None) -> str:
     return f"  {name:<36} p50 {pct(values, 50):8.2f} ms   p99 {pct(values, 99):8.2f} ms   {rate}"
 
 
+def added_row(mixes: list[dict[str, float]], direct: list[dict[str, float]]) -> str:
+    """Mix via bridge minus the same ``/Items?ids=`` sent straight to Jellyfin, percentile by percentile."""
+    p50, p99 = (pct(col(mixes, "latency"), q) - pct(col(direct, "latency"), q) for q in (50, 99))
+    return f"  {'added vs direct (mix included)':<36} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms"
+
+
 async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
                 seeds: list[str]) -> dict[str, float]:
     import aiohttp
@@ -287,9 +293,7 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
         title = f"{clients} client{'s' if clients > 1 else ''}" + (", closed loop (saturation)" if clients > 1 else "")
         layer = report(title, mixes, wall)
         print(row("Jellyfin /Items?ids= direct", col(direct, "latency"), dwall))
-        print(f"  {'added vs direct (mix included)':<36} p50 "
-              f"{pct(col(mixes, 'latency'), 50) - pct(col(direct, 'latency'), 50):8.2f} ms   p99 "
-              f"{pct(col(mixes, 'latency'), 99) - pct(col(direct, 'latency'), 99):8.2f} ms")
+        print(added_row(mixes, direct))
         print(row("/api/mix (same mixes, no bridge)", col(api_mix, "latency"), awall))
         print(row("pass-through /System/Ping", col(ping, "latency"), pwall))
         print(row("/System/Ping direct", col(ping_direct, "latency"), pdwall))
@@ -298,20 +302,18 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
         figures[f"layer_p99_{clients}"] = pct(layer, 99)
     for rate in args.rates:
         for generator in args.load_generator:
-            n = min(len(mix_urls), int(rate * args.open_seconds))
             if generator == "wrk":
                 title = f"{args.clients} clients (wrk), each thinking {args.clients / rate:g} s on average"
                 mixes, wall = await wrk_clients(bridge, mix_urls, rate, args.clients, args.open_seconds, auth)
                 direct, dwall = await wrk_clients(jellyfin, direct_urls, rate, args.clients, args.open_seconds, auth)
             else:
+                n = min(len(mix_urls), int(rate * args.open_seconds))
                 title = f"{args.clients} clients (aiohttp), open loop at {rate:g} mixes/s ({n} requests)"
                 mixes, wall = await open_loop(mix_urls[:n], rate, args.clients, auth)
                 direct, dwall = await open_loop(direct_urls[:n], rate, args.clients, auth)
             layer = report(title, mixes, wall)
             print(row("Jellyfin /Items?ids= direct", col(direct, "latency"), dwall))
-            print(f"  {'added vs direct (mix included)':<36} p50 "
-                  f"{pct(col(mixes, 'latency'), 50) - pct(col(direct, 'latency'), 50):8.2f} ms   p99 "
-                  f"{pct(col(mixes, 'latency'), 99) - pct(col(direct, 'latency'), 99):8.2f} ms")
+            print(added_row(mixes, direct))
             figures[f"layer_p99_{rate:g}/s_{generator}"] = pct(layer, 99)
     print()
     for key, value in figures.items():
@@ -340,6 +342,16 @@ async def prepare(pg: EmbeddedPostgres, n: int) -> tuple[str, list[str]]:
     return dsn, [t.item_id for t in tracks]
 
 
+def load_generators(value: str) -> list[str]:
+    names = value.split(",")
+    unknown = [n for n in names if n not in ("wrk", "aiohttp")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown load generator(s) {', '.join(unknown)}: wrk or aiohttp")
+    if "wrk" in names and not shutil.which("wrk"):
+        raise argparse.ArgumentTypeError("wrk is not installed (Debian: apt install wrk)")
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=20_000)
@@ -351,7 +363,7 @@ def main() -> None:
     parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 50.0],
                         help="mixes per second of the open-loop runs (default 10,50: 50 clients asking for a "
                              "mix every 5 s, every second)")
-    parser.add_argument("--load-generator", type=lambda v: v.split(","),
+    parser.add_argument("--load-generator", type=load_generators,
                         default=["wrk"] if shutil.which("wrk") else ["aiohttp"],
                         help="who sends the --rates runs: wrk (C; Debian package wrk; the default when "
                              "installed) and/or aiohttp (this process), comma-separated")
