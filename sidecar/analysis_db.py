@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from sidecar.ml.result import TrackAnalysis
+if TYPE_CHECKING:  # the web processes read failures without importing the analysis stack
+    from sidecar.ml.result import TrackAnalysis
 
 OTHER_FEATURES = ("danceable", "aggressive", "happy", "party", "relaxed", "sad")
 
 
 #: failure reasons worth another try in a later run (the server or the network may recover);
 #: any other failure (corrupt, silent, unsupported, ...) is final for this model version
-TRANSIENT_FAILURES = ("download:", "internal error:")
+TRANSIENT_FAILURES = ("download:", "media server:", "internal error:")
 
 
 async def tracks_to_analyse(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str],
@@ -84,3 +85,32 @@ async def album_outcome(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequenc
     analyzed, failed = int(row["analyzed"]), int(row["failed"])
     return {"total": len(item_ids), "analyzed": analyzed, "failed": failed,
             "missing": len(item_ids) - analyzed - failed}
+
+
+async def failure_reasons(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str] | None,
+                          model_version: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Failed tracks grouped by the kind of reason (the text before the first colon: ``corrupt``,
+    ``download``, ``timeout`` ...), most frequent first, each with one full example.  Over
+    ``item_ids`` (all tracks when None) and ``model_version`` (any when None)."""
+    rows = await db.fetch(
+        """SELECT split_part(failure_reason, ':', 1) AS reason, count(*) AS n, min(failure_reason) AS example
+           FROM tracks WHERE analysis_status = 'failed'
+             AND ($1::text[] IS NULL OR item_id = ANY($1::text[])) AND ($2::text IS NULL OR model_version = $2)
+           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3""",
+        None if item_ids is None else list(item_ids), model_version, limit)
+    return [{"reason": r["reason"], "count": int(r["n"]), "example": r["example"]} for r in rows]
+
+
+async def failed_tracks(db: asyncpg.Pool | asyncpg.Connection, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """One page of the failed tracks (newest failure first) and how many there are in all."""
+    total = int(await db.fetchval("SELECT count(*) FROM tracks WHERE analysis_status = 'failed'"))
+    rows = await db.fetch(
+        """SELECT item_id, title, artist, album, album_id, file_path, failure_reason, model_version, analyzed_at
+           FROM tracks WHERE analysis_status = 'failed'
+           ORDER BY analyzed_at DESC NULLS LAST, item_id OFFSET $1 LIMIT $2""", offset, limit)
+    out = []
+    for r in rows:
+        item = dict(r)
+        item["analyzed_at"] = item["analyzed_at"].isoformat() if item["analyzed_at"] else None
+        out.append(item)
+    return total, out

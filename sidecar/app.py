@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from arq import create_pool as create_arq_pool
+from arq.connections import RedisSettings
 
 from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
 from sidecar.auth import api_token_middleware
@@ -18,7 +19,7 @@ from sidecar.config import Settings
 from sidecar.db import open_database
 from sidecar.db.roles import ensure_chat_role
 from sidecar.http_errors import error_middleware
-from sidecar.jobs.worker import QUEUE_NAME, redis_settings
+from sidecar.jobs.names import WORK_QUEUE
 from sidecar.providers import make_provider
 from sidecar.routes import ROUTE_MODULES
 from sidecar.services import Endpoints
@@ -48,7 +49,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             await ensure_chat_role(conn, settings.ai_chat_db_user_name, settings.ai_chat_db_user_password)
         app[DB] = pool
-        app[QUEUE] = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=QUEUE_NAME)
+        app[QUEUE] = await create_arq_pool(RedisSettings.from_dsn(endpoints.redis_url), default_queue_name=WORK_QUEUE)
         app[PROVIDER] = make_provider(settings)
         yield
     finally:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
+from sidecar.config import MediaServerType, Settings, SettingsError, load_settings, redact_url
 from sidecar.services import Endpoints, Servers
 
 log = logging.getLogger("audiomuse")
@@ -65,20 +65,35 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
     await runners[0].setup()  # runs the main app's start-up: pool, queue, provider
     try:
         shared = settings.web_processes > 1  # several processes accept on the same ports
-        await web.TCPSite(runners[0], settings.web_host, settings.web_port, reuse_port=shared).start()
+        await _listen(web.TCPSite(runners[0], settings.web_host, settings.web_port, reuse_port=shared),
+                      "WEB_PORT", settings.web_host, settings.web_port)
         port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
         for name, bridge_port, factory in configured_bridges(settings):
             runner = web.AppRunner(factory(main), handle_signals=False, access_log=None)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, settings.bridge_host, bridge_port, reuse_port=shared).start()
+            variable = "JELLYFIN_BRIDGE_PORT" if "jellyfin" in name.lower() else "SUBSONIC_BRIDGE_PORT"
+            await _listen(web.TCPSite(runner, settings.bridge_host, bridge_port, reuse_port=shared),
+                          variable, settings.bridge_host, bridge_port)
             actual = runner.addresses[0][1] if runner.addresses else bridge_port
             print(f"{name} listening on http://{settings.bridge_host}:{actual}", flush=True)
         await until()
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+async def _listen(site: Any, variable: str, host: str, port: int) -> None:
+    """Start listening; a port that is taken (or not ours to use) is one clear line naming the
+    variable that sets it, not a traceback."""
+    try:
+        await site.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise RuntimeError(f"{variable}={port}: {host}:{port} is already in use by another program "
+                               f"(another audiomuse?); stop it or set {variable} to a free port") from None
+        raise RuntimeError(f"{variable}={port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 async def _migrate(endpoints: Endpoints) -> tuple[int, list[int]]:
@@ -110,64 +125,80 @@ def _describe(settings: Settings, endpoints: Endpoints) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from sidecar.supervise import Supervised, stop_all, watch_all
+
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
         version, applied = asyncio.run(_migrate(endpoints))
         print(f"AudioMuse sidecar: {_describe(settings, endpoints)}; schema version {version}", flush=True)
         env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
-        children = [subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env),
-                    *_spawn_web_siblings(settings, endpoints)]
+        children = [Supervised("worker", [sys.executable, "-m", "sidecar", "worker"], env),
+                    *_web_siblings(settings, endpoints)]
+        for child in children:
+            child.start()
+
+        async def until() -> None:
+            watcher = asyncio.ensure_future(watch_all(children))
+            try:
+                await _freeze_heap_then_wait_for_stop_signal()
+            finally:
+                watcher.cancel()
+
         try:
-            asyncio.run(serve_web(settings, endpoints))
+            asyncio.run(serve_web(settings, endpoints, until))
         finally:
-            _stop_children(children)
+            stop_all(children)
         print("AudioMuse sidecar stopped", flush=True)
     return 0
 
 
-def _spawn_web_siblings(settings: Settings, endpoints: Endpoints) -> list[subprocess.Popen[bytes]]:
-    """WEB_PROCESSES - 1 more web processes on the same ports (SO_REUSEPORT)."""
+def _web_siblings(settings: Settings, endpoints: Endpoints) -> list[Any]:
+    """WEB_PROCESSES - 1 more web processes on the same ports (SO_REUSEPORT), supervised."""
+    from sidecar.supervise import Supervised
+
     env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
-    return [subprocess.Popen([sys.executable, "-m", "sidecar", "web", "--single"], env=env)
-            for _ in range(settings.web_processes - 1)]
-
-
-def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    return [Supervised(f"web process {i + 2}", [sys.executable, "-m", "sidecar", "web", "--single"], env)
+            for i in range(settings.web_processes - 1)]
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from sidecar.supervise import stop_all, watch_all
+
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
-        siblings = [] if args.single else _spawn_web_siblings(settings, endpoints)
+        siblings = [] if args.single else _web_siblings(settings, endpoints)
+        for child in siblings:
+            child.start()
+
+        async def until() -> None:
+            watcher = asyncio.ensure_future(watch_all(siblings))
+            try:
+                await _freeze_heap_then_wait_for_stop_signal()
+            finally:
+                watcher.cancel()
+
         try:
-            asyncio.run(serve_web(settings, endpoints))
+            asyncio.run(serve_web(settings, endpoints, until))
         finally:
-            _stop_children(siblings)
+            stop_all(siblings)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from sidecar.jobs.worker import build_worker
+    from sidecar.jobs.worker import WorkerGroup
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
         async def run() -> None:
-            worker = build_worker(settings, endpoints)  # built inside the loop it runs on
+            group = WorkerGroup(settings, endpoints)  # built inside the loop it runs on
+            await group.open()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, group.stop)
             try:
-                await worker.async_run()
-            except asyncio.CancelledError:
-                pass  # arq cancels its main task on SIGINT/SIGTERM: a normal stop
+                await group.run()
             finally:
-                await worker.close()
+                await group.close()
 
         asyncio.run(run())
     return 0
@@ -220,7 +251,7 @@ async def _checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str, b
             await client.ping()
             info = await client.info("server")
             name = "Valkey" if info.get("valkey_version") else "Redis"
-            return f"{name} {info.get('valkey_version') or info.get('redis_version')} at {endpoints.redis_url}"
+            return f"{name} {info.get('valkey_version') or info.get('redis_version')} at {redact_url(endpoints.redis_url)}"
         finally:
             await client.aclose()
 
@@ -261,32 +292,6 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
-def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a library sync in this process (no worker needed) and print its summary."""
-    from sidecar import tasks
-    from sidecar.db import open_database
-    from sidecar.jobs.context import JobContext
-    from sidecar.jobs.library import TASK_TYPE, sync_library
-    from sidecar.providers import make_provider
-
-    _prepare_dirs(settings)
-    with Servers(settings) as endpoints:
-        async def run() -> dict[str, Any]:
-            pool, _ = await open_database(endpoints.postgres_dsn, min_size=1, max_size=2)
-            provider = make_provider(settings)
-            try:
-                task_id = await tasks.create(pool, TASK_TYPE)
-                ctx = {"app": JobContext(settings, pool, provider)}
-                return await sync_library(ctx, task_id, args.recent)
-            finally:
-                await provider.close()
-                await pool.close()
-
-        summary = asyncio.run(run())
-    print(summary)
-    return 0 if summary.get("status") == "SUCCESS" else 1
-
-
 def _progress_line(task: dict[str, Any], started: float, done_at_start: int) -> str:
     d = task.get("details") or {}
     total = int(d.get("tracks_total") or 0)
@@ -301,74 +306,114 @@ def _progress_line(task: dict[str, Any], started: float, done_at_start: int) -> 
             f"({d.get('tracks_failed', 0)} failed) {rate:.2f} tracks/s {eta_text}")
 
 
-async def _run_analysis_here(settings: Settings, endpoints: Endpoints, recent: int | None) -> dict[str, Any]:
-    """Start (or join) an analysis run, work on it with an in-process worker, draw its progress."""
+def _sync_line(task: dict[str, Any], started: float, done_at_start: int) -> str:
+    d = task.get("details") or {}
+    return (f"{d.get('albums_done', 0)}/{d.get('albums_total', '?')} albums, {d.get('tracks', 0)} tracks "
+            f"({d.get('albums_failed', 0)} albums failed)")
+
+
+async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, job: str, args: tuple[Any, ...],
+                    details: dict[str, Any], progress: Callable[[dict[str, Any], float, int], str]) -> dict[str, Any]:
+    """Start (or join) a run, work on it with an in-process worker, draw its progress until it
+    ends.  Ctrl-C cancels the run (the track being analysed finishes first); the task comes
+    back with ``interrupted`` set."""
     from arq import create_pool as create_arq_pool
 
     from sidecar import tasks
     from sidecar.db import open_database
-    from sidecar.jobs.analysis import MAIN_TASK
-    from sidecar.jobs.worker import QUEUE_NAME, build_worker, redis_settings
+    from sidecar.jobs.names import WORK_QUEUE
+    from sidecar.jobs.queue import AlreadyRunning, start_run
+    from sidecar.jobs.worker import WorkerGroup, redis_settings
 
     pool, _ = await open_database(endpoints.postgres_dsn, min_size=1, max_size=4)
-    queue = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=QUEUE_NAME)
-    worker = build_worker(settings, endpoints, handle_signals=False)
-    worker_task = asyncio.create_task(worker.main())
+    queue = await create_arq_pool(redis_settings(endpoints.redis_url), default_queue_name=WORK_QUEUE)
+    group = WorkerGroup(settings, endpoints)
+    await group.open()
+    worker_task = asyncio.ensure_future(group.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     tty = sys.stderr.isatty()
+    interrupted = False
     try:
-        running = await tasks.active(pool, MAIN_TASK)
-        if running:
-            task_id = running[0]["task_id"]
-            print(f"joining the analysis already running ({task_id})", file=sys.stderr)
-        else:
-            task_id = await tasks.create(pool, MAIN_TASK, details={"num_recent_albums": recent})
-            await queue.enqueue_job("run_analysis", task_id, recent, None, _job_id=task_id)
+        try:
+            task_id = await start_run(pool, queue, task_type, job, *args, details=details)
+        except AlreadyRunning as exc:
+            task_id = exc.task["task_id"]
+            print(f"joining the {task_type} already running ({task_id})", file=sys.stderr)
         started, first, last_print = time.monotonic(), None, 0.0
         while True:
             task = await tasks.get(pool, task_id) or {}
             d = task.get("details") or {}
-            if first is None and d.get("tracks_total") is not None:
+            if first is None and (d.get("tracks_total") is not None or d.get("albums_total") is not None):
                 first = int(d.get("tracks_analyzed") or 0) + int(d.get("tracks_failed") or 0)
                 started = time.monotonic()
             if first is not None and (tty or time.monotonic() - last_print >= 5):
-                end = "\r" if tty else "\n"
-                print(_progress_line(task, started, first), end=end, file=sys.stderr, flush=True)
+                print(progress(task, started, first), end="\r" if tty else "\n", file=sys.stderr, flush=True)
                 last_print = time.monotonic()
             if task.get("status") in tasks.FINAL:
                 break
-            if stop.is_set():
-                await pool.execute("UPDATE tasks SET status = 'REVOKED', finished_at = now() "
-                                   "WHERE (task_id = $1 OR parent_task_id = $1) AND status = ANY($2::text[])",
-                                   task_id, list(tasks.ACTIVE))
-                print("\ncancelling: finishing the current track ...", file=sys.stderr)
+            if stop.is_set() and not interrupted:
+                interrupted = True
+                await tasks.cancel(pool, task_id, "cancelled from the command line (Ctrl-C)")
             if worker_task.done():
                 raise RuntimeError(f"the worker stopped: {worker_task.exception()!r}")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25 if interrupted else 0.5)
         if tty:
             print(file=sys.stderr)
-        return await tasks.get(pool, task_id) or {}
+        return {**(await tasks.get(pool, task_id) or {}), "interrupted": interrupted}
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        worker_task.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        group.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await worker_task
-        await worker.close()
+        await group.close()
         await queue.aclose()
         await pool.close()
 
 
-def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
-    """Analyse the library in this process, with a progress bar (tracks/s, ETA)."""
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a library sync with an in-process worker and print its summary."""
+    from sidecar.jobs.names import LIBRARY_SYNC_TASK, SYNC_LIBRARY
+
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
-        task = asyncio.run(_run_analysis_here(settings, endpoints, args.recent))
+        task = asyncio.run(_run_here(settings, endpoints, LIBRARY_SYNC_TASK, SYNC_LIBRARY, (args.recent,),
+                                     {"num_recent_albums": args.recent}, _sync_line))
     d = task.get("details") or {}
+    print({"status": task.get("status"), **{k: v for k, v in d.items() if k != "num_recent_albums"}})
+    if task.get("interrupted"):
+        print("cancelled: run again to sync the rest", file=sys.stderr)
+        return 130
+    return 0 if task.get("status") == "SUCCESS" else 1
+
+
+def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
+    """Analyse the library in this process, with a progress bar (tracks/s, ETA)."""
+    from sidecar.jobs.names import MAIN_ANALYSIS_TASK, RUN_ANALYSIS
+
+    _prepare_dirs(settings)
+    with Servers(settings) as endpoints:
+        task = asyncio.run(_run_here(settings, endpoints, MAIN_ANALYSIS_TASK, RUN_ANALYSIS, (args.recent, None),
+                                     {"num_recent_albums": args.recent}, _progress_line))
+    d = task.get("details") or {}
+    done = int(d.get("tracks_analyzed", 0)) + int(d.get("tracks_failed", 0))
+    if task.get("interrupted"):
+        print(f"cancelled: {done} of {d.get('tracks_total', '?')} tracks analysed; run again to resume")
+        return 130
     print(f"{task.get('status')}: {d.get('tracks_analyzed', 0)} analysed, {d.get('tracks_failed', 0)} failed, "
           f"{d.get('tracks_total', 0)} tracks in {d.get('albums_total', 0)} albums "
           f"({d.get('albums_skipped', 0)} already analysed)")
+    for r in d.get("failure_reasons") or []:
+        print(f"  failed {r['count']:>5} x {r['reason']}  (e.g. {r['example']})")
+    for a in d.get("albums_failed") or []:
+        print(f"  album job failed: {a.get('album')}: {a.get('error')}")
+    if d.get("tracks_rejected"):
+        print(f"  {d['tracks_rejected']} tracks not recorded (metadata refused): see the task log")
+    if d.get("error"):
+        print(f"  {d['error']}")
     return 0 if task.get("status") == "SUCCESS" else 1
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -122,9 +122,19 @@ class Settings(BaseModel):
     top_n_moods: int = Field(5, ge=1, le=50, description="Top tags kept per track as its moods.")
     max_queued_analysis_jobs: int = Field(25, ge=1, description="Album jobs queued at once by one analysis run.")
     worker_max_jobs: int = Field(2, ge=1, description="Jobs one arq worker runs concurrently.")
-    task_orphan_seconds: float = Field(45.0, ge=1, description="A running analysis task whose worker has not "
+    task_orphan_seconds: float = Field(45.0, ge=1, description="A running task whose worker has not "
                                        "reported for this long is taken as lost (worker killed) and queued "
-                                       "again; workers report every third of it.")
+                                       "again, or ended as FAILURE when its job is gone from the queue; "
+                                       "workers report every third of it.")
+    media_outage_wait_seconds: float = Field(600.0, ge=0, description="How long an analysis waits for an "
+                                             "unreachable media server (network error, 5xx) to come back "
+                                             "before failing the tracks it could not fetch.")
+    analysis_track_timeout_seconds: float = Field(900.0, gt=0, description="Longest time one track's "
+                                                  "decoding and analysis may take; past it the track fails "
+                                                  "with 'timeout' and the album goes on.")
+    local_scan_timeout_seconds: float = Field(3600.0, gt=0, description="Longest time a listing of "
+                                              "LOCAL_MUSIC_DIR may take; past it the listing fails with "
+                                              "a clear error instead of hanging.")
     energy_min: float = Field(0.01, ge=0, description="Energy mapped to 0 when normalising.")
     energy_max: float = Field(0.15, gt=0, description="Energy mapped to 1 when normalising.")
     tempo_min_bpm: float = Field(40.0, gt=0, description="Lowest tempo reported.")
@@ -287,14 +297,15 @@ class Settings(BaseModel):
                 MediaServerType.NAVIDROME: self.navidrome_url}.get(self.mediaserver_type)
 
     def redacted(self) -> dict[str, Any]:
-        """All values, with secrets replaced, for `audiomuse check` and /api/config."""
+        """All values, with secrets replaced, for `audiomuse check` and /api/config: every
+        password, token or key setting, and the credentials inside every URL setting."""
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
             if any(s in name for s in ("password", "token", "api_key")) and value:
                 value = "***"
-            elif name == "database_url" and value:
-                value = _redact_dsn(value)
+            elif isinstance(value, str) and "://" in value:
+                value = redact_url(value)
             elif isinstance(value, Enum):
                 value = value.value
             elif isinstance(value, Path):
@@ -303,11 +314,27 @@ class Settings(BaseModel):
         return out
 
 
-def _redact_dsn(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        return dsn.replace(f":{parts.password}@", ":***@", 1)
-    return dsn
+#: query parameters that carry credentials (Jellyfin api_key, Subsonic p/t/s, generic key/token)
+_SECRET_QUERY_KEYS = frozenset({"key", "api_key", "apikey", "token", "access_token", "password", "pass",
+                                "secret", "p", "t", "s", "auth", "sig", "signature"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo (user and password) and credential query values replaced by
+    ``***``: ``redis://:pw@host/0`` -> ``redis://***@host/0``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if k.lower() in _SECRET_QUERY_KEYS or "password" in k.lower()
+                            or "token" in k.lower() or "key" in k.lower() else v) for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _infer_mediaserver_type(env: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.providers.base import ProviderAuthError, ProviderError, ProviderNotFound, ProviderUnavailable
+from sidecar.providers.base import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRefused,
+    ProviderUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +34,19 @@ def json_error(status: int, error: str, detail: Any = None) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
+#: deepest JSON body accepted (objects and arrays inside each other)
+MAX_JSON_DEPTH = 32
+
+
+def _has_nul(request: web.Request) -> bool:
+    return "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items())
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        if _has_nul(request):
+            raise ApiError(400, "the request contains a NUL character", "remove %00 from the path and parameters")
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.error, exc.detail)
@@ -40,6 +56,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, exc.reason, exc.text if exc.text and exc.text != exc.reason else None)
     except ProviderNotFound as exc:
         return json_error(404, "not found on the media server", str(exc))
+    except ProviderRefused as exc:
+        return json_error(exc.status if exc.status in (400, 409) else 409, exc.reason, str(exc))
     except ProviderAuthError as exc:
         return json_error(502, "media server rejected our credentials", str(exc))
     except ProviderUnavailable as exc:
@@ -62,6 +80,25 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "body is not valid JSON", str(exc)) from None
+    except RecursionError:
+        raise ApiError(400, "body is nested too deeply", f"at most {MAX_JSON_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object", type(body).__name__)
+    _check_value(body, 1)
     return body
+
+
+def _check_value(value: Any, depth: int) -> None:
+    """400 for a body nested deeper than MAX_JSON_DEPTH or holding a NUL character in a string."""
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, "body is nested too deeply", f"at most {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(400, "body contains a NUL character in a string", value[:80].replace("\x00", "\\0"))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_value(k, depth)
+            _check_value(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_value(v, depth + 1)

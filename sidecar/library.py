@@ -8,16 +8,7 @@ import asyncpg
 
 from sidecar.providers.base import Track
 
-
-async def upsert_tracks(db: asyncpg.Pool | asyncpg.Connection, provider: str, tracks: Sequence[Track]) -> int:
-    """Insert new tracks as 'pending' and refresh the metadata of known ones.
-
-    Analysis status, failure reason and results are kept: metadata refresh never loses work.
-    """
-    if not tracks:
-        return 0
-    await db.executemany(
-        """INSERT INTO tracks (item_id, provider, title, artist, album, album_artist, album_id, track_number,
+_UPSERT = """INSERT INTO tracks (item_id, provider, title, artist, album, album_artist, album_id, track_number,
                                duration_s, year, genres, file_path, date_added)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT (item_id) DO UPDATE SET
@@ -25,10 +16,54 @@ async def upsert_tracks(db: asyncpg.Pool | asyncpg.Connection, provider: str, tr
                album = EXCLUDED.album, album_artist = EXCLUDED.album_artist, album_id = EXCLUDED.album_id,
                track_number = EXCLUDED.track_number, duration_s = EXCLUDED.duration_s, year = EXCLUDED.year,
                genres = EXCLUDED.genres, file_path = EXCLUDED.file_path, date_added = EXCLUDED.date_added,
-               updated_at = now()""",
-        [(t.item_id, provider, t.title, t.artist, t.album, t.album_artist, t.album_id, t.track_number,
-          t.duration_s, t.year, list(t.genres), t.file_path, t.date_added) for t in tracks])
-    return len(tracks)
+               updated_at = now()"""
+
+
+def db_text(value: str | None) -> str | None:
+    """Text PostgreSQL accepts: no NUL, valid UTF-8 (undecodable bytes of a file name, kept by
+    Python as lone surrogates, become U+FFFD)."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _row(provider: str, t: Track) -> tuple[object, ...]:
+    return (db_text(t.item_id), provider, db_text(t.title), db_text(t.artist), db_text(t.album),
+            db_text(t.album_artist), db_text(t.album_id), t.track_number, t.duration_s, t.year,
+            [g for g in (db_text(x) for x in t.genres) if g], db_text(t.file_path), t.date_added)
+
+
+async def upsert_tracks(db: asyncpg.Pool, provider: str,
+                        tracks: Sequence[Track]) -> tuple[list[Track], list[tuple[Track, str]]]:
+    """Insert new tracks as 'pending' and refresh the metadata of known ones; returns the tracks
+    stored and those refused, each with the reason.  Text is made storable first (NUL removed,
+    invalid UTF-8 replaced); a track the database still refuses fails alone, never the batch.
+
+    Analysis status, failure reason and results are kept: metadata refresh never loses work.
+    """
+    if not tracks:
+        return [], []
+    rows = [_row(provider, t) for t in tracks]
+    try:
+        await db.executemany(_UPSERT, rows)
+        return list(tracks), []
+    except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError, UnicodeError):
+        pass  # find the culprit(s): one row at a time
+    stored: list[Track] = []
+    refused: list[tuple[Track, str]] = []
+    for track, row in zip(tracks, rows, strict=True):
+        try:
+            await db.execute(_UPSERT, *row)
+            stored.append(track)
+        except (asyncpg.PostgresError, asyncpg.DataError, ValueError, TypeError, UnicodeError) as exc:
+            refused.append((track, f"metadata rejected: {type(exc).__name__}: {exc}"))
+    return stored, refused
 
 
 async def status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:

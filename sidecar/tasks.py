@@ -35,6 +35,22 @@ def _row(record: asyncpg.Record | None) -> dict[str, Any] | None:
     return out
 
 
+async def create_run(db: asyncpg.Pool | asyncpg.Connection, task_type: str, *,
+                     details: dict[str, Any] | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """Create a top-level task unless one of the same type is active: ``(new id, None)``, or
+    ``(None, the active task)``.  Atomic: a unique partial index (migration 0004) admits one
+    active top-level task per type, so simultaneous starts cannot both succeed."""
+    task_id = new_task_id()
+    created = await db.fetchval(
+        """INSERT INTO tasks (task_id, task_type, details) VALUES ($1, $2, $3::jsonb)
+           ON CONFLICT (task_type) WHERE parent_task_id IS NULL AND status IN ('PENDING', 'STARTED', 'PROGRESS')
+           DO NOTHING RETURNING task_id""", task_id, task_type, json.dumps(details or {}))
+    if created is not None:
+        return task_id, None
+    running = await active(db, task_type)
+    return None, (running[0] if running else None)
+
+
 async def create(db: asyncpg.Pool | asyncpg.Connection, task_type: str, *, task_id: str | None = None,
                  parent_task_id: str | None = None, details: dict[str, Any] | None = None) -> str:
     task_id = task_id or new_task_id()
@@ -89,3 +105,49 @@ async def is_revoked(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> boo
                UNION ALL
                SELECT t.task_id, t.parent_task_id, t.status FROM tasks t JOIN up ON t.task_id = up.parent_task_id)
            SELECT bool_or(status = 'REVOKED') FROM up""", task_id))
+
+
+async def cancel(db: asyncpg.Pool | asyncpg.Connection, task_id: str, reason: str = "cancelled by request") -> int:
+    """Mark the task and its whole tree (children, grandchildren, ...) REVOKED; jobs check for it
+    between units of work and stop cooperatively.  Returns how many tasks were still active."""
+    return int(await db.fetchval(
+        """WITH RECURSIVE tree AS (SELECT task_id FROM tasks WHERE task_id = $1
+                UNION ALL SELECT t.task_id FROM tasks t JOIN tree ON t.parent_task_id = tree.task_id),
+           done AS (UPDATE tasks SET status = 'REVOKED', finished_at = now(), updated_at = now(),
+                           log = log || $3::text
+                    WHERE task_id IN (SELECT task_id FROM tree) AND status = ANY($2::text[])
+                    RETURNING 1)
+           SELECT count(*) FROM done""", task_id, list(ACTIVE), reason))
+
+
+async def fail(db: asyncpg.Pool | asyncpg.Connection, task_id: str, reason: str) -> None:
+    """End an active task as FAILURE with ``reason`` (in its log and ``details.error``)."""
+    await db.execute(
+        """UPDATE tasks SET status = 'FAILURE', finished_at = now(), updated_at = now(),
+               log = (log || $2::text)[greatest(1, cardinality(log) - 198):],
+               details = details || jsonb_build_object('error', $2::text)
+           WHERE task_id = $1 AND status = ANY($3::text[])""", task_id, reason[:2000], list(ACTIVE))
+
+
+async def stale(db: asyncpg.Pool | asyncpg.Connection, seconds: float) -> list[dict[str, Any]]:
+    """Active tasks (any level) not updated for ``seconds``: their worker may be gone."""
+    rows = await db.fetch(
+        f"""SELECT {_COLUMNS} FROM tasks WHERE status = ANY($1::text[])
+            AND updated_at < now() - make_interval(secs => $2) ORDER BY created_at""", list(ACTIVE), seconds)
+    return [r for r in (_row(x) for x in rows) if r is not None]
+
+
+async def children(db: asyncpg.Pool | asyncpg.Connection, task_id: str, limit: int) -> dict[str, Any]:
+    """The task's direct children: counts by status, and the first ``limit`` of them (failed and
+    running ones first), each with its last log line."""
+    counts = {r["status"]: int(r["n"]) for r in await db.fetch(
+        "SELECT status, count(*) AS n FROM tasks WHERE parent_task_id = $1 GROUP BY status", task_id)}
+    rows = await db.fetch(
+        """SELECT task_id, task_type, status, progress, details, log[cardinality(log)] AS last_log,
+                  started_at, finished_at
+           FROM tasks WHERE parent_task_id = $1
+           ORDER BY CASE status WHEN 'FAILURE' THEN 0 WHEN 'PROGRESS' THEN 1 WHEN 'STARTED' THEN 1
+                                WHEN 'PENDING' THEN 2 ELSE 3 END, created_at
+           LIMIT $2""", task_id, limit)
+    items = [r for r in (_row(x) for x in rows) if r is not None]
+    return {"total": sum(counts.values()), "by_status": counts, "items": items}

@@ -23,11 +23,11 @@ import pytest_asyncio
 import soundfile as sf
 from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import make_corrupt_file, make_empty_file, make_non_audio_file, make_track
+from workers import run_workers_until_idle
 
 from sidecar import tasks
 from sidecar.app import create_app
 from sidecar.appkeys import DB
-from sidecar.jobs.worker import build_worker
 from sidecar.ml import pipeline
 from sidecar.ml.pipeline import AnalysisParams, analyze_path, select_patches
 from sidecar.services import Endpoints
@@ -57,11 +57,7 @@ def add_bad_files(album_dir: Path) -> dict[str, str]:
 
 
 async def run_worker_until_idle(settings: Any, endpoints: Endpoints) -> None:
-    worker = build_worker(settings, endpoints, burst=True, handle_signals=False, poll_delay=0.05)
-    try:
-        await asyncio.wait_for(worker.main(), timeout=240)
-    finally:
-        await worker.close()
+    await run_workers_until_idle(settings, endpoints)
 
 
 @pytest_asyncio.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import DEFAULT_LIBRARY, make_library
+from workers import run_workers_until_idle
 
 from sidecar import tasks
 from sidecar.app import create_app
 from sidecar.db.migrate import migrations
-from sidecar.jobs.worker import QUEUE_NAME, build_worker
+from sidecar.jobs.names import CONTROL_QUEUE, WORK_QUEUE
+from sidecar.jobs.worker import WorkerGroup
 from sidecar.services import Endpoints
 
 
@@ -41,21 +44,41 @@ async def _drain_queue(redis_url: str) -> None:
     from redis.asyncio import Redis
 
     r = Redis.from_url(redis_url)
-    keys = [k async for k in r.scan_iter(f"{QUEUE_NAME}*")] + [k async for k in r.scan_iter("arq:*")]
+    keys = ([k async for k in r.scan_iter(f"{WORK_QUEUE}*")] + [k async for k in r.scan_iter(f"{CONTROL_QUEUE}*")]
+            + [k async for k in r.scan_iter("arq:*")])
     if keys:
         await r.delete(*keys)
     await r.aclose()
 
 
-async def test_healthz_reports_database_and_redis(client: TestClient) -> None:
+async def test_healthz_reports_database_redis_and_worker(client: TestClient, make_settings: Any,
+                                                         endpoints: Endpoints, music: Path) -> None:
+    # no worker running: the web app works (200) but says so
     resp = await client.get("/healthz")
     assert resp.status == 200
     body = await resp.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "degraded" and body["redis"]["status"] == "degraded"
+    assert "no worker has reported" in body["redis"]["worker"]
     assert body["database"]["status"] == "ok" and body["database"]["version"].startswith("18")
     assert body["database"]["pgvector"] == "0.8.6" and body["database"]["schema_version"] == migrations()[-1].version
-    assert body["redis"]["status"] == "ok"
-    assert (await client.get("/api/health")).status == 200
+    # a worker reports: ok
+    group = WorkerGroup(make_settings({"LOCAL_MUSIC_DIR": str(music)}), endpoints)
+    await group.open()
+    runner = asyncio.ensure_future(group.run())
+    try:
+        for _ in range(100):
+            body = await (await client.get("/healthz")).json()
+            if body["status"] == "ok":
+                break
+            await asyncio.sleep(0.1)
+        assert body["status"] == "ok" and body["redis"]["worker"] == "ok", body
+        assert (await client.get("/api/health")).status == 200
+    finally:
+        group.stop()
+        await runner
+        await group.close()
+    # the worker stopped (its key is removed at a clean stop; a killed one's expires): degraded again
+    assert (await (await client.get("/healthz")).json())["status"] == "degraded"
 
 
 async def test_healthz_says_503_when_the_database_is_gone(make_settings: Any, endpoints: Endpoints,
@@ -68,7 +91,7 @@ async def test_healthz_says_503_when_the_database_is_gone(make_settings: Any, en
         resp = await c.get("/healthz")
         assert resp.status == 503
         body = await resp.json()
-        assert body["database"]["status"] == "error" and body["redis"]["status"] == "ok"
+        assert body["database"]["status"] == "error" and body["redis"]["status"] in ("ok", "degraded")
     finally:
         await c.close()
 
@@ -150,16 +173,11 @@ async def test_library_sync_through_the_worker(client: TestClient, make_settings
     started = await resp.json()
     assert started["status"] == "PENDING" and started["task_type"] == "library_sync"
     assert (await client.post("/api/library/sync", json={})).status == 409  # one at a time
-    worker = build_worker(make_settings({"LOCAL_MUSIC_DIR": str(music)}), endpoints, burst=True,
-                          handle_signals=False, poll_delay=0.05)
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await run_workers_until_idle(make_settings({"LOCAL_MUSIC_DIR": str(music)}), endpoints)
     task = await tasks.get(client.app[DB], started["task_id"])
     assert task is not None and task["status"] == "SUCCESS" and task["progress"] == 100
     assert task["details"] == {"num_recent_albums": 0, "albums_total": 4, "albums_done": 4,
-                               "albums_failed": 0, "tracks": 9}
+                               "albums_failed": 0, "tracks": 9, "tracks_rejected": 0}
     stats = await (await client.get("/api/library/stats")).json()
     assert stats == {"pending": 9, "analyzing": 0, "analyzed": 0, "failed": 0}
     rows = await client.app[DB].fetch("SELECT title, artist, album, year, genres FROM tracks ORDER BY title")

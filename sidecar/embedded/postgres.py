@@ -5,8 +5,12 @@ The cluster lives in ``<data>/postgres``; it listens on 127.0.0.1 only, with pas
 ``<data>/postgres.password`` (mode 0600).  PostgreSQL refuses to run as root: when we are
 root, the cluster is owned and run by a dedicated system user.
 
-A server already running on the same cluster (started by another `audiomuse` process) is
-reused, not started twice; only the process that started it stops it.
+A server already running on the same cluster (started by another, live `audiomuse` process)
+is reused, not started twice; only the process that started it stops it.  One left running by
+a process that died (a crashed or killed `audiomuse up`) is adopted: the process that finds it
+stops it when it stops (``<data>/postgres.owner`` names the owning process).  The server runs
+in a session of its own, so a Ctrl-C in the terminal reaches the `audiomuse` command only,
+which then stops the server cleanly.
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class EmbeddedPostgres:
     def log_file(self) -> Path:
         return self.data_dir / "postgres.log"
 
+    @property
+    def owner_file(self) -> Path:
+        return self.data_dir / "postgres.owner"
+
     # -- process user --------------------------------------------------------------------
     def _run_as(self) -> str | None:
         return PG_SYSTEM_USER if os.geteuid() == 0 else None
@@ -102,7 +110,7 @@ class EmbeddedPostgres:
     def _cmd(self, exe: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         cmd = [str(pg_bin_dir() / exe), *args]
         user = self._run_as()
-        kwargs: dict = {}
+        kwargs: dict = {"start_new_session": True}  # out of the terminal's process group (Ctrl-C)
         if user is not None:
             kwargs["user"] = user
             kwargs["group"] = pwd.getpwnam(user).pw_gid
@@ -156,8 +164,16 @@ class EmbeddedPostgres:
         self._prepare_root()
         existing = self.running_port()
         if existing is not None:
-            log.info("embedded PostgreSQL already running on port %s, reusing it", existing)
             self.port = existing
+            owner = owner_alive(self.owner_file)
+            if owner is not None:
+                log.info("embedded PostgreSQL already running on port %s (started by process %s), reusing it",
+                         existing, owner)
+            else:
+                log.warning("embedded PostgreSQL on port %s was left running by a process that is gone: "
+                            "adopting it (it stops when this process stops)", existing)
+                self.started_here = True
+                write_owner(self.owner_file)
             return self.dsn()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL cluster in %s", self.pgdata)
@@ -172,6 +188,7 @@ class EmbeddedPostgres:
             raise RuntimeError(f"embedded PostgreSQL did not start: {res.stderr.strip()}\n{tail}")
         self.port = port
         self.started_here = True
+        write_owner(self.owner_file)
         self._ensure_database()
         log.info("embedded PostgreSQL 18 running on 127.0.0.1:%s (data %s)", port, self.pgdata)
         return self.dsn()
@@ -199,4 +216,27 @@ class EmbeddedPostgres:
         res = self._cmd("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop")
         if res.returncode != 0:
             log.warning("embedded PostgreSQL stop: %s", res.stderr.strip())
+        self.owner_file.unlink(missing_ok=True)
         self.started_here = False
+
+
+def write_owner(path: Path) -> None:
+    """Record this process as the owner of an embedded server."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(str(os.getpid()))
+    os.replace(tmp, path)
+
+
+def owner_alive(path: Path) -> int | None:
+    """The pid recorded in ``path`` when that process still runs, else None."""
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid

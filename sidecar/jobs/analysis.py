@@ -1,12 +1,17 @@
-"""Analysis jobs: ``run_analysis`` (parent) and ``analyze_album`` (one per album).
+"""Analysis jobs: ``run_analysis`` (parent, control queue) and ``analyze_album`` (one per album,
+work queue; see ``jobs/names.py`` for why two queues).
 
 * The parent lists albums newest first, records their tracks, skips albums already analysed
   by the current model version, and keeps at most MAX_QUEUED_ANALYSIS_JOBS album jobs queued
   or running; it updates its progress (albums and tracks done / failed / total) every second
-  and ends with a summary that adds up: every listed track is analysed or failed-with-reason.
-* An album job downloads each track to TEMP_DIR, analyses it in a thread, stores the outcome
-  in one transaction, deletes the file; a track that cannot be analysed is recorded as failed
-  with its reason and the album goes on.
+  and ends with a summary that adds up: every listed track is analysed or failed-with-reason,
+  with the failure reasons grouped and counted.
+* Each album job analyses exactly the tracks the parent listed (a track added to the album
+  since is left for the next run; one removed since fails as "gone").  It downloads each
+  track to TEMP_DIR, analyses it in a thread (at most ANALYSIS_TRACK_TIMEOUT_SECONDS), stores
+  the outcome in one transaction, deletes the file; a track that cannot be analysed is
+  recorded as failed with its reason and the album goes on.  A media server that cannot be
+  reached is waited for (MEDIA_OUTAGE_WAIT_SECONDS) before tracks fail for it.
 * Cancellation is cooperative: the parent and its children check for REVOKED between tracks.
 * Crashes: tasks heartbeat (``tasks.updated_at``) while they run.  A worker killed mid-album
   (even by SIGKILL) leaves its arq job in the queue with an in-progress lease that would only
@@ -19,23 +24,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from sidecar import analysis_db, library, tasks
-from sidecar.jobs.context import JobContext, job_context
+from sidecar.jobs.context import JobContext, heartbeat, job_context
+from sidecar.jobs.names import ALBUM_ANALYSIS_TASK, ANALYZE_ALBUM
+from sidecar.jobs.outage import OutageWindow
+from sidecar.jobs.queue import enqueue
 from sidecar.ml.pipeline import AnalysisFailed, AnalysisParams, analyze_path, model_version
 from sidecar.providers.base import ProviderError, Track
 
 log = logging.getLogger(__name__)
 
-MAIN_TASK = "main_analysis"
-ALBUM_TASK = "album_analysis"
 POLL_S = 1.0
 
 
@@ -51,50 +57,12 @@ def child_task_id(parent_id: str, album_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(parent_id), f"album:{album_id}"))
 
 
-@contextlib.asynccontextmanager
-async def heartbeat(app: JobContext, task_id: str) -> AsyncIterator[None]:
-    """Touch the task row every TASK_ORPHAN_SECONDS / 3 while the body runs (the event loop
-    stays free: analysis runs in a thread)."""
-    db = app.db
-    interval = app.settings.task_orphan_seconds / 3
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await db.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
-
-    pulse = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        pulse.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pulse
-
-
-async def recover_orphans(ctx: dict[str, Any]) -> int:
-    """Let arq rerun at once the jobs of tasks whose worker died (stale heartbeat)."""
-    app = job_context(ctx)
-    rows = await app.db.fetch(
-        """SELECT task_id FROM tasks WHERE status IN ('STARTED', 'PROGRESS')
-           AND task_type = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)""",
-        [MAIN_TASK, ALBUM_TASK], app.settings.task_orphan_seconds)
-    redis = ctx.get("redis")
-    recovered = 0
-    for r in rows:
-        if redis is not None and await redis.delete(f"arq:in-progress:{r['task_id']}"):
-            recovered += 1
-        await tasks.update(app.db, r["task_id"], status="PENDING",
-                           log_line="worker lost (no heartbeat): queued again")
-    if rows:
-        log.warning("recovered %d orphaned analysis task(s)", len(rows))
-    return recovered
-
-
 # --------------------------------------------------------------------------- album job
 
 async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_name: str = "",
-                        top_n_moods: int | None = None) -> dict[str, Any]:
+                        top_n_moods: int | None = None, item_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """Analyse the album's tracks ``item_ids`` (as the parent listed them; all of the album's
+    tracks when None)."""
     app = job_context(ctx)
     db = app.db
     if await tasks.is_revoked(db, task_id):
@@ -103,38 +71,73 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
     params = analysis_params(app, top_n_moods)
     version = await asyncio.to_thread(model_version, params)
     await tasks.update(db, task_id, status="STARTED", log_line=f"album {album_name or album_id}")
+
+    async def note(line: str) -> None:
+        await tasks.update(db, task_id, log_line=line)
+
+    outage = OutageWindow(app.settings.media_outage_wait_seconds, note)
     async with heartbeat(app, task_id):
         try:
-            tracks = await app.provider.album_tracks(album_id)
+            tracks, gone = await _album_tracks(app, outage, album_id, item_ids)
         except ProviderError as exc:
-            await tasks.update(db, task_id, status="FAILURE", log_line=str(exc), details={"error": str(exc)})
+            for item_id in item_ids or ():  # each listed track ends failed, with the cause
+                await analysis_db.store_failure(db, item_id, f"media server: {exc}", version)
+            await tasks.fail(db, task_id, f"media server: {exc}")
             return {"status": "FAILURE", "error": str(exc)}
-        await library.upsert_tracks(db, app.provider.name, tracks)
+        if item_ids is None:
+            await library.upsert_tracks(db, app.provider.name, tracks)
+        all_ids = [t.item_id for t in tracks] + gone
+        for item_id in gone:
+            await analysis_db.store_failure(db, item_id, "gone: no longer on the media server", version)
         todo = await analysis_db.tracks_to_analyse(db, [t.item_id for t in tracks], version)
         by_id = {t.item_id: t for t in tracks}
         for i, item_id in enumerate(todo, 1):
             if await tasks.is_revoked(db, task_id):
                 await tasks.update(db, task_id, status="REVOKED", log_line="cancelled between tracks")
                 return {"status": "REVOKED"}
-            await _analyze_one(app, by_id[item_id], params, version)
-            outcome = await analysis_db.album_outcome(db, [t.item_id for t in tracks], version)
+            await _analyze_one(app, outage, by_id[item_id], params, version)
+            outcome = await analysis_db.album_outcome(db, all_ids, version)
             await tasks.update(db, task_id, status="PROGRESS", progress=int(100 * i / len(todo)), details=outcome)
-    outcome = await analysis_db.album_outcome(db, [t.item_id for t in tracks], version)
+    outcome = await analysis_db.album_outcome(db, all_ids, version)
     await tasks.update(db, task_id, status="SUCCESS", progress=100, details=outcome,
                        log_line=f"{outcome['analyzed']} analysed, {outcome['failed']} failed of {outcome['total']}")
     return {"status": "SUCCESS", **outcome}
 
 
-async def _analyze_one(app: JobContext, track: Track, params: AnalysisParams, version: str) -> None:
+async def _album_tracks(app: JobContext, outage: OutageWindow, album_id: str,
+                        item_ids: Sequence[str] | None) -> tuple[list[Track], list[str]]:
+    """The tracks to analyse, and the ids among ``item_ids`` the media server no longer has."""
+    listed = await outage.call(lambda: app.provider.album_tracks(album_id))
+    if item_ids is None:
+        return listed, []
+    by_id = {t.item_id: t for t in listed}
+    missing = [i for i in item_ids if i not in by_id]
+    if missing:  # moved to another album since the parent listed it, or gone
+        by_id.update({t.item_id: t for t in await outage.call(lambda: app.provider.get_tracks(missing))})
+    return [by_id[i] for i in item_ids if i in by_id], [i for i in item_ids if i not in by_id]
+
+
+async def _analyze_one(app: JobContext, outage: OutageWindow, track: Track, params: AnalysisParams,
+                       version: str) -> None:
     """Download, analyse, store, delete: the track ends analysed or failed with its reason."""
     db = app.db
+    timeout = app.settings.analysis_track_timeout_seconds
     await db.execute("UPDATE tracks SET analysis_status = 'analyzing', failure_reason = NULL "
                      "WHERE item_id = $1 AND analysis_status <> 'analyzed'", track.item_id)
-    try:
+
+    async def fetch_and_analyse() -> Any:
         async with app.provider.audio_file(track, app.settings.download_dir) as path:
-            result = await asyncio.to_thread(analyze_path, path, params)
+            # the thread cannot be stopped: past the timeout it finishes in the background, unused
+            return await asyncio.wait_for(asyncio.to_thread(analyze_path, path, params), timeout)
+
+    try:
+        result = await outage.call(fetch_and_analyse)
     except AnalysisFailed as exc:
         await analysis_db.store_failure(db, track.item_id, exc.reason, version)
+        return
+    except TimeoutError:
+        await analysis_db.store_failure(db, track.item_id, f"timeout: analysis took longer than {timeout:.0f} s "
+                                                           "(ANALYSIS_TRACK_TIMEOUT_SECONDS)", version)
         return
     except ProviderError as exc:
         await analysis_db.store_failure(db, track.item_id, f"download: {exc}", version)
@@ -159,26 +162,34 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
     params = analysis_params(app, top_n_moods)
     version = await asyncio.to_thread(model_version, params)
     await tasks.update(db, task_id, status="STARTED", log_line=f"listing albums (model {version})")
+
+    async def note(line: str) -> None:
+        await tasks.update(db, task_id, log_line=line)
+
+    outage = OutageWindow(app.settings.media_outage_wait_seconds, note)
     async with heartbeat(app, task_id):
         try:
-            albums = await app.provider.list_albums(recent or None)
+            albums = await outage.call(lambda: app.provider.list_albums(recent or None))
         except ProviderError as exc:
-            await tasks.update(db, task_id, status="FAILURE", log_line=str(exc), details={"error": str(exc)})
+            await tasks.fail(db, task_id, f"media server: {exc}")
             return {"status": "FAILURE", "error": str(exc)}
 
         # Record every listed track first: the final summary accounts for all of them.
         album_tracks: dict[str, list[str]] = {}
         to_run: list[str] = []  # album ids with work left, newest first
-        skipped = 0
+        skipped = rejected = 0
         list_failures: list[str] = []
         for album in albums:
             try:
-                found = await app.provider.album_tracks(album.id)
+                found = await outage.call(functools.partial(app.provider.album_tracks, album.id))
             except ProviderError as exc:
                 list_failures.append(f"{album.name!r}: {exc}")
                 continue
-            await library.upsert_tracks(db, app.provider.name, found)
-            ids = [t.item_id for t in found]
+            stored, refused = await library.upsert_tracks(db, app.provider.name, found)
+            for track, reason in refused:
+                rejected += 1
+                await note(f"track {track.item_id} of album {album.name!r} not recorded: {reason}")
+            ids = [t.item_id for t in stored]
             album_tracks[album.id] = ids
             if await analysis_db.tracks_to_analyse(db, ids, version):
                 to_run.append(album.id)
@@ -188,11 +199,11 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
         all_ids = [i for ids in album_tracks.values() for i in ids]
         await tasks.update(db, task_id, status="PROGRESS", details={
             "model_version": version, "albums_total": len(albums), "albums_skipped": skipped,
-            "albums_to_analyse": len(to_run), "tracks_total": len(all_ids)},
+            "albums_to_analyse": len(to_run), "tracks_total": len(all_ids), "tracks_rejected": rejected},
             log_line=f"{len(albums)} albums, {len(to_run)} to analyse, {skipped} already analysed"
                      + (f", {len(list_failures)} could not be listed" if list_failures else ""))
         for line in list_failures:
-            await tasks.update(db, task_id, log_line=f"album listing failed: {line}")
+            await note(f"album listing failed: {line}")
 
         pending = list(to_run)
         children: dict[str, str] = {}  # album id -> child task id
@@ -205,11 +216,11 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 album_id = pending.pop(0)
                 cid = child_task_id(task_id, album_id)
                 if await tasks.get(db, cid) is None:
-                    await tasks.create(db, ALBUM_TASK, task_id=cid, parent_task_id=task_id,
+                    await tasks.create(db, ALBUM_ANALYSIS_TASK, task_id=cid, parent_task_id=task_id,
                                        details={"album_id": album_id, "album": names.get(album_id, "")})
                 if states.get(cid) not in tasks.FINAL:
-                    await redis.enqueue_job("analyze_album", cid, album_id, names.get(album_id, ""), top_n_moods,
-                                            _job_id=cid)
+                    await enqueue(redis, ANALYZE_ALBUM, cid, album_id, names.get(album_id, ""), top_n_moods,
+                                  album_tracks[album_id], job_id=cid)
                     running += 1
                 children[album_id] = cid
             outcome = await analysis_db.album_outcome(db, all_ids, version)
@@ -224,16 +235,21 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
 
     outcome = await analysis_db.album_outcome(db, all_ids, version)
     revoked = await tasks.is_revoked(db, task_id)
+    reasons = await analysis_db.failure_reasons(db, all_ids, version)
+    failed_albums = await _failed_children(db, task_id)
     summary = {"albums_total": len(albums), "albums_skipped": skipped, "albums_not_listed": len(list_failures),
                "tracks_total": outcome["total"], "tracks_analyzed": outcome["analyzed"],
                "tracks_failed": outcome["failed"], "tracks_remaining": outcome["missing"],
+               "tracks_rejected": rejected, "failure_reasons": reasons, "albums_failed": failed_albums,
                "adds_up": outcome["analyzed"] + outcome["failed"] == outcome["total"]}
     if revoked:
         await tasks.update(db, task_id, details=summary, log_line="cancelled")
         return {"status": "REVOKED", **summary}
+    causes = "; ".join(f"{r['count']} {r['reason']}" for r in reasons[:5])
     line = (f"done: {summary['tracks_analyzed']} analysed + {summary['tracks_failed']} failed = "
-            f"{summary['tracks_total']} tracks" + ("" if summary["adds_up"] else
-                                                  f" ({summary['tracks_remaining']} unaccounted for!)"))
+            f"{summary['tracks_total']} tracks" + (f" (failed: {causes})" if causes else "")
+            + ("" if summary["adds_up"] else f"; {summary['tracks_remaining']} not analysed because their album "
+               f"job failed: " + "; ".join(f"{a['album']}: {a['error']}" for a in failed_albums[:3])))
     await tasks.update(db, task_id, status="SUCCESS" if summary["adds_up"] else "FAILURE", progress=100,
                        details=summary, log_line=line)
     return {"status": "SUCCESS" if summary["adds_up"] else "FAILURE", **summary}
@@ -244,3 +260,11 @@ async def _child_states(db: asyncpg.Pool, ids: list[str]) -> dict[str, str]:
         return {}
     rows = await db.fetch("SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])", ids)
     return {r["task_id"]: r["status"] for r in rows}
+
+
+async def _failed_children(db: asyncpg.Pool, task_id: str) -> list[dict[str, Any]]:
+    """Album jobs of this run that ended FAILURE, with their error (at most 20)."""
+    found = await tasks.children(db, task_id, 20)
+    return [{"album": (c["details"] or {}).get("album") or (c["details"] or {}).get("album_id"),
+             "task_id": c["task_id"], "error": (c["details"] or {}).get("error") or c.get("last_log")}
+            for c in found["items"] if c["status"] == "FAILURE"]

@@ -1,7 +1,11 @@
-"""What every job gets in its arq ``ctx``: settings, database pool, media provider."""
+"""What every job gets in its arq ``ctx``: settings, database pool, media provider; and the
+heartbeat that tells the rest of the system a job's worker is alive."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,3 +27,24 @@ def job_context(ctx: dict[str, Any]) -> JobContext:
     if not isinstance(jc, JobContext):
         raise RuntimeError("worker context not initialised (on_startup did not run)")
     return jc
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(app: JobContext, task_id: str) -> AsyncIterator[None]:
+    """Touch the task row every TASK_ORPHAN_SECONDS / 3 while the body runs (the event loop
+    stays free: analysis runs in a thread)."""
+    db = app.db
+    interval = app.settings.task_orphan_seconds / 3
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await db.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
+
+    pulse = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        pulse.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pulse

@@ -1,68 +1,157 @@
-"""The arq worker: its functions, its start-up (database pool, migrations, provider)."""
+"""The worker process: two arq workers (control and work queues, see ``jobs/names.py``) sharing
+one database pool and one media provider.
+
+Parents (runs that wait for their children) take control slots, children take the
+``WORKER_MAX_JOBS`` work slots: a waiting parent never holds a slot a child needs, whatever
+``WORKER_MAX_JOBS`` is.  Every job is wrapped by :func:`task_job`: an exception in our own code
+ends the job's task as FAILURE with the cause instead of leaving it "running" forever.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import Worker, func
 
+from sidecar import tasks
 from sidecar.config import Settings
 from sidecar.db import open_database
-from sidecar.jobs.context import JobContext
-from sidecar.jobs.analysis import analyze_album, recover_orphans, run_analysis
+from sidecar.jobs import names
+from sidecar.jobs.analysis import analyze_album, run_analysis
+from sidecar.jobs.context import JobContext, job_context
 from sidecar.jobs.library import sync_library
+from sidecar.jobs.queue import settle
 from sidecar.providers import make_provider
 from sidecar.services import Endpoints
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "audiomuse:queue"
-HEALTH_CHECK_KEY = QUEUE_NAME + ":health-check"
-HEALTH_CHECK_INTERVAL_S = 10
+Job = Callable[..., Awaitable[dict[str, Any]]]
 
-#: every job the worker runs; each is also listed in README.md
-FUNCTIONS = [
-    func(sync_library, name="sync_library", timeout=6 * 3600),
-    func(run_analysis, name="run_analysis", timeout=7 * 24 * 3600, max_tries=1000),
-    func(analyze_album, name="analyze_album", timeout=6 * 3600, max_tries=1000),
+
+def task_job(fn: Job) -> Any:
+    """Run a job whose first argument is its task id; an unexpected exception ends that task
+    as FAILURE naming the exception (a stop of the worker, CancelledError, is not a failure:
+    arq runs the job again)."""
+
+    @functools.wraps(fn)
+    async def wrapper(ctx: dict[str, Any], task_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return await fn(ctx, task_id, *args, **kwargs)
+        except Exception as exc:
+            log.exception("job %s of task %s failed", fn.__name__, task_id)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            await tasks.fail(job_context(ctx).db, task_id, reason)
+            return {"status": "FAILURE", "error": reason}
+
+    return wrapper
+
+
+async def recover_orphans(ctx: dict[str, Any]) -> dict[str, int]:
+    """Periodic: release the jobs of workers that died, end tasks whose job is gone."""
+    app = job_context(ctx)
+    return await settle(app.db, ctx["redis"], app.settings.task_orphan_seconds)
+
+
+#: every job the workers run, by queue; each is also listed in README.md
+CONTROL_FUNCTIONS = [
+    func(task_job(sync_library), name=names.SYNC_LIBRARY, timeout=6 * 3600),
+    func(task_job(run_analysis), name=names.RUN_ANALYSIS, timeout=7 * 24 * 3600, max_tries=1000),
 ]
-#: periodic jobs: re-queue the work of workers that died (stale heartbeat)
-CRON_JOBS = [cron(recover_orphans, name="recover_orphans", second={0, 30}, run_at_startup=True, timeout=60)]
+WORK_FUNCTIONS = [
+    func(task_job(analyze_album), name=names.ANALYZE_ALBUM, timeout=6 * 3600, max_tries=1000),
+]
+FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
+#: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished
+CRON_JOBS = [cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60)]
 
 
 def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
 
 
-def build_worker(settings: Settings, endpoints: Endpoints, **overrides: Any) -> Worker:
-    async def on_startup(ctx: dict[str, Any]) -> None:
-        pool, _ = await open_database(endpoints.postgres_dsn, min_size=settings.db_pool_min_size,
-                                      max_size=settings.db_pool_max_size)
-        ctx["app"] = JobContext(settings=settings, db=pool, provider=make_provider(settings))
-        log.info("worker ready (queue %s)", QUEUE_NAME)
+class WorkerGroup:
+    """The control and work workers of one process.  Build, ``run`` and ``close`` inside the
+    event loop they run on."""
 
-    async def on_shutdown(ctx: dict[str, Any]) -> None:
-        app = ctx.get("app")
-        if isinstance(app, JobContext):
-            await app.provider.close()
-            await app.db.close()
+    def __init__(self, settings: Settings, endpoints: Endpoints, **overrides: Any) -> None:
+        self.settings, self.endpoints, self.overrides = settings, endpoints, overrides
+        self.app: JobContext | None = None
+        self.workers: list[Worker] = []
 
-    options: dict[str, Any] = dict(
-        functions=FUNCTIONS,
-        cron_jobs=CRON_JOBS,
-        redis_settings=redis_settings(endpoints.redis_url),
-        queue_name=QUEUE_NAME,
-        health_check_key=HEALTH_CHECK_KEY,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        max_jobs=settings.worker_max_jobs,
-        job_timeout=6 * 3600,
-        keep_result=24 * 3600,
-        handle_signals=True,
-    )
-    options.update(overrides)
-    return Worker(**options)
+    async def open(self) -> None:
+        s = self.settings
+        pool, _ = await open_database(self.endpoints.postgres_dsn, min_size=s.db_pool_min_size,
+                                      max_size=max(s.db_pool_max_size, s.worker_max_jobs + names.CONTROL_MAX_JOBS))
+        self.app = JobContext(settings=s, db=pool, provider=make_provider(s))
+        common: dict[str, Any] = dict(redis_settings=redis_settings(self.endpoints.redis_url),
+                                      health_check_interval=names.HEALTH_CHECK_INTERVAL_S, job_timeout=6 * 3600,
+                                      keep_result=24 * 3600, handle_signals=False)
+        common.update(self.overrides)
+        self.workers = [
+            Worker(functions=CONTROL_FUNCTIONS, cron_jobs=CRON_JOBS, queue_name=names.CONTROL_QUEUE,
+                   health_check_key=names.CONTROL_HEALTH_CHECK_KEY, max_jobs=names.CONTROL_MAX_JOBS,
+                   ctx={"app": self.app}, **common),
+            Worker(functions=WORK_FUNCTIONS, queue_name=names.WORK_QUEUE, health_check_key=names.HEALTH_CHECK_KEY,
+                   max_jobs=s.worker_max_jobs, ctx={"app": self.app}, **common),
+        ]
+        log.info("worker ready (queues %s, %s; %d work slots)", names.CONTROL_QUEUE, names.WORK_QUEUE,
+                 s.worker_max_jobs)
+
+    async def run(self) -> None:
+        """Until :meth:`stop` (or a worker's failure)."""
+        runs = [asyncio.ensure_future(w.async_run()) for w in self.workers]
+        try:
+            await asyncio.gather(*runs)
+        except asyncio.CancelledError:
+            pass  # stop() cancels the workers' main tasks: a normal stop
+        finally:
+            for r in runs:
+                r.cancel()
+
+    async def drain(self, timeout_s: float = 300.0, poll_s: float = 0.1) -> None:
+        """Run until both queues are empty (nothing queued, deferred or running), then stop."""
+        runner = asyncio.ensure_future(self.run())
+        pool = self.workers[0].pool if self.workers[0]._pool is not None else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        idle = 0
+        try:
+            while idle < 3:
+                if runner.done():
+                    runner.result()
+                    return
+                if loop.time() > deadline:
+                    raise TimeoutError(f"the queues did not drain in {timeout_s:.0f} s")
+                await asyncio.sleep(poll_s)
+                pool = pool or (self.workers[0].pool if self.workers[0]._pool is not None else None)
+                if pool is None:
+                    continue
+                queued = await pool.zcard(names.CONTROL_QUEUE) + await pool.zcard(names.WORK_QUEUE)
+                idle = idle + 1 if queued == 0 else 0
+        finally:
+            self.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.handle_sig(signal.SIGTERM)
+
+    async def close(self) -> None:
+        for w in self.workers:
+            with contextlib.suppress(Exception):
+                await w.close()
+        self.workers = []
+        if self.app is not None:
+            await self.app.provider.close()
+            await self.app.db.close()
+            self.app = None

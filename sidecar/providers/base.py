@@ -68,6 +68,11 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class ProviderRefused(ProviderError):
+    """The request cannot be carried out as given, for a reason its caller can fix (a playlist
+    name that is taken or not allowed): ``status`` is 400 or 409, answered as such."""
+
+
 class ProviderTooLarge(ProviderError):
     """The audio file exceeds MAX_DOWNLOAD_MB."""
 

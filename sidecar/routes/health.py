@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import DB, QUEUE
-from sidecar.jobs.worker import HEALTH_CHECK_KEY
+from sidecar.jobs.names import HEALTH_CHECK_INTERVAL_S, HEALTH_CHECK_KEY
 
 routes = web.RouteTableDef()
 
@@ -23,11 +23,15 @@ async def _database(app: web.Application) -> dict[str, Any]:
 
 
 async def _redis(app: web.Application) -> dict[str, Any]:
+    """Redis, and whether a worker reported lately (each worker process refreshes a key that
+    expires ~11 s after its last report: missing means no worker is alive)."""
     queue = app[QUEUE]
     await queue.ping()
     worker = await queue.get(HEALTH_CHECK_KEY)
-    return {"status": "ok", "worker": "ok" if worker else "no worker seen in the last seconds",
-            "worker_report": worker.decode() if isinstance(worker, bytes) else worker}
+    if not worker:
+        return {"status": "degraded", "worker": f"no worker has reported in the last {HEALTH_CHECK_INTERVAL_S + 1} s: "
+                "analysis and other jobs wait until one runs (`audiomuse worker`)", "worker_report": None}
+    return {"status": "ok", "worker": "ok", "worker_report": worker.decode() if isinstance(worker, bytes) else worker}
 
 
 async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
@@ -40,7 +44,10 @@ async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
 @routes.get("/healthz")
 @routes.get("/api/health")
 async def healthz(request: web.Request) -> web.Response:
+    """200 "ok"; 200 "degraded" when no worker is alive (the web app itself works: a probe must
+    not restart it for that); 503 "error" when the database or Redis cannot be reached."""
     checks = dict(await asyncio.gather(_check("database", _database(request.app)),
                                        _check("redis", _redis(request.app))))
-    ok = all(c["status"] == "ok" for c in checks.values())
-    return web.json_response({"status": "ok" if ok else "error", **checks}, status=200 if ok else 503)
+    states = {c["status"] for c in checks.values()}
+    status = "error" if "error" in states else "degraded" if "degraded" in states else "ok"
+    return web.json_response({"status": status, **checks}, status=503 if status == "error" else 200)

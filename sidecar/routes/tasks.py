@@ -10,6 +10,7 @@ from aiohttp import web
 from sidecar import tasks
 from sidecar.appkeys import DB
 from sidecar.http_errors import ApiError
+from sidecar.routes.params import int_param
 
 routes = web.RouteTableDef()
 
@@ -23,10 +24,14 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
 
 @routes.get("/api/status/{task_id}")
 async def status(request: web.Request) -> web.Response:
-    task = await tasks.get(request.app[DB], request.match_info["task_id"])
+    """The task, and its children (``children_limit`` of them, failed and running first, with
+    counts by status)."""
+    db = request.app[DB]
+    task = await tasks.get(db, request.match_info["task_id"])
     if task is None:
         raise ApiError(404, "unknown task", request.match_info["task_id"])
-    return web.json_response(task_view(task))
+    limit = int_param(request, "children_limit", 200, 0, 10_000)
+    return web.json_response({**task_view(task), "children": await tasks.children(db, task["task_id"], limit)})
 
 
 @routes.post("/api/cancel/{task_id}")
@@ -38,14 +43,7 @@ async def cancel(request: web.Request) -> web.Response:
         raise ApiError(404, "unknown task", task_id)
     if task["status"] not in tasks.ACTIVE:
         raise ApiError(409, "task is not running", f"status is {task['status']}")
-    # Jobs check for REVOKED between units of work and stop cooperatively.
-    cancelled = await db.fetchval(
-        """WITH RECURSIVE tree AS (SELECT task_id FROM tasks WHERE task_id = $1
-                UNION ALL SELECT t.task_id FROM tasks t JOIN tree ON t.parent_task_id = tree.task_id)
-           UPDATE tasks SET status = 'REVOKED', finished_at = now(), updated_at = now(),
-                  log = log || 'cancelled by request'::text
-           WHERE task_id IN (SELECT task_id FROM tree) AND status = ANY($2::text[])
-           RETURNING 1""", task_id, list(tasks.ACTIVE))
+    cancelled = await tasks.cancel(db, task_id)
     return web.json_response({"task_id": task_id, "status": "REVOKED", "cancelled": bool(cancelled),
                               "message": "cancellation requested"})
 
