@@ -31,8 +31,11 @@ from library_factory import make_embeddings
 
 from sidecar.app import create_app
 from sidecar.bridge import jellyfin as bridge_module
+from sidecar.bridge.jellyfin_plugin_api import PluginApi
+from sidecar.bridge.subsonic_format import SIDECAR_VERSION
 from sidecar.config import Settings
 from sidecar.library import upsert_tracks
+from sidecar.mix.engine import Candidate, total_distance
 from sidecar.providers.jellyfin import JellyfinProvider
 from sidecar.services import Endpoints
 from sidecar.similarity.service import MixKind, MixService
@@ -396,6 +399,177 @@ async def test_refused_credentials_get_jellyfins_401(make_env: Callable[..., Awa
     assert status == 200 and ids_of(body)[0] == seed.id
 
 
+# --------------------------------------------------------------------------- the AudioMuse-AI plugin's API
+
+PLUGIN_INFO = {"Version": SIDECAR_VERSION,
+               "AvailableEndpoints": ["GET /AudioMuseAI/find_path", "GET /AudioMuseAI/health",
+                                      "GET /AudioMuseAI/similar_tracks"]}
+
+
+def plugin_item(c: Candidate) -> dict[str, Any]:
+    """The plugin's track shape (as AudioMuse-AI's /api/similar_tracks)."""
+    return {"author": c.artist, "distance": round(float(c.distance), 6), "item_id": c.item_id, "title": c.title}
+
+
+def dashed(guid: str) -> str:
+    return f"{guid[:8]}-{guid[8:12]}-{guid[12:16]}-{guid[16:20]}-{guid[20:]}".upper()
+
+
+async def test_audiomuse_plugin_api(make_env: Callable[..., Awaitable[Env]]) -> None:
+    env = await make_env(legacy_auth=True)
+    svc, fake = env.service, env.fake
+    seed = env.track("Song 09")
+
+    for form in AUTH_FORMS:  # info: credentials checked by Jellyfin (GET /System/Info), every form
+        fake.clear_log()
+        status, body, resp = await env.get("/AudioMuseAI/info", form=form)
+        assert status == 200 and body == PLUGIN_INFO, form
+        assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+        (check,) = fake.requests
+        assert (check.operation, check.auth, check.status) == ("GetSystemInfo", form, 200)
+    status, body, _ = await env.get("/audiomuseai/HEALTH/")  # case-insensitive, like Jellyfin's routes
+    assert status == 200 and body["status"] == "ok" and body["analysed"] is True
+
+    expected = await svc.similar(seed.id, 8, eliminate_duplicates=True)
+    fake.clear_log()
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "8",
+                                                                   "eliminate_duplicates": "true"})
+    assert status == 200 and len(body) == 8 and body == [plugin_item(c) for c in expected]
+    assert all(set(item) == {"author", "distance", "item_id", "title"} for item in body)
+    assert [d["distance"] for d in body] == sorted(d["distance"] for d in body)
+    # one request to Jellyfin, with the caller's credentials: which of these ids it shows the caller
+    (items_call,) = fake.requests
+    assert items_call.path == "/Items" and items_call.auth == "Authorization"
+    assert items_call.param("ids") == ",".join([seed.id, *(c.item_id for c in expected)])
+    # the defaults (n=10, duplicates eliminated), a dashed GUID, names in any case; then duplicates kept
+    status, body, _ = await env.get("/audiomuseai/Similar_Tracks", {"Item_Id": dashed(seed.id)})
+    assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 10, True)]
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "6",
+                                                                   "eliminate_duplicates": "False"})
+    assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 6, False)]
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"title": seed.name, "artist": seed.artist,
+                                                                   "n": "4"})
+    assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 4, True)]
+
+    start, end = env.track("Song 02"), env.track("Song 41")
+    path = (await svc.path(await svc.song_seed(start.id), await svc.song_seed(end.id), 6)).tracks
+    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id,
+                                                              "max_steps": "6"})
+    assert status == 200 and set(body) == {"path", "total_distance"}
+    assert body["path"] == [plugin_item(c) for c in path] and len(path) == 6
+    assert body["path"][0]["item_id"] == start.id and body["path"][-1]["item_id"] == end.id
+    assert body["total_distance"] == pytest.approx(total_distance(path), abs=1e-6) and body["total_distance"] > 0
+    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id})
+    default = env.settings.path_default_length
+    assert status == 200 and len(body["path"]) == len(
+        (await svc.path(await svc.song_seed(start.id), await svc.song_seed(end.id), default)).tracks)
+    assert not fake.requests_to(r"/AudioMuseAI/.*")  # never forwarded
+
+
+async def test_audiomuse_plugin_api_needs_credentials_jellyfin_accepts(
+        make_env: Callable[..., Awaitable[Env]]) -> None:
+    env = await make_env()  # Jellyfin 12 defaults: legacy credential forms are off
+    seed, other = env.track("Song 11"), env.track("Song 33")
+    calls = [("/AudioMuseAI/info", {}), ("/AudioMuseAI/health", {}),
+             ("/AudioMuseAI/similar_tracks", {"item_id": seed.id}),
+             ("/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": other.id}),
+             ("/AudioMuseAI/similar_tracks", {"n": "abc"}),  # a bad parameter too: 401 comes first
+             ("/AudioMuseAI/find_path", {"start_song_id": "0123456789abcdef0123456789abcdef",
+                                         "end_song_id": other.id})]
+    for path, params in calls:  # no credentials: 401 at once
+        async with env.http.get(env.bridge_url + path, params=params) as resp:
+            assert resp.status == 401 and await resp.read() == b"", path
+    assert not env.fake.requests
+    for form, token in [("Authorization", "0" * 32), ("ApiKey", "nope"), ("X-Emby-Token", None)]:
+        native, native_body, _ = await env.get("/System/Info", form=form, token=token, direct=True)
+        env.fake.clear_log()
+        for path, params in calls:
+            status, body, _ = await env.get(path, params, form=form, token=token)
+            assert (status, body) == (native, native_body) == (401, b""), (form, path)
+        # Jellyfin was asked once; the refusal is remembered for BRIDGE_AUTH_CACHE_SECONDS
+        assert len(env.fake.requests) == 1 and env.fake.requests[0].status == 401, form
+    status, body, _ = await env.get("/AudioMuseAI/info")  # a good token still gets the answer
+    assert status == 200 and body == PLUGIN_INFO
+
+
+async def test_audiomuse_plugin_api_errors(make_env: Callable[..., Awaitable[Env]],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    env = await make_env()
+    svc, fake = env.service, env.fake
+    seed, other = env.track("Song 14"), env.track("Song 30")
+    unknown = "0123456789abcdef0123456789abcdef"
+    bad: list[tuple[str, dict[str, str], str]] = [
+        ("similar_tracks", {}, "item_id is required (or title and artist)"),
+        ("similar_tracks", {"title": seed.name}, "item_id is required (or title and artist)"),
+        ("similar_tracks", {"item_id": "nope"}, "item_id must be a Jellyfin item id"),
+        ("similar_tracks", {"item_id": seed.id, "n": "0"}, "n must be between 1 and 500"),
+        ("similar_tracks", {"item_id": seed.id, "n": "501"}, "n must be between 1 and 500"),
+        ("similar_tracks", {"item_id": seed.id, "n": "abc"}, "n must be an integer"),
+        ("similar_tracks", {"item_id": seed.id, "eliminate_duplicates": "maybe"},
+         "eliminate_duplicates must be true or false"),
+        ("find_path", {"end_song_id": other.id}, "start_song_id is required"),
+        ("find_path", {"start_song_id": seed.id}, "end_song_id is required"),
+        ("find_path", {"start_song_id": seed.id, "end_song_id": "x"}, "end_song_id must be a Jellyfin item id"),
+        ("find_path", {"start_song_id": seed.id, "end_song_id": dashed(seed.id)},
+         "start_song_id and end_song_id are the same track"),
+        ("find_path", {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "1"},
+         "max_steps must be between 2 and 200"),
+        ("find_path", {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "many"},
+         "max_steps must be an integer"),
+    ]
+    for endpoint, params, message in bad:
+        fake.clear_log()
+        status, body, resp = await env.get(f"/AudioMuseAI/{endpoint}", params)
+        assert status == 400 and body["error"] == message, (endpoint, params, body)
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert [r.operation for r in fake.requests] == ["GetSystemInfo"]  # credentials checked first
+    not_found: list[tuple[str, dict[str, str], str]] = [
+        ("similar_tracks", {"item_id": unknown}, "unknown track"),
+        ("similar_tracks", {"item_id": env.pending.id}, "track not analysed"),
+        ("similar_tracks", {"title": "No Such Song", "artist": "Nobody"}, "no analysed track matches"),
+        ("find_path", {"start_song_id": unknown, "end_song_id": seed.id}, "unknown track"),
+        ("find_path", {"start_song_id": seed.id, "end_song_id": env.pending.id}, "track not analysed"),
+    ]
+    for endpoint, params, message in not_found:
+        status, body, _ = await env.get(f"/AudioMuseAI/{endpoint}", params)
+        assert status == 404 and body["error"].startswith(message), (endpoint, params, body)
+
+    # a track Jellyfin no longer shows (removed since the last sync) is never shown
+    expected = await svc.similar(seed.id, 5, True)
+    gone = expected[1]
+    fake.remove_track(gone.item_id)
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "5"})
+    assert status == 200 and body == [plugin_item(c) for c in expected if c is not gone]
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": gone.item_id})
+    assert status == 404 and body == {"error": "unknown track", "detail": gone.item_id}
+    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": gone.item_id})
+    assert status == 404 and body == {"error": "unknown track", "detail": gone.item_id}
+
+    # Jellyfin's own trouble is relayed: a 503 while it starts
+    fake.fail_next(1, 503, path=r"^/System/Info$", retry_after=9)
+    status, _, resp = await env.get("/AudioMuseAI/info")
+    assert status == 503 and resp.headers["Retry-After"] == "9"
+    # the database: health says so (503), the other routes answer 503 JSON
+    from sidecar.similarity import store
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(store, "anything_analysed", down)
+    monkeypatch.setattr(store, "seed_and_nearest", down)
+    status, body, _ = await env.get("/AudioMuseAI/health")
+    assert status == 503 and body["status"] == "error" and "database down" in body["detail"]
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id})
+    assert status == 503 and body["error"] == "database unavailable"
+    monkeypatch.undo()
+    # nothing analysed at all
+    await env.db.execute("DELETE FROM embeddings")
+    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id})
+    assert status == 404 and body["error"] == "no track has been analysed yet"
+    status, body, _ = await env.get("/AudioMuseAI/health")
+    assert status == 200 and body["status"] == "ok" and body["analysed"] is False
+
+
 # --------------------------------------------------------------------------- pass-through
 
 
@@ -469,6 +643,8 @@ async def test_base_path(make_env: Callable[..., Awaitable[Env]]) -> None:
         assert status == 200 and ids_of(body)[0] == seed.id, prefix
         status, info, _ = await env.get(f"{prefix}/System/Info/Public")
         assert status == 200 and info["Id"] == env.fake.server_id
+        status, info, _ = await env.get(f"{prefix}/AudioMuseAI/info")
+        assert status == 200 and info == PLUGIN_INFO
     assert all(r.path.startswith("/jellyfin/") for r in env.fake.requests)
     status, body, _ = await env.get(f"/Items/{env.pending.id}/InstantMix", {"limit": "4"})  # fallback
     assert status == 200 and ids_of(body)[0] == env.pending.id
@@ -488,3 +664,8 @@ def test_route_matching() -> None:
     assert bridge_module.normalize_guid("{0123ABCD-0123-4567-89ab-0123456789AB}") == \
         "0123abcd0123456789ab0123456789ab"
     assert bridge_module.normalize_guid("nope") is None
+    plugin = PluginApi.match
+    assert plugin("/AudioMuseAI/info") == "info" and plugin("/audiomuseai/Similar_Tracks/") == "similar_tracks"
+    assert plugin("/AudioMuseAI/find_path") == "find_path" and plugin("/AudioMuseAI/%68ealth") == "health"
+    assert plugin("/AudioMuseAI/playlists") is None and plugin("/AudioMuseAI") is None
+    assert plugin("/AudioMuseAI/info/x") is None and plugin("/Items/AudioMuseAI/info") is None

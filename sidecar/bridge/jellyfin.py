@@ -29,6 +29,9 @@ empty answer, or any error in our path (database, network, unexpected JSON).  Th
 never answers with an error of its own on these routes, and never shows an item that
 Jellyfin does not show the caller.
 
+The AudioMuse-AI Jellyfin plugin's ``/AudioMuseAI/info``, ``health``, ``similar_tracks`` and
+``find_path`` are answered too (:mod:`sidecar.bridge.jellyfin_plugin_api`).
+
 Every other request is passed through unchanged and streamed (:mod:`sidecar.bridge.proxy`).
 Mix answers carry ``Server-Timing: mix;dur=<ms>, upstream;dur=<ms>, bridge;dur=<ms>``: time
 in the mix engine and its database queries, time waiting for Jellyfin, and the rest (routing,
@@ -210,12 +213,19 @@ class JellyfinBridge:
         settings = main[SETTINGS]
         self.timeout = ClientTimeout(total=settings.media_http_timeout_seconds)
         self.refused = RefusedCredentials(settings.bridge_auth_cache_seconds)
+        from sidecar.bridge.jellyfin_plugin_api import PluginApi  # (that module builds on this one)
+
+        self.plugin = PluginApi(self)
 
     # ---- entry point
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "GET" and not is_websocket(request):
-            route = match_route(self.upstream.relative(request.rel_url.raw_path), request.query)
+            path = self.upstream.relative(request.rel_url.raw_path)
+            endpoint = self.plugin.match(path)
+            if endpoint is not None:
+                return await self.plugin.answer(request, endpoint)
+            route = match_route(path, request.query)
             if route is not None:
                 answer = await self.answer(request, route)
                 if answer is not None:
