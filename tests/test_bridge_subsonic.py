@@ -556,17 +556,18 @@ async def test_credentials_verdict_is_cached(world: World, variant: Any) -> None
 # -- fallback to the server's own answer ------------------------------------------------------------
 
 async def test_fallback_is_the_servers_own_answer(world: World) -> None:
-    """Unanalysed song, unknown id, missing id: the request goes to supysonic unchanged and its
-    answer comes back as is (supysonic lacks these calls: HTTP 404, code 0 "Unknown method")."""
+    """getSimilarSongs(2) for an id the server knows but we have no sonic answer for (a song not
+    analysed yet, a music folder id only the server knows): the request goes to supysonic
+    unchanged and its answer comes back as is (supysonic lacks these calls: HTTP 404, code 0
+    "Unknown method")."""
     pending = world.tracks[UNANALYSED_TITLE]["id"]
+    index = world.supysonic.get_json("getIndexes")["indexes"]["index"]
+    folder = index[0]["artist"][0]["id"]  # a directory: not a song, an album or an ID3 artist
     cases: list[tuple[str, dict[str, Any]]] = [
         ("getSimilarSongs2", {"id": pending}),
         ("getSimilarSongs", {"id": pending}),
-        ("getSimilarSongs2", {"id": str(uuid.uuid4())}),
-        ("getSimilarSongs2", {}),
-        ("getSimilarSongs2", {"id": world.tracks["Dawn"]["id"], "count": "many"}),
-        ("getSonicSimilarTracks", {"id": pending}),
-        ("findSonicPath", {"startSongId": pending, "endSongId": world.tracks["Dawn"]["id"]}),
+        ("getSimilarSongs", {"id": folder}),
+        ("getSimilarSongs2", {"id": folder, "count": "3"}),
     ]
     for method, params in cases:
         for fmt in ("json", "xml"):
@@ -575,6 +576,103 @@ async def test_fallback_is_the_servers_own_answer(world: World) -> None:
             assert (mine[0], mine[2]) == (theirs[0], theirs[2]), (method, params, fmt)
     status, _, body = await world.bridge_get("getSimilarSongs2", id=pending)
     assert status == 404 and inner_json(body)["error"] == {"code": 0, "message": "Unknown method"}
+
+
+async def error_of(world: World, method: str, fmt: str, **params: Any) -> dict[str, Any]:
+    """The bridge's Subsonic error (HTTP 200, status failed, schema-valid) for a call, in ``fmt``."""
+    status, headers, body = await world.bridge_get(method, fmt=fmt, callback="cb", **params)
+    assert status == 200, (method, params, fmt, body)
+    if fmt == "xml":
+        assert headers["Content-Type"].startswith("application/xml")
+        document = xml_answer_to_json(parse_xml(body))
+    elif fmt == "jsonp":
+        text = body.decode()
+        assert headers["Content-Type"].startswith("application/javascript") and text.startswith("cb(")
+        document = json.loads(text[3:-2])
+    else:
+        document = json.loads(body)
+    validate("error", document)
+    validate(method, document)  # the failure branch of the call's own response schema
+    inner = document["subsonic-response"]
+    assert inner["status"] == "failed" and set(inner) >= {"version", "type", "serverVersion", "openSubsonic"}
+    error: dict[str, Any] = inner["error"]
+    return error
+
+
+async def test_invalid_parameters_get_subsonic_error_10(world: World) -> None:
+    """Missing or malformed parameters of the calls the bridge owns: error 10 naming the parameter,
+    in every format, once the credentials are accepted (the server never sees the call)."""
+    seed, other = world.tracks["Dawn"]["id"], world.tracks["Gust"]["id"]
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("getSonicSimilarTracks", {}, "Required parameter is missing: id"),
+        ("getSonicSimilarTracks", {"id": ""}, "Required parameter is missing: id"),
+        ("getSonicSimilarTracks", {"id": seed, "count": "-1"}, "count: -1 (the minimum is 0)"),
+        ("getSonicSimilarTracks", {"id": seed, "count": "abc"}, "count: 'abc' is not an integer"),
+        ("findSonicPath", {"endSongId": other}, "Required parameter is missing: startSongId"),
+        ("findSonicPath", {"startSongId": seed}, "Required parameter is missing: endSongId"),
+        ("findSonicPath", {"startSongId": seed, "endSongId": other, "count": "0"}, "count: 0 (the minimum is 1)"),
+        ("findSonicPath", {"startSongId": seed, "endSongId": seed}, "endSongId"),
+        ("getSimilarSongs", {}, "Required parameter is missing: id"),
+        ("getSimilarSongs", {"id": seed, "count": "-1"}, "count: -1 (the minimum is 0)"),
+        ("getSimilarSongs2", {}, "Required parameter is missing: id"),
+        ("getSimilarSongs2", {"id": seed, "count": "abc"}, "count: 'abc' is not an integer"),
+        ("getSimilarSongs2", {"id": seed, "count": "2.5"}, "count: '2.5' is not an integer"),
+    ]
+    for method, params, message in cases:
+        for fmt in ("json", "xml", "jsonp"):
+            error = await error_of(world, method, fmt, **params)
+            assert error["code"] == 10 and message in error["message"], (method, params, fmt, error)
+    # credentials first: a wrong password gets the server's error 40, not our error 10
+    for method, params, _ in cases[:3]:
+        _, _, body = await world.bridge_get(method, password="wrong", **params)
+        assert inner_json(body)["error"]["code"] == 40, (method, params)
+
+
+async def test_unknown_ids_get_subsonic_error_70(world: World) -> None:
+    """An id we have no sonic data for: error 70 from the sonicSimilarity calls; from
+    getSimilarSongs(2) only when the server does not know the id either."""
+    pending, seed = world.tracks[UNANALYSED_TITLE]["id"], world.tracks["Dawn"]["id"]
+    unknown = str(uuid.uuid4())
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("getSonicSimilarTracks", {"id": unknown}, f"Song not found: id={unknown}"),
+        ("getSonicSimilarTracks", {"id": unknown, "count": "0"}, f"Song not found: id={unknown}"),
+        ("getSonicSimilarTracks", {"id": pending}, f"Song id={pending} has no sonic analysis yet"),
+        ("findSonicPath", {"startSongId": unknown, "endSongId": seed}, f"Song not found: startSongId={unknown}"),
+        ("findSonicPath", {"startSongId": seed, "endSongId": pending}, f"Song endSongId={pending} has no sonic"),
+        ("getSimilarSongs2", {"id": unknown}, f"Song, album or artist not found: id={unknown}"),
+        ("getSimilarSongs", {"id": "not-an-id"}, "Song, album or artist not found: id=not-an-id"),
+    ]
+    for method, params, message in cases:
+        for fmt in ("json", "xml", "jsonp"):
+            error = await error_of(world, method, fmt, **params)
+            assert error["code"] == 70 and message in error["message"], (method, params, fmt, error)
+
+
+async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """An exception in the bridge's own path is logged and the server answers, never a 500."""
+    seed = world.tracks["Dawn"]["id"]
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom in the mix engine")
+
+    monkeypatch.setattr(MixService, "similar", broken)
+    monkeypatch.setattr(MixService, "mix", broken)
+    monkeypatch.setattr(MixService, "path", broken)
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("getSonicSimilarTracks", {"id": seed}),
+        ("getSimilarSongs2", {"id": seed}),
+        ("getSimilarSongs", {"id": seed, "count": "3"}),
+        ("findSonicPath", {"startSongId": seed, "endSongId": world.tracks["Gust"]["id"]}),
+    ]
+    for method, params in cases:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sidecar.bridge.subsonic"):
+            mine = await world.bridge_get(method, **params)
+        theirs = await world.upstream_get(method, **params)
+        assert (mine[0], mine[2]) == (theirs[0], theirs[2]), method
+        assert any(r.levelname == "WARNING" and r.exc_info and "boom in the mix engine" in str(r.exc_info[1])
+                   for r in caplog.records), method
 
 
 async def test_fallback_when_nothing_is_analysed_or_no_database(world: World, variant: Any,

@@ -22,11 +22,24 @@ itself: the bridge sends them to its ``ping`` and trusts a success for
 ``BRIDGE_AUTH_CACHE_SECONDS``; a refusal is relayed as the server wrote it (error 40 ...) and is
 never cached, so a fixed password works at once.
 
-Whenever the bridge has no sonic answer (the id is unknown or not analysed, nothing is
-analysed yet, a parameter is missing or malformed, the database is unavailable), the request
-goes to the server unchanged and its own answer is relayed: the client never sees an error the
-native server would not give.  (A server without the call, e.g. supysonic, answers its own
-"Unknown method"; that is what the client would get without the bridge.)
+Once the credentials are accepted, a call the bridge owns is answered by the bridge itself when
+the request is wrong, as Subsonic errors (HTTP 200, ``status="failed"``, in the caller's format):
+
+* code 10 ("Required parameter is missing") for a missing ``id`` / ``startSongId`` /
+  ``endSongId``, and for an invalid value (``count`` not an integer or below its minimum, 0 or
+  1 for ``findSonicPath``; the same start and end song); the message names the parameter;
+* code 70 ("The requested data was not found") for an id we cannot answer for:
+  ``getSonicSimilarTracks`` and ``findSonicPath`` for a song that is unknown or not analysed
+  yet (or when nothing is analysed yet); ``getSimilarSongs(2)`` for an id that neither we nor
+  the server know (asked ``getArtist``, ``getSong``, ``getAlbum``, ``getMusicDirectory``).
+
+``getSimilarSongs(2)`` still goes to the server, unchanged, and its own answer is relayed, when
+the id is valid but we have no sonic answer for it (a song not analysed yet, an id only the
+server knows, nothing analysed yet): the server may have its own similar songs.  Every owned
+call also goes to the server when the database is unavailable and when anything fails in our
+own path (logged as a warning): the client gets the server's answer, never a 500 of ours.  (A
+server without the call, e.g. supysonic, answers its own "Unknown method"; that is what the
+client would get without the bridge.)
 
 Everything else is proxied byte for byte and streamed both ways (``stream``, ``download``,
 ``getCoverArt``, Range requests, POST bodies): same method, path, query string and headers
@@ -79,6 +92,19 @@ class Fallback(Exception):
     """No sonic answer: relay the upstream server's own answer to the request."""
 
 
+class SubsonicError(Exception):
+    """An error the bridge answers itself (code 10: a parameter is missing or invalid, code 70:
+    not found), in the caller's format."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+MISSING = 10  # "Required parameter is missing" (also used for invalid values)
+NOT_FOUND = 70  # "The requested data was not found"
+
+
 class UpstreamDown(Exception):
     """The upstream server could not be reached."""
 
@@ -117,6 +143,13 @@ class Call:
         value = self.params.get(name)
         return value if value else None
 
+    def required(self, name: str) -> str:
+        """A parameter the call needs; Subsonic error 10 when it is missing or empty."""
+        value = self.get(name)
+        if value is None:
+            raise SubsonicError(MISSING, f"Required parameter is missing: {name}")
+        return value
+
     def credentials(self) -> bytes:
         """A digest of the credentials (the auth cache never holds a password)."""
         parts = [*(self.params.get(k) for k in AUTH_PARAMS), self.request.headers.get("Authorization")]
@@ -125,16 +158,18 @@ class Call:
     def auth_query(self) -> list[tuple[str, str]]:
         return [(k, v) for k in (*AUTH_PARAMS, *CLIENT_PARAMS) if (v := self.params.get(k)) is not None]
 
-    def count(self, default: int, minimum: int) -> int | None:
-        """``count`` bounded to MAX_COUNT; None when malformed (the server shall answer)."""
+    def count(self, default: int, minimum: int) -> int:
+        """``count`` bounded to MAX_COUNT; Subsonic error 10 when it is not an integer >= ``minimum``."""
         raw = self.get("count")
         if raw is None:
             return default
         try:
             n = int(raw)
         except ValueError:
-            return None
-        return min(n, MAX_COUNT) if n >= minimum else None
+            raise SubsonicError(MISSING, f"Invalid value for parameter count: {raw!r} is not an integer") from None
+        if n < minimum:
+            raise SubsonicError(MISSING, f"Invalid value for parameter count: {n} (the minimum is {minimum})")
+        return min(n, MAX_COUNT)
 
 
 class SubsonicBridge:
@@ -238,6 +273,12 @@ class SubsonicBridge:
         name = artist.get("name") if isinstance(artist, dict) else None
         return name if isinstance(name, str) and name else None
 
+    async def knows(self, call: Call, item_id: str) -> bool:
+        """Does the server know ``item_id`` as a song, an album or a directory?"""
+        answers = await asyncio.gather(*(self.api(call, method, [("id", item_id)], [("f", "json")])
+                                         for method in ("getSong", "getAlbum", "getMusicDirectory")))
+        return any(a.status == 200 and (doc.parse_json(a.body) or {}).get("status") == "ok" for a in answers)
+
     def down(self, fmt: doc.Format, reason: str) -> web.Response:
         message = f"Subsonic bridge: cannot reach the Subsonic server at {self.base_url} ({reason})"
         log.warning("%s", message)
@@ -300,19 +341,27 @@ def _cosine(a: Any, b: Any) -> float:
     return float(va @ vb) / denom if denom else 0.0
 
 
-async def _seed(svc: MixService, item_id: str) -> Candidate:
+def _no_sonic_answer(param: str, item_id: str, exc: UnknownSeed | NothingAnalysed) -> SubsonicError:
+    """Subsonic error 70 for a song we have no sonic data for."""
+    if isinstance(exc, NothingAnalysed):
+        return SubsonicError(NOT_FOUND, "No song has been analysed yet")
+    if exc.reason == "unknown track":
+        return SubsonicError(NOT_FOUND, f"Song not found: {param}={item_id}")
+    return SubsonicError(NOT_FOUND, f"Song {param}={item_id} has no sonic analysis yet ({exc.reason})")
+
+
+async def _seed(svc: MixService, param: str, item_id: str) -> Candidate:
     try:
         return await svc.song_seed(item_id)
     except (UnknownSeed, NothingAnalysed) as exc:
-        raise Fallback(str(exc) or "nothing analysed") from None
+        raise _no_sonic_answer(param, item_id, exc) from None
 
 
 # -- the calls the bridge answers ----------------------------------------------------------------
 
 async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
-    seed_id, count = call.get("id"), call.count(50, 0)
-    if seed_id is None or count is None:
-        raise Fallback("id missing or count malformed")
+    seed_id = call.required("id")
+    count = call.count(50, 0)
     svc = bridge.mixes()
     db = bridge.main[DB]
     found = await db.fetchrow(
@@ -326,7 +375,9 @@ async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamRespons
         else:
             name = await bridge.artist_name(call, seed_id)
             if name is None:
-                raise Fallback(f"{seed_id}: not a known song, album or artist")
+                if await bridge.knows(call, seed_id):
+                    raise Fallback(f"{seed_id}: known to the server only")
+                raise SubsonicError(NOT_FOUND, f"Song, album or artist not found: id={seed_id}")
             result = await svc.mix(MixKind.ARTIST, name, count)
     except (UnknownSeed, NothingAnalysed) as exc:
         raise Fallback(str(exc) or "nothing analysed") from None
@@ -339,27 +390,27 @@ async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamRespons
 
 
 async def sonic_similar_tracks(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
-    seed_id, count = call.get("id"), call.count(10, 0)
-    if seed_id is None or count is None:
-        raise Fallback("id missing or count malformed")
+    seed_id = call.required("id")
+    count = call.count(10, 0)
     svc = bridge.mixes()
     try:  # one round trip: the seed and its neighbours
         similar = await svc.similar(seed_id, count, eliminate_duplicates=True) if count else []
     except (UnknownSeed, NothingAnalysed) as exc:
-        raise Fallback(str(exc) or "nothing analysed") from None
+        raise _no_sonic_answer("id", seed_id, exc) from None
     if not count:
-        await _seed(svc, seed_id)
+        await _seed(svc, "id", seed_id)
     entries = await bridge.entries(call, [c.item_id for c in similar])
     matches = [(e, _similarity(1.0 - c.distance)) for c, e in zip(similar, entries, strict=True) if e is not None]
     return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))
 
 
 async def find_sonic_path(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
-    start_id, end_id, count = call.get("startSongId"), call.get("endSongId"), call.count(25, 1)
-    if start_id is None or end_id is None or count is None or start_id == end_id:
-        raise Fallback("startSongId/endSongId missing or equal, or count malformed")
+    start_id, end_id = call.required("startSongId"), call.required("endSongId")
+    count = call.count(25, 1)
+    if start_id == end_id:
+        raise SubsonicError(MISSING, f"Invalid value for parameter endSongId: {end_id} is also the startSongId")
     svc = bridge.mixes()
-    start, end = await _seed(svc, start_id), await _seed(svc, end_id)
+    start, end = await _seed(svc, "startSongId", start_id), await _seed(svc, "endSongId", end_id)
     path = (await svc.path(start, end, max(2, count))).tracks
     entries = await bridge.entries(call, [c.item_id for c in path])
     matches = [(e, _similarity(_cosine(start.embedding, c.embedding)))
@@ -406,11 +457,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await handler(bridge, call)
     except UpstreamDown as exc:
         return bridge.down(call.fmt, str(exc))
+    except SubsonicError as exc:
+        log.debug("Subsonic bridge: %s: error %s", method, exc)
+        return doc.render(call.fmt, bridge.info, doc.error(exc.code, exc.message), status="failed")
     except Fallback as exc:
         log.debug("Subsonic bridge: %s: %s; relaying the server's answer", method, exc)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
         log.warning("Subsonic bridge: %s: database unavailable (%s); relaying the server's answer",
                     method, _reason(exc))
+    except Exception:
+        log.warning("Subsonic bridge: %s: our path failed; relaying the server's answer", method, exc_info=True)
     return await bridge.forward(request, call.body)
 
 
