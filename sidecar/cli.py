@@ -59,9 +59,10 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
 
     from sidecar.app import create_app
     from sidecar.bridge import configured_bridges
+    from sidecar.http_errors import AppRunner
 
     main = create_app(settings, endpoints)
-    runners = [web.AppRunner(main, handle_signals=False, access_log=None)]
+    runners = [AppRunner(main, handle_signals=False, access_log=None)]
     await runners[0].setup()  # runs the main app's start-up: pool, queue, provider
     try:
         shared = settings.web_processes > 1  # several processes accept on the same ports
@@ -70,7 +71,7 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
         port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
         for name, bridge_port, factory in configured_bridges(settings):
-            runner = web.AppRunner(factory(main), handle_signals=False, access_log=None)
+            runner = AppRunner(factory(main), handle_signals=False, access_log=None)
             await runner.setup()
             runners.append(runner)
             variable = "JELLYFIN_BRIDGE_PORT" if "jellyfin" in name.lower() else "SUBSONIC_BRIDGE_PORT"

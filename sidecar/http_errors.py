@@ -8,6 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from sidecar.providers.base import (
     ProviderAuthError,
@@ -34,6 +37,8 @@ def json_error(status: int, error: str, detail: Any = None) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
 
+#: longest request line or header line aiohttp's parser accepts
+MAX_LINE_BYTES = 8190
 #: deepest JSON body accepted (objects and arrays inside each other)
 MAX_JSON_DEPTH = 32
 
@@ -102,3 +107,36 @@ def _check_value(value: Any, depth: int) -> None:
     elif isinstance(value, list):
         for v in value:
             _check_value(v, depth + 1)
+
+
+class _JsonProtocolErrors(RequestHandler):
+    """A request the HTTP parser rejects (a request line over 8 KB, a malformed header) gets a
+    JSON error and one log line, instead of a plain-text echo and a traceback per request."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        code = 414 if isinstance(exc, LineTooLong) else 400
+        # non-HTTP traffic on the port (BadHttpMethod) is common on a network: not worth a warning
+        level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
+        log.log(level, "rejected a malformed request from %s: %s", request.remote, type(exc).__name__)
+        error = "request line or header too long" if code == 414 else "malformed HTTP request"
+        resp = json_error(code, error, f"the line limit is {MAX_LINE_BYTES} bytes" if code == 414
+                          else type(exc).__name__)
+        resp.force_close()
+        return resp
+
+
+class _JsonProtocolErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonProtocolErrors(self, loop=self._loop, **self._kwargs)
+
+
+class AppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections answer HTTP parse errors in JSON (see above)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonProtocolErrorServer  # same state, one method more
+        return server
