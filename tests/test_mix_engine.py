@@ -887,6 +887,46 @@ def test_artists_that_match(a: str, b: str) -> None:
     assert normalize_artist(a) == normalize_artist(b)
 
 
+PLACEHOLDER_ARTISTS = ["", "  ", "[unknown]", "[Unknown]", "Unknown", "UNKNOWN ARTIST", "[Unknown Artist]",
+                       "<unknown>", "(unknown)", "{Unknown Artist}", "Various Artists", "[Various Artists]",
+                       "various artists", "[unknown] feat. Guest"]
+
+
+@pytest.mark.parametrize("artist", PLACEHOLDER_ARTISTS)
+def test_placeholder_artists_are_no_artist(artist: str) -> None:
+    # "" is what the engine takes as "no artist": no cap, no spacing (engine._meta_of)
+    assert normalize_artist(artist) == ""
+
+
+@pytest.mark.parametrize("artist", ["The Unknown", "Unknown Mortal Orchestra", "Various", "Artists",
+                                    "Various Artists Tribute Band", "Unknownz"])
+def test_real_artists_that_look_like_placeholders(artist: str) -> None:
+    assert normalize_artist(artist) != ""
+
+
+@PROPS
+@given(st.lists(st.sampled_from(PLACEHOLDER_ARTISTS), min_size=10, max_size=30), st.integers(0, 2**32 - 1))
+def test_untagged_tracks_are_not_capped_as_one_artist(artists: list[str], seed: int) -> None:
+    """Untagged tracks (empty artist locally, "[unknown]" through Subsonic) are not one artist:
+    the cap and the spacing rule leave them alone, so the mix needs no relaxing."""
+    rng = np.random.default_rng(seed)
+    lib = [track(f"u{i}", rng.normal(size=DIM), artist=a, title=f"Untitled {i}") for i, a in enumerate(artists)]
+    rules = MixRules(max_songs_per_artist=3, duplicate_distance=0.0)
+    result = song_mix(lib[0], ranked(lib[0], lib[1:]), 10, rules)
+    assert len(result.tracks) == 10 and result.relaxed == []
+    multi = multi_seed_mix(lib[:2], {s.item_id: ranked(s, lib[2:], s.item_id) for s in lib[:2]}, 8, rules)
+    assert len(multi.tracks) == 8 and multi.relaxed == []
+
+
+def test_ten_untagged_tracks_are_not_capped_at_three() -> None:
+    rng = np.random.default_rng(1)
+    lib = [track(f"u{i}", rng.normal(size=DIM), artist="" if i % 2 else "[unknown]", title=f"Track {i}")
+           for i in range(11)]
+    result = song_mix(lib[0], ranked(lib[0], lib[1:]), 10, MixRules(max_songs_per_artist=3))
+    assert [t.item_id for t in result.tracks] == [t.item_id for t in [lib[0], *ranked(lib[0], lib[1:])][:10]]
+    assert result.relaxed == []
+
+
 def test_track_key_ignores_empty_titles() -> None:
     assert track_key("", "Artist") is None
     assert track_key("Song (Live)", "The Band") == track_key("SONG", "band")

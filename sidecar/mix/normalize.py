@@ -22,6 +22,11 @@ normalised primary artist are equal (:func:`track_key`). The rules, in order:
    ``+`` become ``and``, every other non-alphanumeric character becomes a space, runs
    of whitespace collapse, ends are trimmed.
 5. Artists additionally lose a leading ``the `` (``The Beatles`` = ``Beatles``).
+6. Placeholder artists are no artist: ``normalize_artist`` returns ``""`` (which the engine
+   reads as "unknown": no artist cap, no spacing rule) for an empty artist and for the
+   stand-ins media servers and taggers put there -- ``[unknown]`` (Subsonic),
+   ``[Unknown Artist]`` (Navidrome), ``Unknown``, ``Unknown Artist``, ``<unknown>`` -- and
+   ``Various Artists``, in any case, bracketed or not (:data:`PLACEHOLDER_ARTISTS`).
 
 If stripping leaves a title empty (a track literally called ``(Live)``), the
 punctuation-normalised full title is used instead. Functions are cached (pure, bounded
@@ -35,6 +40,7 @@ import unicodedata
 from functools import lru_cache
 
 __all__ = [
+    "PLACEHOLDER_ARTISTS",
     "VERSION_WORDS",
     "fold",
     "normalize_artist",
@@ -72,6 +78,12 @@ VERSION_WORDS: tuple[str, ...] = (
     "mixed",
     "single",
 )
+
+#: Artist names that say "no artist" (compared after case/accent folding, with brackets and
+#: punctuation removed).  "Various Artists" is a real *album*-artist label (a compilation),
+#: but normalize_artist is about a *track's* artist, where it only says the tagger did not
+#: know who performs this track: for the caps and spacing rules it is unknown too.
+PLACEHOLDER_ARTISTS: frozenset[str] = frozenset({"", "unknown", "unknown artist", "various artists"})
 
 _VERSION_RE = re.compile(r"\b(?:" + "|".join(VERSION_WORDS) + r"|re-?master(?:ed)?)\b")
 _FEAT_RE = re.compile(r"\s*[(\[{]?\s*\b(?:feat|ft|featuring)\b\.?(?:\s|$).*$")
@@ -132,11 +144,14 @@ def normalize_title(title: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def normalize_artist(artist: str) -> str:
-    """Normalised primary artist: featured artists and a leading "the" dropped."""
+    """Normalised primary artist: featured artists and a leading "the" dropped; ``""`` for a
+    placeholder (``[unknown]``, ``Various Artists``, ...: :data:`PLACEHOLDER_ARTISTS`)."""
     folded = fold(artist).strip()
     stripped = _squash(_FEAT_RE.sub("", folded))
     if not stripped:
         stripped = _squash(folded)
+    if stripped in PLACEHOLDER_ARTISTS or _squash(folded) in PLACEHOLDER_ARTISTS:
+        return ""
     without_the = _LEADING_THE_RE.sub("", stripped)
     return without_the if without_the else stripped
 

@@ -1,9 +1,10 @@
 """Similarity and mixes (names and shapes compatible with AudioMuse-AI):
-GET /api/similar_tracks, GET /api/search_tracks, GET /api/find_path, GET /api/mix,
-POST /api/create_playlist."""
+GET /api/similar_tracks, GET /api/similar_artists, GET /api/search_tracks, GET /api/search_albums,
+GET /api/search_artists, GET /api/find_path, GET /api/mix, POST /api/create_playlist."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from sidecar.http_errors import ApiError, read_json_object
 from sidecar.mix.engine import Candidate, MixResult, total_distance
 from sidecar.routes.params import bool_param, int_param, list_param, str_param
 from sidecar.similarity import store
-from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
+from sidecar.similarity.service import AmbiguousSeed, MixKind, MixService, NothingAnalysed, UnknownSeed
 
 routes = web.RouteTableDef()
 
@@ -36,7 +37,14 @@ async def _guard(coro: Any) -> Any:
     except NothingAnalysed:
         raise ApiError(503, "no track has been analysed yet", "run an analysis first") from None
     except UnknownSeed as exc:
-        raise ApiError(404, exc.reason, exc.what) from None
+        if exc.suggestions is None:
+            raise ApiError(404, exc.reason, exc.what) from None
+        raise ApiError(404, exc.reason, {"seed": exc.what,
+                                         "suggestions": [asdict(h) for h in exc.suggestions]}) from None
+    except AmbiguousSeed as exc:
+        how = "give one's album_id as the seed" if exc.kind is MixKind.ALBUM else "give one of these names exactly"
+        raise ApiError(409, f"{exc.what!r} matches {len(exc.candidates)} {exc.kind.value}s: {how}",
+                       {"candidates": [asdict(h) for h in exc.candidates]}) from None
 
 
 @routes.get("/api/similar_tracks")
@@ -83,12 +91,41 @@ async def search_tracks(request: web.Request) -> web.Response:
         v for v in (str_param(request, "title"), str_param(request, "artist")) if v)
     if not query:
         raise ApiError(400, "search_query is required")
-    start = int_param(request, "start", 0, 0, 1_000_000)
-    end = int_param(request, "end", start + 20, start, start + 200)
+    start, end = _window(request)
     rows = await store.search_tracks(request.app[DB], query, start, end - start)
     return web.json_response([{"item_id": r["item_id"], "title": r["title"], "author": r["artist"],
-                               "album": r["album"], "analyzed": r["analysis_status"] == "analyzed"}
+                               "album": r["album"], "album_id": r["album_id"],
+                               "analyzed": r["analysis_status"] == "analyzed"}
                               for r in rows])
+
+
+def _window(request: web.Request) -> tuple[int, int]:
+    """``start`` and ``end`` of a page of search results (at most 200)."""
+    start = int_param(request, "start", 0, 0, 1_000_000)
+    return start, int_param(request, "end", start + 20, start, start + 200)
+
+
+def _name_query(request: web.Request) -> str:
+    query = str_param(request, "query") or str_param(request, "search_query")
+    if not query:
+        raise ApiError(400, "query is required", "e.g. ?query=abbey road")
+    return query
+
+
+@routes.get("/api/search_albums")
+async def search_albums(request: web.Request) -> web.Response:
+    query = _name_query(request)
+    start, end = _window(request)
+    hits = await store.search_albums(request.app[DB], query, start, end - start)
+    return web.json_response([asdict(h) for h in hits])
+
+
+@routes.get("/api/search_artists")
+async def search_artists(request: web.Request) -> web.Response:
+    query = _name_query(request)
+    start, end = _window(request)
+    hits = await store.search_artists(request.app[DB], query, start, end - start)
+    return web.json_response([asdict(h) for h in hits])
 
 
 @routes.get("/api/find_path")
@@ -117,9 +154,10 @@ async def mix(request: web.Request) -> web.Response:
         raise ApiError(400, "kind must be one of song, album, artist, playlist, genre", raw_kind) from None
     n = int_param(request, "n", 50, 1, MAX_N)
     previous = list_param(request, "previous")
-    result: MixResult = await _guard(service(request).mix(kind, seed, n, previous))
-    return web.json_response({"kind": kind.value, "seed": seed, "items": [track_json(c) for c in result.tracks],
-                              "relaxed": result.relaxed})
+    result, resolved = await _guard(service(request).mix_by_name(kind, seed, n, previous))
+    return web.json_response({"kind": kind.value, "seed": seed,
+                              "resolved": asdict(resolved) if resolved is not None else None,
+                              "items": [track_json(c) for c in result.tracks], "relaxed": result.relaxed})
 
 
 @routes.post("/api/create_playlist")

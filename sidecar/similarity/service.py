@@ -6,18 +6,35 @@ bridges) goes through here, so every client gets the same guarantees.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from enum import StrEnum
+from typing import TypeVar
 
 import asyncpg
 
 from sidecar.config import Settings
 from sidecar.mix.engine import Candidate, MixResult, MixRules, multi_seed_mix, song_mix, song_path_async
+from sidecar.mix.normalize import normalize_album, normalize_artist
 from sidecar.similarity import store
+from sidecar.similarity.store import AlbumHit, ArtistHit
 
 MAX_CANDIDATES = 2000
 MAX_SEEDS = 25
+
+#: Names looked at when a seed is taken as a name, and their trigram word-similarity floor
+#: (looser than the search lists': the ranking below decides).
+NAME_CANDIDATES = 50
+NAME_CANDIDATE_THRESHOLD = 0.4
+#: A fuzzy match is clear when its similarity ratio (difflib, on normalised names) is at least
+#: CLEAR_MATCH and every other candidate's is at least CLEAR_MARGIN lower.
+CLEAR_MATCH = 0.8
+CLEAR_MARGIN = 0.1
+SUGGESTIONS = 5
+
+Hit = TypeVar("Hit", AlbumHit, ArtistHit)
 
 
 class MixKind(StrEnum):
@@ -41,11 +58,70 @@ class NothingAnalysed(Exception):
 
 
 class UnknownSeed(Exception):
-    """The seed does not exist, or has not been analysed (``reason`` says which)."""
+    """The seed does not exist, or has not been analysed (``reason`` says which).  When it was
+    taken as a name, ``suggestions`` holds the nearest names (possibly none); else ``None``."""
 
-    def __init__(self, what: str, reason: str) -> None:
+    def __init__(self, what: str, reason: str, suggestions: Sequence[AlbumHit | ArtistHit] | None = None) -> None:
         super().__init__(f"{what}: {reason}")
         self.what, self.reason = what, reason
+        self.suggestions = None if suggestions is None else list(suggestions)
+
+
+class AmbiguousSeed(Exception):
+    """A name that matches several albums or artists equally well: ``candidates`` lists them."""
+
+    def __init__(self, what: str, kind: MixKind, candidates: Sequence[AlbumHit | ArtistHit]) -> None:
+        super().__init__(f"{what}: matches {len(candidates)} {kind.value}s")
+        self.what, self.kind, self.candidates = what, kind, list(candidates)
+
+
+_LEADING_THE = re.compile(r"^the\s+")
+
+
+def _album_keys(hit: AlbumHit) -> list[str]:
+    """The album's name, and its name with its artist before or after it, normalised."""
+    album, artist = normalize_album(hit.album), normalize_album(hit.artist)
+    return [album, f"{artist} {album}", f"{album} {artist}"]
+
+
+def _artist_key(name: str) -> str:
+    """An artist's name without case, accents, punctuation or a leading "the"."""
+    squashed = normalize_album(name)
+    return _LEADING_THE.sub("", squashed) or squashed
+
+
+def _artist_keys(hit: ArtistHit) -> list[str]:
+    return [_artist_key(hit.artist)]
+
+
+def pick_by_name(seed: str, kind: MixKind, hits: Sequence[Hit], keys: Callable[[Hit], list[str]],
+                 seed_key: str) -> Hit:
+    """The one hit ``seed`` names, in three steps, the first that finds any deciding:
+
+    1. names equal to the seed (case, accents and punctuation aside; for artists a leading
+       "the" too; for albums also "artist album" and "album artist");
+    2. names that contain the seed as whole words ("abbey" in "Abbey Road");
+    3. a clear fuzzy match: similarity ratio >= CLEAR_MATCH, every other one CLEAR_MARGIN lower.
+
+    One hit in a step is the answer; several raise AmbiguousSeed; none at all UnknownSeed with
+    the nearest hits as suggestions.
+    """
+    if seed_key:
+        for test in (lambda k: k == seed_key, lambda k: f" {seed_key} " in f" {k} "):
+            found = [h for h in hits if any(test(k) for k in keys(h))]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise AmbiguousSeed(seed, kind, found)
+    scored = sorted(((max((SequenceMatcher(None, seed_key, k).ratio() for k in keys(h)), default=0.0), i)
+                     for i, h in enumerate(hits)), key=lambda si: (-si[0], si[1]))
+    if scored and seed_key and scored[0][0] >= CLEAR_MATCH:
+        close = [hits[i] for score, i in scored if score > scored[0][0] - CLEAR_MARGIN]
+        if len(close) == 1:
+            return close[0]
+        raise AmbiguousSeed(seed, kind, close)
+    what = "album has this id" if kind is MixKind.ALBUM else "artist has this name"
+    raise UnknownSeed(seed, f"no {what} or a name close to it", [hits[i] for _, i in scored[:SUGGESTIONS]])
 
 
 def pool_size(n: int) -> int:
@@ -168,6 +244,52 @@ class MixService:
             return await self.song_mix(seed, n, previous)
         return await self.multi_mix(await self.seeds_for(kind, seed), n, previous)
 
+    async def mix_by_name(self, kind: MixKind, seed: str, n: int,
+                          previous: Sequence[str] = ()) -> tuple[MixResult, AlbumHit | ArtistHit | None]:
+        """:meth:`mix`, an album or artist seed also taken as a name when it is no album id or
+        exact artist name; the album or artist the name stood for comes back too (``None`` when
+        the seed was used as it is)."""
+        hit: AlbumHit | ArtistHit | None
+        if kind is MixKind.ALBUM:
+            seeds, hit = await self.album_seeds_by_name(seed)
+        elif kind is MixKind.ARTIST:
+            seeds, hit = await self.artist_seeds_by_name(seed)
+        else:
+            return await self.mix(kind, seed, n, previous), None
+        return await self.multi_mix(seeds, n, previous), hit
+
+    async def album_seeds_by_name(self, seed: str) -> tuple[list[Candidate], AlbumHit | None]:
+        """The analysed tracks of album ``seed``: an album id (which always wins), else the one
+        album this name stands for (:func:`pick_by_name`)."""
+        found = await store.album_seeds(self.db, seed)
+        if found:
+            return found, None
+        known, anything = await store.album_known(self.db, seed)
+        if not anything:
+            raise NothingAnalysed()
+        if known:
+            raise UnknownSeed(seed, "no analysed track for this album")
+        hits = await store.search_albums(self.db, seed, 0, NAME_CANDIDATES, NAME_CANDIDATE_THRESHOLD)
+        hit = pick_by_name(seed, MixKind.ALBUM, hits, _album_keys, normalize_album(seed))
+        found = await store.album_seeds(self.db, hit.album_id)
+        if not found:
+            raise UnknownSeed(f"{hit.album} ({hit.album_id})", "no analysed track for this album")
+        return found, hit
+
+    async def artist_seeds_by_name(self, seed: str) -> tuple[list[Candidate], ArtistHit | None]:
+        """Up to MAX_SEEDS analysed tracks of artist ``seed``: their exact name (case aside), else
+        the one artist this name stands for (:func:`pick_by_name`)."""
+        found = await store.artist_seeds(self.db, seed, MAX_SEEDS)
+        if found:
+            return found, None
+        await self._require_library()
+        hits = await store.search_artists(self.db, seed, 0, NAME_CANDIDATES, NAME_CANDIDATE_THRESHOLD)
+        hit = pick_by_name(seed, MixKind.ARTIST, hits, _artist_keys, _artist_key(seed))
+        found = await store.artist_seeds(self.db, hit.artist, MAX_SEEDS)
+        if not found:
+            raise UnknownSeed(hit.artist, "no analysed track for this artist")
+        return found, hit
+
     async def similar_artists(self, artist: str, n: int) -> list[ArtistMatch]:
         """Artists whose tracks sit closest to this artist's tracks.
 
@@ -177,18 +299,15 @@ class MixService:
         theirs is among its candidates): low when every side of the query artist has a close
         match in the other.
         """
-        seeds = await store.artist_seeds(self.db, artist, MAX_SEEDS)
-        if not seeds:
-            await self._require_library()
-            raise UnknownSeed(artist, "unknown artist, or none of their tracks is analysed")
-        own = {seeds[0].artist.casefold(), artist.casefold()}
+        seeds, hit = await self.artist_seeds_by_name(artist)
+        own = {seeds[0].artist.casefold(), artist.casefold(), *([hit.artist.casefold()] if hit else [])}
         by_seed = await store.nearest_many(self.db, seeds, 200, exclude=[s.item_id for s in seeds])
         best: dict[str, dict[str, Candidate]] = {}
         names: dict[str, str] = {}
         for seed_id, cands in by_seed.items():
             for c in cands:
                 key = c.artist.casefold()
-                if not key or key in own:
+                if key in own or not normalize_artist(c.artist):  # no artist, or a placeholder
                     continue
                 names.setdefault(key, c.artist)
                 per_seed = best.setdefault(key, {})

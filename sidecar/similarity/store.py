@@ -9,7 +9,9 @@ pooled connection) keep exclusions from starving the result.  Rows come back as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -167,14 +169,138 @@ async def search_tracks(db: asyncpg.Pool | asyncpg.Connection, query: str, offse
 
     Substring matches rank first, then trigram word similarity.
     """
-    folded = await db.fetchval("SELECT am_search_text($1)", query)
-    if not folded or not folded.strip():
+    folded = await _folded(db, query)
+    if folded is None:
         return []
-    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     # Bound parameters (not a CTE) so the planner can use the trigram index for both tests.
     return await db.fetch(
-        """SELECT t.item_id, t.title, t.artist, t.album, t.analysis_status
+        """SELECT t.item_id, t.title, t.artist, t.album, t.album_id, t.analysis_status
            FROM tracks t
            WHERE t.search_text LIKE $2 OR $1 <% t.search_text
            ORDER BY (t.search_text LIKE $2) DESC, word_similarity($1, t.search_text) DESC, t.artist, t.title
-           OFFSET $3 LIMIT $4""", folded, pattern, offset, limit)
+           OFFSET $3 LIMIT $4""", *folded, offset, limit)
+
+
+# -- albums and artists by name ---------------------------------------------------------------------
+
+#: pg_trgm word similarity (0-1) a name needs to be listed by search_albums / search_artists.
+#: Lower than pg_trgm's default (0.6) that search_tracks uses: names are short, and one typo in
+#: a seven-letter word ("Beatels") already leaves 4 of its 7 trigrams.
+NAME_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class AlbumHit:
+    album_id: str
+    album: str
+    #: the album artist, else the one track artist, else "Various Artists"
+    artist: str
+    tracks: int
+    analyzed: int
+
+
+@dataclass(frozen=True)
+class ArtistHit:
+    #: the track artist, as most of their tracks spell it
+    artist: str
+    albums: int
+    tracks: int
+    analyzed: int
+
+
+@asynccontextmanager
+async def _word_similarity_threshold(db: asyncpg.Pool | asyncpg.Connection,
+                                     threshold: float) -> AsyncIterator[asyncpg.Connection]:
+    """A connection in a read-only transaction whose ``<%`` operator uses ``threshold``
+    (transaction-local: nothing is left on the pooled connection)."""
+    async with AsyncExitStack() as stack:
+        conn = await stack.enter_async_context(db.acquire()) if isinstance(db, asyncpg.Pool) else db
+        await stack.enter_async_context(conn.transaction(readonly=True))
+        await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)", str(threshold))
+        yield conn
+
+
+async def _folded(db: asyncpg.Pool | asyncpg.Connection, query: str) -> tuple[str, str] | None:
+    """The query as the search column spells it (lower case, no accents) and its LIKE pattern."""
+    folded = await db.fetchval("SELECT am_search_text($1)", query)
+    if not folded or not folded.strip():
+        return None
+    folded = " ".join(folded.split())
+    return folded, "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# Both searches find their candidates through the trigram index on tracks.search_text (title,
+# artist, album): a name that matches has a track whose search_text matches at least as well.
+# Only then are the names themselves tested, track by track, so that a query matching many
+# titles does not count the tracks of every album or artist it touched.  Ranked: the exact name,
+# then names containing the query (equally relevant: the bigger first), then fuzzy matches by
+# word similarity; then size.
+_ALBUMS_SQL = """
+WITH hit AS (
+    SELECT DISTINCT t.album_id FROM tracks t
+    CROSS JOIN LATERAL (VALUES (am_search_text(t.artist, t.album)),
+                               (CASE WHEN t.album_artist NOT IN ('', t.artist)
+                                     THEN am_search_text(t.album_artist, t.album) END)) name(text)
+    WHERE t.album_id IS NOT NULL AND (t.search_text LIKE $2 OR $1 <% t.search_text)
+      AND (name.text LIKE $2 OR $1 <% name.text)
+), album AS (
+    SELECT t.album_id, mode() WITHIN GROUP (ORDER BY t.album) AS album,
+           coalesce(nullif(max(t.album_artist), ''),
+                    CASE WHEN count(DISTINCT t.artist) = 1 THEN min(t.artist) ELSE 'Various Artists' END) AS artist,
+           count(*)::int AS tracks, (count(*) FILTER (WHERE t.analysis_status = 'analyzed'))::int AS analyzed
+    FROM tracks t JOIN hit USING (album_id)
+    GROUP BY t.album_id
+), scored AS (
+    SELECT a.*, am_search_text(a.album) = $1 AS exact, am_search_text(a.artist, a.album) AS text FROM album a
+)
+SELECT album_id, album, artist, tracks, analyzed FROM scored
+WHERE exact OR text LIKE $2 OR $1 <% text
+ORDER BY exact DESC, text LIKE $2 DESC,
+         CASE WHEN text LIKE $2 THEN 1 ELSE word_similarity($1, text) END DESC, tracks DESC, album, album_id
+OFFSET $3 LIMIT $4"""
+
+_ARTISTS_SQL = """
+WITH hit AS (
+    SELECT DISTINCT lower(t.artist) AS key FROM tracks t
+    WHERE t.artist <> '' AND (t.search_text LIKE $2 OR $1 <% t.search_text)
+      AND (am_search_text(t.artist) LIKE $2 OR $1 <% am_search_text(t.artist))
+), named AS (
+    SELECT key, am_search_text(key) AS text FROM hit
+), artist AS (
+    SELECT n.key, n.text, mode() WITHIN GROUP (ORDER BY t.artist) AS artist,
+           count(DISTINCT t.album_id)::int AS albums, count(*)::int AS tracks,
+           (count(*) FILTER (WHERE t.analysis_status = 'analyzed'))::int AS analyzed
+    FROM tracks t JOIN named n ON lower(t.artist) = n.key
+    GROUP BY n.key, n.text
+)
+SELECT artist, albums, tracks, analyzed FROM artist
+ORDER BY text = $1 DESC, text LIKE $2 DESC,
+         CASE WHEN text LIKE $2 THEN 1 ELSE word_similarity($1, text) END DESC, tracks DESC, artist
+OFFSET $3 LIMIT $4"""
+
+
+async def search_albums(db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int, limit: int,
+                        threshold: float = NAME_THRESHOLD) -> list[AlbumHit]:
+    """Albums whose name, or artist and name, match ``query``: typo-tolerant, accent- and
+    case-insensitive; with their track counts."""
+    async with _word_similarity_threshold(db, threshold) as conn:
+        folded = await _folded(conn, query)
+        rows = await conn.fetch(_ALBUMS_SQL, *folded, offset, limit) if folded else []
+    return [AlbumHit(**dict(r)) for r in rows]
+
+
+async def search_artists(db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int, limit: int,
+                         threshold: float = NAME_THRESHOLD) -> list[ArtistHit]:
+    """Track artists whose name matches ``query``: typo-tolerant, accent- and case-insensitive;
+    with their album and track counts."""
+    async with _word_similarity_threshold(db, threshold) as conn:
+        folded = await _folded(conn, query)
+        rows = await conn.fetch(_ARTISTS_SQL, *folded, offset, limit) if folded else []
+    return [ArtistHit(**dict(r)) for r in rows]
+
+
+async def album_known(db: asyncpg.Pool | asyncpg.Connection, album_id: str) -> tuple[bool, bool]:
+    """Whether any track has this album id, and whether any track at all has an embedding."""
+    row = await db.fetchrow("""SELECT EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS known,
+                                      EXISTS (SELECT 1 FROM embeddings) AS anything""", album_id)
+    return bool(row["known"]), bool(row["anything"])
