@@ -316,8 +316,8 @@ def _sync_line(task: dict[str, Any], started: float, done_at_start: int) -> str:
 async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, job: str, args: tuple[Any, ...],
                     details: dict[str, Any], progress: Callable[[dict[str, Any], float, int], str]) -> dict[str, Any]:
     """Start (or join) a run, work on it with an in-process worker, draw its progress until it
-    ends.  Ctrl-C cancels the run (the track being analysed finishes first); the task comes
-    back with ``interrupted`` set."""
+    ends.  Ctrl-C cancels the run (the tracks being analysed finish first; a second Ctrl-C
+    stops at once); the task comes back with ``interrupted`` set."""
     from arq import create_pool as create_arq_pool
 
     from sidecar import tasks
@@ -331,10 +331,10 @@ async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, jo
     group = WorkerGroup(settings, endpoints)
     await group.open()
     worker_task = asyncio.ensure_future(group.run())
-    stop = asyncio.Event()
+    presses: list[int] = []  # Ctrl-C (or SIGTERM) presses
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, presses.append, sig)
     tty = sys.stderr.isatty()
     interrupted = False
     try:
@@ -355,14 +355,20 @@ async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, jo
                 last_print = time.monotonic()
             if task.get("status") in tasks.FINAL:
                 break
-            if stop.is_set() and not interrupted:
+            if presses and not interrupted:
                 interrupted = True
                 await tasks.cancel(pool, task_id, "cancelled from the command line (Ctrl-C)")
+                print("\ncancelling: the tracks being analysed finish first (Ctrl-C again to stop now)",
+                      file=sys.stderr, flush=True)
             if worker_task.done():
                 raise RuntimeError(f"the worker stopped: {worker_task.exception()!r}")
             await asyncio.sleep(0.25 if interrupted else 0.5)
         if tty:
             print(file=sys.stderr)
+        if interrupted:  # jobs stop between tracks: let them store the track at hand
+            deadline = time.monotonic() + 120
+            while group.running_jobs() and len(presses) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
         return {**(await tasks.get(pool, task_id) or {}), "interrupted": interrupted}
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,6 +9,7 @@ child has run for 5 minutes), and every exit and restart is logged.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 import subprocess
@@ -20,18 +21,32 @@ log = logging.getLogger("audiomuse")
 FIRST_PAUSE_S = 1.0
 MAX_PAUSE_S = 60.0
 HEALTHY_AFTER_S = 300.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when `audiomuse up` dies, even by SIGKILL (Linux), so a
+    crash leaves no worker behind (the embedded servers it leaves are adopted by the next start)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 class Supervised:
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], *,
+                 first_pause_s: float = FIRST_PAUSE_S) -> None:
         self.name, self.argv, self.env = name, list(argv), dict(env)
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
-        self.pause_s = FIRST_PAUSE_S
+        self.first_pause_s = first_pause_s
+        self.pause_s = first_pause_s
         self.restarts = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
 
     async def watch(self, poll_s: float = 0.5) -> None:
@@ -43,7 +58,7 @@ class Supervised:
             code = self.process.returncode
             ran = time.monotonic() - self.started_at
             if ran >= HEALTHY_AFTER_S:
-                self.pause_s = FIRST_PAUSE_S
+                self.pause_s = self.first_pause_s
             log.error("%s exited with code %s after %.0f s; restarting in %.0f s", self.name, code, ran,
                       self.pause_s)
             await asyncio.sleep(self.pause_s)

