@@ -367,7 +367,7 @@ async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, jo
             print(file=sys.stderr)
         if interrupted:  # jobs stop between tracks: let them store the track at hand
             deadline = time.monotonic() + 120
-            while group.running_jobs() and len(presses) < 2 and time.monotonic() < deadline:
+            while group.running_jobs() and len(presses) < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         return {**(await tasks.get(pool, task_id) or {}), "interrupted": interrupted}
     finally:
