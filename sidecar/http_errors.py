@@ -62,7 +62,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ProviderNotFound as exc:
         return json_error(404, "not found on the media server", str(exc))
     except ProviderRefused as exc:
-        return json_error(exc.status if exc.status in (400, 409) else 409, exc.reason, str(exc))
+        return json_error(exc.status if exc.status in (400, 409, 422) else 409, exc.reason, str(exc))
     except ProviderAuthError as exc:
         return json_error(502, "media server rejected our credentials", str(exc))
     except ProviderUnavailable as exc:

@@ -321,3 +321,36 @@ async def test_a_busy_port_is_one_line_naming_the_variable() -> None:
     finally:
         await runner.cleanup()
         holder.close()
+
+
+async def test_create_playlist_over_http_never_overwrites_and_counts_what_it_wrote(
+        client: TestClient, make_settings: Any, tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    make_album(music, "Band", "Lists", 3)
+    settings = make_settings({"LOCAL_MUSIC_DIR": str(music)})
+    provider = LocalProvider(music, settings.playlist_dir)
+    (album,) = await provider.list_albums()
+    ids = [t.item_id for t in await provider.album_tracks(album.id)]
+    settings.playlist_dir.mkdir(parents=True, exist_ok=True)
+    mine = settings.playlist_dir / "My Favourites.m3u8"
+    mine.write_text("#EXTM3U\nsomething.flac\n")
+    resp = await client.post("/api/create_playlist", json={"playlist_name": "My Favourites", "track_ids": ids})
+    body = await resp.json()
+    assert resp.status == 409 and "not written by this service" in body["detail"], body
+    assert mine.read_text() == "#EXTM3U\nsomething.flac\n"
+    resp = await client.post("/api/create_playlist", json={"playlist_name": "Evil\n#EXTINF:1,x", "track_ids": ids})
+    assert resp.status == 400 and "one line" in (await resp.json())["error"]
+    made = {}
+    for name in ("Rock/Pop", "Rock?Pop", "Rock:Pop"):
+        resp = await client.post("/api/create_playlist", json={"playlist_name": name, "track_ids": ids + ids[:1]})
+        body = await resp.json()
+        assert resp.status == 201 and body["track_count"] == 3, body
+        made[name] = body["playlist_id"]
+    assert len(set(made.values())) == 3
+    for name, stem in made.items():
+        lines = (settings.playlist_dir / f"{stem}.m3u8").read_text().splitlines()
+        assert f"#PLAYLIST:{name}" in lines and sum(1 for x in lines if x.endswith(".flac")) == 3
+    # the same name again replaces its own file
+    resp = await client.post("/api/create_playlist", json={"playlist_name": "Rock/Pop", "track_ids": ids[:1]})
+    assert resp.status == 201 and (await resp.json())["playlist_id"] == made["Rock/Pop"]
+    await provider.close()

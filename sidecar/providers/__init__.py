@@ -38,4 +38,4 @@ def make_provider(settings: Settings) -> MediaProvider:
         assert settings.navidrome_url and settings.navidrome_user and settings.navidrome_password
         return SubsonicProvider(settings.navidrome_url, settings.navidrome_user, settings.navidrome_password,
                                 timeout_s=timeout_s, retries=retries, max_download_bytes=max_bytes)
-    return LocalProvider(settings.music_dir, settings.playlist_dir)
+    return LocalProvider(settings.music_dir, settings.playlist_dir, scan_timeout_s=settings.local_scan_timeout_seconds)

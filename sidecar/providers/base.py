@@ -70,7 +70,7 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderRefused(ProviderError):
     """The request cannot be carried out as given, for a reason its caller can fix (a playlist
-    name that is taken or not allowed): ``status`` is 400 or 409, answered as such."""
+    name that is taken or not allowed): ``status`` is 400, 409 or 422, answered as such."""
 
 
 class ProviderTooLarge(ProviderError):

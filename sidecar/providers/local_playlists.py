@@ -8,7 +8,7 @@
 * A file of ours starts with ``#EXTM3U``, then :data:`MARKER`, then ``#PLAYLIST:NAME``.  Only a
   regular file (not a symlink) carrying the marker and the same NAME is ever replaced: any other
   file in the way (hand-made, another program's, another name whose STEM is the same) is a conflict
-  (ProviderError, status 409) and is left untouched.
+  (ProviderRefused, status 409) and is left untouched.
 * ``replace_id`` (the STEM a previous call returned for this NAME) is replaced when it is such a
   file; when it is missing or not ours, NAME's own STEM is used under the rules above.
 * NAME is one line: control characters and line separators are refused (status 400), and so is a
@@ -34,7 +34,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.providers.base import ProviderError
+from sidecar.providers.base import ProviderRefused
 
 MARKER = "#AUDIOMUSE-SIDECAR"
 MAX_NAME_CHARS = 500
@@ -56,13 +56,13 @@ class Entry:
 def check_name(name: str) -> None:
     """Refuse (status 400) a name that is not one printable line."""
     if not name.strip():
-        raise ProviderError("local", _CALL, "the playlist name is empty", status=400)
+        raise ProviderRefused("local", _CALL, "the playlist name is empty", status=400)
     if len(name) > MAX_NAME_CHARS:
-        raise ProviderError("local", _CALL, f"the playlist name is longer than {MAX_NAME_CHARS} characters",
+        raise ProviderRefused("local", _CALL, f"the playlist name is longer than {MAX_NAME_CHARS} characters",
                             status=400)
     bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
     if bad is not None:
-        raise ProviderError("local", _CALL, f"the playlist name contains the control character U+{ord(bad):04X}"
+        raise ProviderRefused("local", _CALL, f"the playlist name contains the control character U+{ord(bad):04X}"
                             " (a name is one line of text)", status=400)
 
 
@@ -108,8 +108,8 @@ def _owner(dfd: int, filename: str) -> tuple[bool, str | None]:
     return True, head[2].removeprefix(b"#PLAYLIST:").decode("utf-8", "replace")
 
 
-def _conflict(path: Path, reason: str) -> ProviderError:
-    return ProviderError("local", _CALL, f"{os.fsencode(path).decode('utf-8', 'replace')} {reason}; "
+def _conflict(path: Path, reason: str) -> ProviderRefused:
+    return ProviderRefused("local", _CALL, f"{os.fsencode(path).decode('utf-8', 'replace')} {reason}; "
                          "it is left as it is (rename or remove it, or choose another name)", status=409)
 
 
@@ -134,7 +134,7 @@ def render(folder: Path, name: str, entries: Sequence[Entry]) -> bytes:
         rel = os.fsencode(os.path.relpath(e.path, folder))
         if b"\n" in rel or b"\r" in rel:
             shown = os.fsencode(e.path).decode("utf-8", "replace")
-            raise ProviderError("local", _CALL, f"the file name of {shown!r} holds a line break, which an M3U "
+            raise ProviderRefused("local", _CALL, f"the file name of {shown!r} holds a line break, which an M3U "
                                 "playlist cannot hold", status=422)
         seconds = int(round(e.duration_s)) if e.duration_s else -1
         label = _LINE_BREAKS.sub(" ", e.label).encode("utf-8", "replace")

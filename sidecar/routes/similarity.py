@@ -4,6 +4,7 @@ GET /api/search_artists, GET /api/find_path, GET /api/mix, POST /api/create_play
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict
 from typing import Any
 
@@ -167,10 +168,15 @@ async def create_playlist(request: web.Request) -> web.Response:
     ids = body.get("track_ids")
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "playlist_name must be a non-empty string")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise ApiError(400, "playlist_name must be one line of text", "no line breaks, tabs or control characters")
+    if len(name) > 200:
+        raise ApiError(400, "playlist_name may hold at most 200 characters", len(name))
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
         raise ApiError(400, "track_ids must be a non-empty list of track ids")
     if len(ids) > 5000:
         raise ApiError(400, "track_ids may hold at most 5000 ids", len(ids))
+    ids = list(dict.fromkeys(ids))  # each track once, in the order given: track_count is what is written
     db, provider = request.app[DB], request.app[PROVIDER]
     name = name.strip()
     existing = await db.fetchval(
