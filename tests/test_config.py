@@ -85,7 +85,7 @@ def test_redacted_hides_secrets() -> None:
                        "DATABASE_URL": "postgresql://a:pw@h/d", "API_TOKEN": "tok"})
     shown = s.redacted()
     assert shown["NAVIDROME_PASSWORD"] == "***" and shown["API_TOKEN"] == "***"
-    assert shown["DATABASE_URL"] == "postgresql://a:***@h/d"
+    assert shown["DATABASE_URL"] == "postgresql://***@h/d"  # the whole userinfo: user names can be secrets too
     assert "sekrit" not in repr(shown) and "pw@" not in repr(shown)
 
 
