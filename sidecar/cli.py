@@ -126,7 +126,7 @@ def _describe(settings: Settings, endpoints: Endpoints) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from sidecar.supervise import Supervised, stop_all, watch_all
+    from sidecar.supervise import Supervised, stop_all
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
@@ -135,22 +135,30 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
         children = [Supervised("worker", [sys.executable, "-m", "sidecar", "worker"], env),
                     *_web_siblings(settings, endpoints)]
-        for child in children:
-            child.start()
-
-        async def until() -> None:
-            watcher = asyncio.ensure_future(watch_all(children))
-            try:
-                await _freeze_heap_then_wait_for_stop_signal()
-            finally:
-                watcher.cancel()
-
         try:
-            asyncio.run(serve_web(settings, endpoints, until))
+            asyncio.run(serve_web(settings, endpoints, _supervising(children)))
         finally:
             stop_all(children)
         print("AudioMuse sidecar stopped", flush=True)
     return 0
+
+
+def _supervising(children: list[Any]) -> Callable[[], Awaitable[None]]:
+    """Start ``children``; the returned coroutine function (serve_web's ``until``) restarts any
+    that exits while the web app runs, until a stop signal."""
+    from sidecar.supervise import watch_all
+
+    for child in children:
+        child.start()
+
+    async def until() -> None:
+        watcher = asyncio.ensure_future(watch_all(children))
+        try:
+            await _freeze_heap_then_wait_for_stop_signal()
+        finally:
+            watcher.cancel()
+
+    return until
 
 
 def _web_siblings(settings: Settings, endpoints: Endpoints) -> list[Any]:
@@ -163,23 +171,13 @@ def _web_siblings(settings: Settings, endpoints: Endpoints) -> list[Any]:
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
-    from sidecar.supervise import stop_all, watch_all
+    from sidecar.supervise import stop_all
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
         siblings = [] if args.single else _web_siblings(settings, endpoints)
-        for child in siblings:
-            child.start()
-
-        async def until() -> None:
-            watcher = asyncio.ensure_future(watch_all(siblings))
-            try:
-                await _freeze_heap_then_wait_for_stop_signal()
-            finally:
-                watcher.cancel()
-
         try:
-            asyncio.run(serve_web(settings, endpoints, until))
+            asyncio.run(serve_web(settings, endpoints, _supervising(siblings)))
         finally:
             stop_all(siblings)
     return 0

@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from sidecar.embedded.owner import adopt_if_orphaned, write_owner
+
 log = logging.getLogger(__name__)
 
 PG_SYSTEM_USER = "audiomuse-pg"
@@ -165,15 +167,7 @@ class EmbeddedPostgres:
         existing = self.running_port()
         if existing is not None:
             self.port = existing
-            owner = owner_alive(self.owner_file)
-            if owner is not None:
-                log.info("embedded PostgreSQL already running on port %s (started by process %s), reusing it",
-                         existing, owner)
-            else:
-                log.warning("embedded PostgreSQL on port %s was left running by a process that is gone: "
-                            "adopting it (it stops when this process stops)", existing)
-                self.started_here = True
-                write_owner(self.owner_file)
+            self.started_here = adopt_if_orphaned("PostgreSQL", existing, self.owner_file)
             return self.dsn()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL cluster in %s", self.pgdata)
@@ -219,24 +213,3 @@ class EmbeddedPostgres:
         self.owner_file.unlink(missing_ok=True)
         self.started_here = False
 
-
-def write_owner(path: Path) -> None:
-    """Record this process as the owner of an embedded server."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(str(os.getpid()))
-    os.replace(tmp, path)
-
-
-def owner_alive(path: Path) -> int | None:
-    """The pid recorded in ``path`` when that process still runs, else None."""
-    try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sidecar.embedded.postgres import owner_alive, write_owner
+from sidecar.embedded.owner import adopt_if_orphaned, write_owner
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,7 @@ class EmbeddedValkey:
             recorded = 0
         if recorded and _answers_ping(recorded):
             self.port = recorded
-            owner = owner_alive(self.owner_file)
-            if owner is not None:
-                log.info("embedded Valkey already running on port %s (started by process %s), reusing it",
-                         recorded, owner)
-            else:
-                log.warning("embedded Valkey on port %s was left running by a process that is gone: adopting "
-                            "it (it stops when this process stops)", recorded)
-                self._adopted = True
-                write_owner(self.owner_file)
+            self._adopted = adopt_if_orphaned("Valkey", recorded, self.owner_file)
             return self.url()
         self._server = ValkeyServer(host="127.0.0.1", port=self.port or None, data_dir=self.dir, persist=True,
                                     config={"appendonly": "yes", "appendfsync": "everysec",
