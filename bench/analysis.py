@@ -9,7 +9,7 @@ What it does (everything it downloads or makes lives in ~/.cache/audiomuse-bench
 1. Corpus: freely licensed game soundtracks from Debian packages (bench/analysis_corpus.py); only
    files of a minute or more are used.
 2. Ours, per track: ``sidecar.ml.pipeline.analyze_path`` (decode -> mel -> MSD + MTT MusiCNN on ONNX
-   Runtime -> tempo, key, energy, moods) then ``sidecar.analysis_db.store_result`` into a fresh
+   Runtime -> tempo, key, energy, moods) then ``sidecar.db.analysis.store_result`` into a fresh
    database of an embedded PostgreSQL 18 + pgvector, after inserting the track as the library sync
    does. Stage times come from the result's ``features["timings"]``; "other" is the rest of
    ``analyze_path`` (silence check, energy, derived features), "store" the transaction.
@@ -55,9 +55,10 @@ sys.path.insert(0, str(ROOT))
 from analysis_corpus import CORPORA, Track, load_corpus, make_long_file, make_warmup_clip  # noqa: E402
 from analysis_seed import SeedWorker, ensure_seed_python  # noqa: E402
 
-from sidecar import analysis_db, library  # noqa: E402
 from sidecar.config import Settings  # noqa: E402
+from sidecar.db import analysis as analysis_db  # noqa: E402
 from sidecar.db import open_database  # noqa: E402
+from sidecar.db import tracks as library  # noqa: E402
 from sidecar.embedded.postgres import EmbeddedPostgres  # noqa: E402
 from sidecar.ml.pipeline import AnalysisParams, analyze_path, models  # noqa: E402
 from sidecar.providers.base import Track as LibraryTrack  # noqa: E402

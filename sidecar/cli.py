@@ -318,8 +318,7 @@ async def _run_here(settings: Settings, endpoints: Endpoints, task_type: str, jo
     stops at once); the task comes back with ``interrupted`` set."""
     from arq import create_pool as create_arq_pool
 
-    from sidecar import tasks
-    from sidecar.db import open_database
+    from sidecar.db import open_database, tasks
     from sidecar.jobs.names import WORK_QUEUE
     from sidecar.jobs.queue import AlreadyRunning, start_run
     from sidecar.jobs.worker import WorkerGroup, redis_settings

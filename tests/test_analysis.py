@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import make_corrupt_file, make_empty_file, make_non_audio_file, make_track
 from workers import run_workers_until_idle
 
-from sidecar import tasks
+from sidecar.db import tasks
 from sidecar.app import create_app
 from sidecar.appkeys import DB
 from sidecar.ml import pipeline

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import DEFAULT_LIBRARY, make_library
 from workers import run_workers_until_idle
 
-from sidecar import tasks
+from sidecar.db import tasks
 from sidecar.app import create_app
 from sidecar.db.migrate import migrations
 from sidecar.jobs.names import CONTROL_QUEUE, WORK_QUEUE

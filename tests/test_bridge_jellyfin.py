@@ -34,7 +34,7 @@ from sidecar.bridge import jellyfin as bridge_module
 from sidecar.bridge.jellyfin_plugin_api import PluginApi
 from sidecar.bridge.subsonic_format import SIDECAR_VERSION
 from sidecar.config import Settings
-from sidecar.library import upsert_tracks
+from sidecar.db.tracks import upsert_tracks
 from sidecar.mix.engine import Candidate, total_distance
 from sidecar.providers.jellyfin import JellyfinProvider
 from sidecar.services import Endpoints

@@ -42,7 +42,7 @@ from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge import subsonic as bridge_module
 from sidecar.config import Settings, load_settings
 from sidecar.embedded.postgres import EmbeddedPostgres
-from sidecar.library import upsert_tracks
+from sidecar.db.tracks import upsert_tracks
 from sidecar.providers.subsonic import SubsonicProvider
 from sidecar.services import Endpoints
 from sidecar.similarity.service import MixKind, MixService

@@ -22,9 +22,11 @@ from arq.constants import in_progress_key_prefix, job_key_prefix
 from audio_factory import make_track
 from workers import run_workers_until_idle
 
-from sidecar import analysis_db, library, tasks
 from sidecar.app import create_app
 from sidecar.appkeys import DB
+from sidecar.db import analysis as analysis_db
+from sidecar.db import tasks
+from sidecar.db import tracks as tracks_db
 from sidecar.jobs.analysis import analyze_album
 from sidecar.jobs.context import JobContext
 from sidecar.jobs.queue import settle
@@ -123,7 +125,7 @@ async def test_metadata_the_database_refuses_fails_that_track_only(db: asyncpg.P
     undecodable = Track(item_id="c" * 32, title="\udcff\udcfe name", album="Y", album_id="al",
                         file_path="/music/\udcff\udcfe name.flac")
     out_of_range = Track(item_id="d" * 32, title="Year 10^12", album="Y", album_id="al", year=10**12)
-    stored, refused = await library.upsert_tracks(db, "local", [good, nul, undecodable, out_of_range])
+    stored, refused = await tracks_db.upsert_tracks(db, "local", [good, nul, undecodable, out_of_range])
     assert [t.item_id for t in stored] == ["a" * 32, "b" * 32, "c" * 32]
     assert [t.item_id for t, _ in refused] == ["d" * 32] and "metadata rejected" in refused[0][1]
     rows = {r["item_id"]: r for r in await db.fetch("SELECT item_id, title, artist, genres, file_path FROM tracks")}
@@ -222,7 +224,7 @@ async def test_an_album_job_analyses_exactly_the_tracks_its_run_listed(make_sett
     lister = LocalProvider(music, settings.playlist_dir)  # the parent's view, at listing time
     (album,) = await lister.list_albums()
     listed = await lister.album_tracks(album.id)
-    await library.upsert_tracks(db, "local", listed)
+    await tracks_db.upsert_tracks(db, "local", listed)
     paths[1].unlink()  # one listed track disappears ...
     make_album(music, "Band", "Growing", 3)[2]  # ... and a new one arrives (tracks 1-2 rewritten, same ids)
     paths[1].unlink()

@@ -1,4 +1,5 @@
-"""Database access: the asyncpg pool, migrations and roles."""
+"""Database access: the asyncpg pool, migrations and roles, and every SQL statement of the service
+(by subject: ``tasks``, ``tracks``, ``analysis``; k-NN queries live in ``sidecar/similarity/store.py``)."""
 
 from __future__ import annotations
 

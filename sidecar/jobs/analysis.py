@@ -32,7 +32,9 @@ from typing import Any
 
 import asyncpg
 
-from sidecar import analysis_db, library, tasks
+from sidecar.db import analysis as analysis_db
+from sidecar.db import tasks
+from sidecar.db import tracks as tracks_db
 from sidecar.jobs.context import JobContext, heartbeat, job_context
 from sidecar.jobs.names import ALBUM_ANALYSIS_TASK, ANALYZE_ALBUM
 from sidecar.jobs.outage import OutageWindow
@@ -87,7 +89,7 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
             await tasks.fail(db, task_id, f"media server: {exc}")
             return {"status": "FAILURE", "error": str(exc)}
         if item_ids is None:
-            await library.upsert_tracks(db, app.provider.name, tracks)
+            await tracks_db.upsert_tracks(db, app.provider.name, tracks)
         all_ids = [t.item_id for t in tracks] + gone
         for item_id in gone:
             await analysis_db.store_failure(db, item_id, "gone: no longer on the media server", version)
@@ -187,7 +189,7 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
             except ProviderError as exc:
                 list_failures.append(f"{album.name!r}: {exc}")
                 continue
-            stored, refused = await library.upsert_tracks(db, app.provider.name, found)
+            stored, refused = await tracks_db.upsert_tracks(db, app.provider.name, found)
             for track, reason in refused:
                 rejected += 1
                 await note(f"track {track.item_id} of album {album.name!r} not recorded: {reason}")

@@ -6,7 +6,7 @@ import functools
 import logging
 from typing import Any
 
-from sidecar import library, tasks
+from sidecar.db import tasks, tracks
 from sidecar.jobs.context import heartbeat, job_context
 from sidecar.jobs.outage import OutageWindow
 from sidecar.providers.base import ProviderError
@@ -42,7 +42,7 @@ async def sync_library(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 failed += 1
                 await note(f"album {album.name!r} ({album.id}): {exc}")
             else:
-                stored, refused = await library.upsert_tracks(db, app.provider.name, found)
+                stored, refused = await tracks.upsert_tracks(db, app.provider.name, found)
                 tracks_seen += len(stored)
                 rejected += len(refused)
                 for track, reason in refused:

@@ -18,7 +18,7 @@ import asyncpg
 from arq import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix
 
-from sidecar import tasks
+from sidecar.db import tasks
 from sidecar.jobs.names import JOB_QUEUES
 
 log = logging.getLogger(__name__)

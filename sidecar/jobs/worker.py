@@ -21,9 +21,8 @@ from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import Worker, func
 
-from sidecar import tasks
 from sidecar.config import Settings
-from sidecar.db import open_database
+from sidecar.db import open_database, tasks
 from sidecar.jobs import names
 from sidecar.jobs.analysis import analyze_album, run_analysis
 from sidecar.jobs.context import JobContext, job_context

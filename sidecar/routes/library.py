@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar import analysis_db, library
 from sidecar.appkeys import DB, QUEUE, SETTINGS
+from sidecar.db import analysis as analysis_db
+from sidecar.db import tracks
 from sidecar.http_errors import ApiError, read_json_object
 from sidecar.jobs.names import LIBRARY_SYNC_TASK, SYNC_LIBRARY
 from sidecar.jobs.queue import AlreadyRunning, start_run
@@ -31,7 +32,7 @@ async def start_sync(request: web.Request) -> web.Response:
 
 @routes.get("/api/library/stats")
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(await library.status_counts(request.app[DB]))
+    return web.json_response(await tracks.status_counts(request.app[DB]))
 
 
 @routes.get("/api/library/failed")

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar import tasks
 from sidecar.appkeys import DB
+from sidecar.db import tasks
 from sidecar.http_errors import ApiError
 from sidecar.routes.params import int_param
 
