@@ -215,7 +215,8 @@ async def _checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str, b
     import asyncpg
     from redis.asyncio import Redis
 
-    from sidecar.db.migrate import current_version, migrations
+    from sidecar.db.migrate import migrations
+    from sidecar.db.server import server_info
     from sidecar.providers import make_provider
 
     results: list[tuple[str, bool, str]] = []
@@ -230,13 +231,10 @@ async def _checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str, b
     async def database() -> str:
         conn = await asyncpg.connect(endpoints.postgres_dsn, timeout=10)
         try:
-            version = await conn.fetchval("SHOW server_version")
-            vector = await conn.fetchval(
-                "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
-                "(SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))")
+            info = await server_info(conn)
+            version, vector, schema = info.version, info.pgvector, info.schema_version
             if vector is None:
                 raise RuntimeError(f"PostgreSQL {version} has no pgvector extension")
-            schema = await current_version(conn)
             latest = migrations()[-1].version
             note = "up to date" if schema == latest else f"{latest - schema} migration(s) pending, " \
                                                           f"run `audiomuse db migrate`"

@@ -85,3 +85,19 @@ def test_no_sql_in_the_service_leaves_session_state() -> None:
     for fine in ('conn.execute("SET LOCAL hnsw.ef_search = 10")', "UPDATE tracks SET title = $1",
                  "SELECT pg_advisory_xact_lock(1)", "set_config('hnsw.ef_search', '100', true)"):
         assert not any(p.search(fine) for p, _ in SESSION_STATE), fine
+
+
+#: the only homes of SQL: sidecar/db/ (by subject) and the k-NN queries of the similarity store
+SQL_HOMES = ("sidecar/db/", "sidecar/similarity/store.py")
+_QUERY_CALL = re.compile(r"\.(fetch|fetchrow|fetchval|execute|executemany|copy_records_to_table)\(")
+
+
+def test_sql_lives_only_in_its_homes() -> None:
+    """Every statement is a named function in sidecar/db/ (or the similarity store): a query
+    call anywhere else in the service fails this test."""
+    root = Path(__file__).resolve().parent.parent
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for path in sorted((root / "sidecar").rglob("*.py"))
+             if not str(path.relative_to(root)).startswith(SQL_HOMES)
+             for n, line in enumerate(path.read_text().splitlines(), 1) if _QUERY_CALL.search(line)]
+    assert not found, "SQL outside sidecar/db/ and sidecar/similarity/store.py:\n" + "\n".join(found)

@@ -72,6 +72,7 @@ from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge import subsonic_format as doc
 from sidecar.bridge.proxy import HOP_BY_HOP, end_to_end, stream_back
 from sidecar.config import Settings
+from sidecar.db import tracks as tracks_db
 from sidecar.mix.engine import Candidate
 from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
 
@@ -363,14 +364,11 @@ async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamRespons
     seed_id = call.required("id")
     count = call.count(50, 0)
     svc = bridge.mixes()
-    db = bridge.main[DB]
-    found = await db.fetchrow(
-        """SELECT EXISTS (SELECT 1 FROM tracks WHERE item_id = $1) AS song,
-                  EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS album""", seed_id)
+    kind = await tracks_db.id_kind(bridge.main[DB], seed_id)
     try:
-        if found["song"]:
+        if kind == "song":
             result = await svc.mix(MixKind.SONG, seed_id, count + 1)
-        elif found["album"]:
+        elif kind == "album":
             result = await svc.mix(MixKind.ALBUM, seed_id, count)
         else:
             name = await bridge.artist_name(call, seed_id)

@@ -32,6 +32,11 @@ async def tracks_to_analyse(db: asyncpg.Pool | asyncpg.Connection, item_ids: Seq
     return [i for i in item_ids if i not in done]
 
 
+async def mark_analyzing(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> None:
+    await db.execute("UPDATE tracks SET analysis_status = 'analyzing', failure_reason = NULL "
+                     "WHERE item_id = $1 AND analysis_status <> 'analyzed'", item_id)
+
+
 async def store_result(db: asyncpg.Pool, item_id: str, result: TrackAnalysis) -> None:
     """Analysis, embedding and status of one track, in one transaction (idempotent upsert)."""
     other = [result.other_features.get(name) for name in OTHER_FEATURES]

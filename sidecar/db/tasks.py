@@ -78,6 +78,18 @@ async def update(db: asyncpg.Pool | asyncpg.Connection, task_id: str, *, status:
         None if details is None else json.dumps(details), log_line)
 
 
+async def touch(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> None:
+    """The heartbeat of a running task: its worker is alive."""
+    await db.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
+
+
+async def statuses(db: asyncpg.Pool | asyncpg.Connection, task_ids: list[str]) -> dict[str, str]:
+    if not task_ids:
+        return {}
+    rows = await db.fetch("SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])", task_ids)
+    return {r["task_id"]: r["status"] for r in rows}
+
+
 async def get(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> dict[str, Any] | None:
     return _row(await db.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = $1", task_id))
 

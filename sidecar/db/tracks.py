@@ -66,6 +66,13 @@ async def upsert_tracks(db: asyncpg.Pool, provider: str,
     return stored, refused
 
 
+async def id_kind(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> str | None:
+    """What ``item_id`` names in the library: "song", "album" or None (unknown here)."""
+    return await db.fetchval(
+        """SELECT CASE WHEN EXISTS (SELECT 1 FROM tracks WHERE item_id = $1) THEN 'song'
+                       WHEN EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) THEN 'album' END""", item_id)
+
+
 async def status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
     rows = await db.fetch("SELECT analysis_status, count(*) AS n FROM tracks GROUP BY analysis_status")
     counts = {"pending": 0, "analyzing": 0, "analyzed": 0, "failed": 0}

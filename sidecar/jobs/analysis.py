@@ -126,8 +126,7 @@ async def _analyze_one(app: JobContext, outage: OutageWindow, track: Track, para
     """Download, analyse, store, delete: the track ends analysed or failed with its reason."""
     db = app.db
     timeout = app.settings.analysis_track_timeout_seconds
-    await db.execute("UPDATE tracks SET analysis_status = 'analyzing', failure_reason = NULL "
-                     "WHERE item_id = $1 AND analysis_status <> 'analyzed'", track.item_id)
+    await analysis_db.mark_analyzing(db, track.item_id)
 
     async def fetch_and_analyse() -> Any:
         async with app.provider.audio_file(track, app.settings.download_dir) as path:
@@ -214,7 +213,7 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
         while True:
             if await tasks.is_revoked(db, task_id):
                 break
-            states = await _child_states(db, list(children.values()))
+            states = await tasks.statuses(db, list(children.values()))
             running = sum(1 for s in states.values() if s in tasks.ACTIVE)
             while pending and running < app.settings.max_queued_analysis_jobs:
                 album_id = pending.pop(0)
@@ -259,13 +258,6 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
     await tasks.update(db, task_id, status="SUCCESS" if summary["adds_up"] else "FAILURE", progress=100,
                        details=summary, log_line=line)
     return {"status": "SUCCESS" if summary["adds_up"] else "FAILURE", **summary}
-
-
-async def _child_states(db: asyncpg.Pool, ids: list[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    rows = await db.fetch("SELECT task_id, status FROM tasks WHERE task_id = ANY($1::text[])", ids)
-    return {r["task_id"]: r["status"] for r in rows}
 
 
 async def _wait_for_jobs(redis: Any, job_ids: list[str], timeout_s: float) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from sidecar.config import Settings
+from sidecar.db import tasks
 from sidecar.providers.base import MediaProvider
 
 
@@ -39,7 +40,7 @@ async def heartbeat(app: JobContext, task_id: str) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             await asyncio.sleep(interval)
-            await db.execute("UPDATE tasks SET updated_at = now() WHERE task_id = $1", task_id)
+            await tasks.touch(db, task_id)
 
     pulse = asyncio.create_task(beat())
     try:

@@ -8,18 +8,16 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import DB, QUEUE
+from sidecar.db.server import server_info
 from sidecar.jobs.names import HEALTH_CHECK_INTERVAL_S, HEALTH_CHECK_KEY
 
 routes = web.RouteTableDef()
 
 
 async def _database(app: web.Application) -> dict[str, Any]:
-    row = await app[DB].fetchrow(
-        """SELECT current_setting('server_version') AS version,
-                  (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,
-                  (SELECT max(version) FROM schema_migrations) AS schema_version""")
-    return {"status": "ok", "version": row["version"], "pgvector": row["pgvector"],
-            "schema_version": row["schema_version"]}
+    info = await server_info(app[DB])
+    return {"status": "ok", "version": info.version, "pgvector": info.pgvector,
+            "schema_version": info.schema_version}
 
 
 async def _redis(app: web.Application) -> dict[str, Any]:

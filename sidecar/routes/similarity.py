@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import DB, PROVIDER, SETTINGS
+from sidecar.db import playlists
 from sidecar.http_errors import ApiError, read_json_object
 from sidecar.mix.engine import Candidate, MixResult, total_distance
 from sidecar.routes.params import bool_param, int_param, list_param, str_param
@@ -179,14 +180,7 @@ async def create_playlist(request: web.Request) -> web.Response:
     ids = list(dict.fromkeys(ids))  # each track once, in the order given: track_count is what is written
     db, provider = request.app[DB], request.app[PROVIDER]
     name = name.strip()
-    existing = await db.fetchval(
-        "SELECT provider_playlist_id FROM playlists WHERE provider = $1 AND kind = 'similar' AND name = $2",
-        provider.name, name)
+    existing = await playlists.provider_id(db, provider.name, "similar", name)
     playlist_id = await provider.create_playlist(name, ids, replace_id=existing)
-    await db.execute(
-        """INSERT INTO playlists (name, kind, track_ids, provider, provider_playlist_id)
-           VALUES ($1, 'similar', $2, $3, $4)
-           ON CONFLICT (provider, kind, name) DO UPDATE SET track_ids = EXCLUDED.track_ids,
-               provider_playlist_id = EXCLUDED.provider_playlist_id, updated_at = now()""",
-        name, ids, provider.name, playlist_id)
+    await playlists.record(db, provider.name, "similar", name, ids, playlist_id)
     return web.json_response({"playlist_id": playlist_id, "name": name, "track_count": len(ids)}, status=201)
