@@ -13,16 +13,16 @@ from aiohttp import web
 from arq import create_pool as create_arq_pool
 from arq.connections import RedisSettings
 
-from sidecar.appkeys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
-from sidecar.auth import api_token_middleware
 from sidecar.config import Settings
 from sidecar.db import open_database
 from sidecar.db.roles import ensure_chat_role
-from sidecar.http_errors import error_middleware
 from sidecar.jobs.names import WORK_QUEUE
 from sidecar.providers import make_provider
 from sidecar.routes import ROUTE_MODULES
 from sidecar.services import Endpoints
+from sidecar.web.auth import api_token_middleware
+from sidecar.web.errors import error_middleware
+from sidecar.web.keys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
 
     from sidecar.app import create_app
     from sidecar.bridge import configured_bridges
-    from sidecar.http_errors import AppRunner
+    from sidecar.web.errors import AppRunner
 
     main = create_app(settings, endpoints)
     runners = [AppRunner(main, handle_signals=False, access_log=None)]

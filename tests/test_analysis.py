@@ -27,7 +27,7 @@ from workers import run_workers_until_idle
 
 from sidecar.db import tasks
 from sidecar.app import create_app
-from sidecar.appkeys import DB
+from sidecar.web.keys import DB
 from sidecar.ml import pipeline
 from sidecar.ml.pipeline import AnalysisParams, analyze_path, select_patches
 from sidecar.services import Endpoints
@@ -240,7 +240,7 @@ async def test_analysis_through_a_real_subsonic_server(make_settings: Any, endpo
                                                        db: asyncpg.Pool) -> None:
     from servers.supysonic import running_supysonic
 
-    from sidecar.appkeys import QUEUE
+    from sidecar.web.keys import QUEUE
 
     music = tmp_path / "subsonic-music"
     make_album(music, "Remote", "Streamed", 3, seconds=8)

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import DEFAULT_LIBRARY, make_library
 from workers import run_workers_until_idle
 
-from sidecar.db import tasks
 from sidecar.app import create_app
+from sidecar.db import tasks
 from sidecar.db.migrate import migrations
 from sidecar.jobs.names import CONTROL_QUEUE, WORK_QUEUE
 from sidecar.jobs.worker import WorkerGroup
@@ -83,7 +83,7 @@ async def test_healthz_reports_database_redis_and_worker(client: TestClient, mak
 
 async def test_healthz_says_503_when_the_database_is_gone(make_settings: Any, endpoints: Endpoints,
                                                          music: Path) -> None:
-    from sidecar.appkeys import DB
+    from sidecar.web.keys import DB
 
     c = await _client(make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_app"), endpoints)
     try:
@@ -126,7 +126,7 @@ async def test_api_token_guards_the_api(make_settings: Any, endpoints: Endpoints
 
 
 async def test_task_endpoints(client: TestClient) -> None:
-    from sidecar.appkeys import DB
+    from sidecar.web.keys import DB
 
     db = client.app[DB]
     resp = await client.get("/api/last_task")
@@ -165,7 +165,7 @@ async def test_bad_requests_get_json_errors(client: TestClient) -> None:
 
 async def test_library_sync_through_the_worker(client: TestClient, make_settings: Any, endpoints: Endpoints,
                                                music: Path, valkey_url: str) -> None:
-    from sidecar.appkeys import DB
+    from sidecar.web.keys import DB
 
     await _drain_queue(valkey_url)
     resp = await client.post("/api/library/sync", json={})

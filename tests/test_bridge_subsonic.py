@@ -38,7 +38,7 @@ from servers.supysonic import SupysonicServer, find_free_port, running_supysonic
 from yarl import URL
 
 from sidecar.app import create_app as create_main_app
-from sidecar.appkeys import DB, SETTINGS
+from sidecar.web.keys import DB, SETTINGS
 from sidecar.bridge import subsonic as bridge_module
 from sidecar.config import Settings, load_settings
 from sidecar.embedded.postgres import EmbeddedPostgres

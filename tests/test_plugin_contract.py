@@ -13,7 +13,7 @@ from audio_factory import make_library
 from library_factory import insert_library, make_embeddings, make_tracks
 
 from sidecar.app import create_app
-from sidecar.appkeys import DB, PROVIDER
+from sidecar.web.keys import DB, PROVIDER
 from sidecar.services import Endpoints
 
 TOKEN = "plugin-token-123"

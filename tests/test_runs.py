@@ -23,7 +23,6 @@ from audio_factory import make_track
 from workers import run_workers_until_idle
 
 from sidecar.app import create_app
-from sidecar.appkeys import DB
 from sidecar.db import analysis as analysis_db
 from sidecar.db import tasks
 from sidecar.db import tracks as tracks_db
@@ -34,6 +33,7 @@ from sidecar.ml.pipeline import AnalysisParams, model_version
 from sidecar.providers.base import ProviderUnavailable, Track
 from sidecar.providers.local import LocalProvider
 from sidecar.services import Endpoints
+from sidecar.web.keys import DB
 
 MELODIES = [[220, 277, 330, 440], [196, 247, 294, 392], [262, 330, 392, 523], [147, 185, 220, 294]]
 
@@ -277,7 +277,7 @@ async def test_nul_characters_and_deep_json_answer_400(client: TestClient) -> No
 
 async def test_an_overlong_request_line_is_a_json_414_without_traceback(
         make_settings: Any, endpoints: Endpoints, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from sidecar.http_errors import AppRunner
+    from sidecar.web.errors import AppRunner
 
     app = create_app(make_settings({"LOCAL_MUSIC_DIR": str(tmp_path)}, ai_chat_db_user_name="ai_user_runs"),
                      endpoints)

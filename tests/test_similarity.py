@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from library_factory import insert_library, item_id, make_embeddings, make_tracks
 
 from sidecar.app import create_app
-from sidecar.appkeys import DB
+from sidecar.web.keys import DB
 from sidecar.services import Endpoints
 from sidecar.similarity import store
 
@@ -260,7 +260,7 @@ async def test_create_playlist_through_the_local_provider(client: TestClient, tm
                                                           lib: tuple[list, np.ndarray]) -> None:
     from audio_factory import make_library
 
-    from sidecar.appkeys import PROVIDER
+    from sidecar.web.keys import PROVIDER
 
     music = tmp_path / "music"
     made = make_library(music, [{"artist": "A", "album": "B", "tracks": ["x", "y", "z"]}], seconds=0.3)

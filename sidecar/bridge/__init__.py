@@ -3,7 +3,7 @@ Jellyfin and Subsonic clients with sonic mixes and pass everything else to the m
 
 Each bridge module exposes ``create_app(main: web.Application) -> web.Application``; the bridge
 app reads the shared resources (settings, database pool, ...) from the main app's keys
-(sidecar.appkeys) at request time, so it runs on its own port beside the main app, in the
+(sidecar.web.keys) at request time, so it runs on its own port beside the main app, in the
 same process and event loop.  ``serve_web`` starts the bridges whose port is configured.
 """
 

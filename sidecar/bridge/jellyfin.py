@@ -53,11 +53,11 @@ from urllib.parse import unquote
 from aiohttp import ClientTimeout, web
 from multidict import CIMultiDict, MultiMapping
 
-from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge.proxy import Upstream, is_websocket
 from sidecar.mix.engine import Candidate
 from sidecar.similarity import store
 from sidecar.similarity.service import MAX_SEEDS, MixKind, MixService, NothingAnalysed, UnknownSeed
+from sidecar.web.keys import DB, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +430,7 @@ def _artist_ids(dto: dict[str, Any]) -> set[str]:
 
 
 def create_app(main: web.Application) -> web.Application:
-    """The bridge app: reads settings and the database pool from ``main`` (sidecar.appkeys)."""
+    """The bridge app: reads settings and the database pool from ``main`` (sidecar.web.keys)."""
     app = web.Application()
     app[MAIN] = main
 

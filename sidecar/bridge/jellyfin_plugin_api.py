@@ -46,13 +46,13 @@ import asyncpg
 from aiohttp import ClientError, web
 from multidict import CIMultiDict, MultiMapping
 
-from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge.jellyfin import IDS_PER_REQUEST, Caller, _param, normalize_guid
 from sidecar.bridge.subsonic_format import SIDECAR_VERSION
-from sidecar.http_errors import json_error
 from sidecar.mix.engine import Candidate, total_distance
 from sidecar.similarity import store
 from sidecar.similarity.service import MixService, NothingAnalysed, UnknownSeed
+from sidecar.web.errors import json_error
+from sidecar.web.keys import DB, SETTINGS
 
 if TYPE_CHECKING:
     from sidecar.bridge.jellyfin import JellyfinBridge

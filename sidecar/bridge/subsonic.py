@@ -68,13 +68,13 @@ from aiohttp import web
 from multidict import CIMultiDict, MultiDict
 from yarl import URL
 
-from sidecar.appkeys import DB, SETTINGS
 from sidecar.bridge import subsonic_format as doc
 from sidecar.bridge.proxy import HOP_BY_HOP, end_to_end, stream_back
 from sidecar.config import Settings
 from sidecar.db import tracks as tracks_db
 from sidecar.mix.engine import Candidate
 from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
+from sidecar.web.keys import DB, SETTINGS
 
 log = logging.getLogger(__name__)
 

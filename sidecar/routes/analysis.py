@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.appkeys import DB, QUEUE, SETTINGS
-from sidecar.http_errors import ApiError, read_json_object
 from sidecar.jobs.names import MAIN_ANALYSIS_TASK, RUN_ANALYSIS
 from sidecar.jobs.queue import AlreadyRunning, start_run
+from sidecar.web.errors import ApiError, read_json_object
+from sidecar.web.keys import DB, QUEUE, SETTINGS
 
 routes = web.RouteTableDef()
 

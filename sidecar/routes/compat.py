@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.http_errors import ApiError
+from sidecar.web.errors import ApiError
 
 routes = web.RouteTableDef()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.appkeys import ENDPOINTS, SETTINGS
+from sidecar.web.keys import ENDPOINTS, SETTINGS
 
 routes = web.RouteTableDef()
 

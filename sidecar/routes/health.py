@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import DB, QUEUE
 from sidecar.db.server import server_info
 from sidecar.jobs.names import HEALTH_CHECK_INTERVAL_S, HEALTH_CHECK_KEY
+from sidecar.web.keys import DB, QUEUE
 
 routes = web.RouteTableDef()
 

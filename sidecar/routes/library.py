@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sidecar.appkeys import DB, QUEUE, SETTINGS
 from sidecar.db import analysis as analysis_db
 from sidecar.db import tracks
-from sidecar.http_errors import ApiError, read_json_object
 from sidecar.jobs.names import LIBRARY_SYNC_TASK, SYNC_LIBRARY
 from sidecar.jobs.queue import AlreadyRunning, start_run
 from sidecar.routes.params import int_param
+from sidecar.web.errors import ApiError, read_json_object
+from sidecar.web.keys import DB, QUEUE, SETTINGS
 
 routes = web.RouteTableDef()
 

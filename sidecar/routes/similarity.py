@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import DB, PROVIDER, SETTINGS
 from sidecar.db import playlists
-from sidecar.http_errors import ApiError, read_json_object
 from sidecar.mix.engine import Candidate, MixResult, total_distance
 from sidecar.routes.params import bool_param, int_param, list_param, str_param
 from sidecar.similarity import store
-from sidecar.similarity.service import AmbiguousSeed, MixKind, MixService, NothingAnalysed, UnknownSeed
+from sidecar.similarity.service import MixKind, MixService
+from sidecar.web.errors import ApiError, read_json_object
+from sidecar.web.keys import DB, PROVIDER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -30,23 +30,6 @@ def track_json(c: Candidate) -> dict[str, Any]:
 
 def service(request: web.Request) -> MixService:
     return MixService(request.app[DB], request.app[SETTINGS])
-
-
-async def _guard(coro: Any) -> Any:
-    """Map the service's domain errors to HTTP answers."""
-    try:
-        return await coro
-    except NothingAnalysed:
-        raise ApiError(503, "no track has been analysed yet", "run an analysis first") from None
-    except UnknownSeed as exc:
-        if exc.suggestions is None:
-            raise ApiError(404, exc.reason, exc.what) from None
-        raise ApiError(404, exc.reason, {"seed": exc.what,
-                                         "suggestions": [asdict(h) for h in exc.suggestions]}) from None
-    except AmbiguousSeed as exc:
-        how = "give one's album_id as the seed" if exc.kind is MixKind.ALBUM else "give one of these names exactly"
-        raise ApiError(409, f"{exc.what!r} matches {len(exc.candidates)} {exc.kind.value}s: {how}",
-                       {"candidates": [asdict(h) for h in exc.candidates]}) from None
 
 
 @routes.get("/api/similar_tracks")
@@ -64,8 +47,8 @@ async def similar_tracks(request: web.Request) -> web.Response:
         title, artist = str_param(request, "title"), str_param(request, "artist")
         if not title or not artist:
             raise ApiError(400, "give item_id, or title and artist")
-        seed = await _guard(svc.seed_by_title_artist(title, artist))
-    tracks = await _guard(svc.similar(seed, n, dedupe))
+        seed = await svc.seed_by_title_artist(title, artist)
+    tracks = await svc.similar(seed, n, dedupe)
     return web.json_response([track_json(c) for c in tracks])
 
 
@@ -76,7 +59,7 @@ async def similar_artists(request: web.Request) -> web.Response:
         raise ApiError(400, "give artist (a name)")
     n = int_param(request, "n", 10, 1, 200)
     details = bool_param(request, "include_component_matches", False)
-    matches = await _guard(service(request).similar_artists(artist, n))
+    matches = await service(request).similar_artists(artist, n)
     out = []
     for m in matches:
         item: dict[str, Any] = {"artist": m.artist, "artist_id": None, "divergence": round(m.divergence, 6)}
@@ -138,8 +121,8 @@ async def find_path(request: web.Request) -> web.Response:
     if start_id == end_id:
         raise ApiError(400, "start_song_id and end_song_id are the same track")
     svc = service(request)
-    start = await _guard(svc.song_seed(start_id or ""))
-    end = await _guard(svc.song_seed(end_id or ""))
+    start = await svc.song_seed(start_id or "")
+    end = await svc.song_seed(end_id or "")
     result: MixResult = await svc.path(start, end, steps)
     return web.json_response({"path": [track_json(c) for c in result.tracks],
                               "total_distance": round(total_distance(result.tracks), 6),
@@ -156,7 +139,7 @@ async def mix(request: web.Request) -> web.Response:
         raise ApiError(400, "kind must be one of song, album, artist, playlist, genre", raw_kind) from None
     n = int_param(request, "n", 50, 1, MAX_N)
     previous = list_param(request, "previous")
-    result, resolved = await _guard(service(request).mix_by_name(kind, seed, n, previous))
+    result, resolved = await service(request).mix_by_name(kind, seed, n, previous)
     return web.json_response({"kind": kind.value, "seed": seed,
                               "resolved": asdict(resolved) if resolved is not None else None,
                               "items": [track_json(c) for c in result.tracks], "relaxed": result.relaxed})

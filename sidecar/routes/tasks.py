@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import DB
 from sidecar.db import tasks
-from sidecar.http_errors import ApiError
 from sidecar.routes.params import int_param
+from sidecar.web.errors import ApiError
+from sidecar.web.keys import DB
 
 routes = web.RouteTableDef()
 
