@@ -6,7 +6,7 @@ import hmac
 
 from aiohttp import web
 
-from sidecar.http_errors import Handler, json_error
+from sidecar.web.errors import Handler, json_error
 
 #: reachable without a token (container health probes)
 PUBLIC_PATHS = frozenset({"/api/health"})

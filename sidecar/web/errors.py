@@ -1,10 +1,15 @@
-"""JSON errors for the API: every error is ``{"error": ..., "detail": ...}`` with its status."""
+"""JSON errors for the API: every error is ``{"error": ..., "detail": ...}`` with its status.
+
+The error middleware maps domain errors to HTTP in one place: the mix service's (nothing
+analysed 503, unknown seed 404, ambiguous name 409) and the media server's (not found 404,
+refused 400/409/422, credentials 502, unavailable 503, other 502)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +24,7 @@ from sidecar.providers.base import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from sidecar.similarity.service import AmbiguousSeed, MixKind, NothingAnalysed, UnknownSeed
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         return json_error(exc.status, exc.reason, exc.text if exc.text and exc.text != exc.reason else None)
+    except NothingAnalysed:
+        return json_error(503, "no track has been analysed yet", "run an analysis first")
+    except UnknownSeed as exc:
+        if exc.suggestions is None:
+            return json_error(404, exc.reason, exc.what)
+        return json_error(404, exc.reason, {"seed": exc.what, "suggestions": [asdict(h) for h in exc.suggestions]})
+    except AmbiguousSeed as exc:
+        how = "give one's album_id as the seed" if exc.kind is MixKind.ALBUM else "give one of these names exactly"
+        return json_error(409, f"{exc.what!r} matches {len(exc.candidates)} {exc.kind.value}s: {how}",
+                          {"candidates": [asdict(h) for h in exc.candidates]})
     except ProviderNotFound as exc:
         return json_error(404, "not found on the media server", str(exc))
     except ProviderRefused as exc:
