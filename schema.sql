@@ -75,9 +75,6 @@ COMMENT ON TABLE track_analysis IS 'Tempo, key, energy, tag scores and derived f
 
 -- embeddings: the 200-d MusiCNN embedding of each analysed track, searched by cosine
 -- distance through the HNSW index (new rows are searchable at once; no rebuild job).
--- m = 16, ef_construction = 128 from bench/similarity.py at 1M tracks: ef_construction = 64
--- built in 193 s but left recall@50 at 0.977 (some regions poorly connected: raising
--- ef_search did not help); 128 builds in 276 s with recall@50 0.983.
 CREATE TABLE IF NOT EXISTS embeddings (
     item_id          text PRIMARY KEY REFERENCES tracks (item_id) ON DELETE CASCADE,
     embedding        vector(200) NOT NULL,
@@ -86,7 +83,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 COMMENT ON TABLE embeddings IS 'MusiCNN track embeddings (vector(200)) for similarity search.';
 CREATE INDEX IF NOT EXISTS embeddings_hnsw_cosine_idx ON embeddings
-    USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128);
+    USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 
 -- tasks: background work (analysis runs, album jobs, clustering) and its progress.
 -- A parent task (e.g. an analysis run) has children (one per album); status names follow

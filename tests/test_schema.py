@@ -70,6 +70,7 @@ async def test_concurrent_migrations_do_not_race(empty_dsn: str) -> None:
 async def test_embedding_column_and_hnsw_cosine_index(db: asyncpg.Pool) -> None:
     idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw_cosine_idx'")
     assert "USING hnsw" in idx and "vector_cosine_ops" in idx
+    assert "m='16'" in idx and "ef_construction='128'" in idx, idx  # migration 0005
     typ = await db.fetchval("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                             "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'")
     assert typ == "vector(200)"
@@ -166,3 +167,53 @@ async def test_chat_role_setup_is_safe_when_processes_start_together(db: asyncpg
             return await ensure_chat_role(conn, "ai_user_race", "readonly-pass-123")
 
     assert await asyncio.gather(*(setup() for _ in range(4))) == [True] * 4
+
+
+#: every released migration's SHA-256: a released file must never change (existing databases
+#: would never see the edit).  A new migration adds a line here; an edit of an old one fails.
+RELEASED = {
+    1: "681e2e91812d88cf58f580b43bb537e05d41b50ad6d90ec5700a6fd006fb9bbb",
+    2: "f28bc763e491a6c93818e3b1633e3bbfd5b7acfedfde4dab7faa8d3edf7ec729",
+    3: "4b1f078c47ffa6bce0385e968a38dab38e70f4c89a0dc8e3481319dbbb0ea2cf",
+    4: "1984b3f1aeadf326453040f76b35a24b44f5d3181f5cb4b926f9cd33c2cdd5ea",
+    5: "f10a8c2cb8f9c024ed2cbc2834b81734f2a22e7127f8b20b0b46f0025f1bb847",
+}
+
+
+def test_released_migrations_are_unchanged() -> None:
+    found = {m.version: m.checksum for m in migrations()}
+    changed = [f"{m.file}" for m in migrations() if m.version in RELEASED and RELEASED[m.version] != m.checksum]
+    assert not changed, f"released migrations edited (add a new migration instead): {changed}"
+    assert set(found) == set(RELEASED), "a new migration: pin its checksum in RELEASED"
+
+
+async def test_an_edited_applied_migration_stops_the_start_naming_the_file(db_dsn: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    migrate_module = importlib.import_module("sidecar.db.migrate")  # the package re-exports migrate()
+
+    real = migrate_module.migrations()
+    edited = [m if m.version != 2 else migrate_module.Migration(m.version, m.name, m.sql + "\n-- edited\n", m.file)
+              for m in real]
+    monkeypatch.setattr(migrate_module, "migrations", lambda: edited)
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        with pytest.raises(migrate_module.MigrationChanged, match="sidecar/migrations/0002_nearest_function.sql"):
+            await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def test_a_database_made_from_the_edited_baseline_is_accepted(empty_dsn: str) -> None:
+    """Databases created while schema.sql carried the HNSW edit recorded that text's checksum."""
+    from sidecar.db.migrate import HISTORICAL_CHECKSUMS
+
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn)
+        (old,) = HISTORICAL_CHECKSUMS[1]
+        await conn.execute("UPDATE schema_migrations SET checksum = $1 WHERE version = 1", old)
+        assert await migrate(conn) == []
+    finally:
+        await conn.close()

@@ -2,9 +2,12 @@
 
 Version 1 is ``schema.sql`` (the baseline).  Each later version is a file
 ``sidecar/migrations/NNNN_short_name.sql``.  ``migrate()`` takes an advisory lock (so web and
-worker processes starting together do not race), applies in one transaction every version
-above the highest recorded in ``schema_migrations``, and records it.  Applying twice changes
-nothing.
+worker processes starting together do not race), checks that every version already applied
+is the file it was (its SHA-256 recorded in ``schema_migrations``: a file edited after it was
+applied stops the start with a message naming it, since the edit would never reach existing
+databases), applies in one transaction every version above the highest recorded, and records
+it.  Applying twice changes nothing.  A change to an existing object is a new migration,
+never an edit of an applied file.
 """
 
 from __future__ import annotations
@@ -24,11 +27,22 @@ _LOCK_KEY = 0x41554D53  # "AUMS"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
+#: checksums a file had in a release, accepted besides its current one: schema.sql was edited
+#: (HNSW ef_construction 64 -> 128) after migration 0002 existed; databases made from that text
+#: recorded this checksum.  The edit now lives in migration 0005 and schema.sql is as it was.
+HISTORICAL_CHECKSUMS = {1: frozenset({"e9cea7ea081ebc2be24569cd0a513bd537073bcea21fcb7afd8553a0b79ef52c"})}
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's file no longer matches what was applied."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
     sql: str
+    file: str = ""
 
     @property
     def checksum(self) -> str:
@@ -37,7 +51,7 @@ class Migration:
 
 def migrations() -> list[Migration]:
     """All known migrations in order: the baseline schema, then sidecar/migrations/*.sql."""
-    found = [Migration(1, "baseline", (_PACKAGE_DIR / "schema.sql").read_text())]
+    found = [Migration(1, "baseline", (_PACKAGE_DIR / "schema.sql").read_text(), "schema.sql")]
     for path in sorted((_PACKAGE_DIR / "migrations").glob("*.sql")):
         m = _FILE_RE.match(path.name)
         if not m:
@@ -45,10 +59,22 @@ def migrations() -> list[Migration]:
         version = int(m.group(1))
         if version <= found[-1].version:
             raise RuntimeError(f"migration {path.name}: version {version} is not above {found[-1].version}")
-        found.append(Migration(version, m.group(2), path.read_text()))
+        found.append(Migration(version, m.group(2), path.read_text(), f"sidecar/migrations/{path.name}"))
     return found
 
 
+async def verify_applied(conn: asyncpg.Connection) -> None:
+    """Raise :class:`MigrationChanged` naming the first applied file whose text has changed."""
+    recorded = {r["version"]: r["checksum"] for r in await conn.fetch(
+        "SELECT version, checksum FROM schema_migrations")}
+    for m in migrations():
+        was = recorded.get(m.version)
+        if was is None or was == m.checksum or was in HISTORICAL_CHECKSUMS.get(m.version, ()):
+            continue
+        raise MigrationChanged(
+            f"{m.file} (schema version {m.version}) was changed after it was applied to this database "
+            f"(checksum {was[:12]}... recorded, {m.checksum[:12]}... now): the change would never reach "
+            "this database. Restore the file and put the change in a new migration.")
 
 
 async def current_version(conn: asyncpg.Connection) -> int:
@@ -71,6 +97,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                    applied_at timestamptz NOT NULL DEFAULT now())""")
         await conn.execute("COMMENT ON TABLE schema_migrations IS "
                            "'Schema versions applied to this database (see sidecar/db/migrate.py).'")
+        await verify_applied(conn)
         have = await current_version(conn)
         for m in migrations():
             if m.version <= have:
