@@ -177,7 +177,7 @@ async def test_library_sync_through_the_worker(client: TestClient, make_settings
     task = await tasks.get(client.app[DB], started["task_id"])
     assert task is not None and task["status"] == "SUCCESS" and task["progress"] == 100
     assert task["details"] == {"num_recent_albums": 0, "albums_total": 4, "albums_done": 4,
-                               "albums_failed": 0, "tracks": 9, "tracks_rejected": 0}
+                               "albums_failed": 0, "tracks": 9, "tracks_rejected": 0, "tracks_removed": 0}
     stats = await (await client.get("/api/library/stats")).json()
     assert stats == {"pending": 9, "analyzing": 0, "analyzed": 0, "failed": 0}
     rows = await client.app[DB].fetch("SELECT title, artist, album, year, genres FROM tracks ORDER BY title")

@@ -356,3 +356,38 @@ async def test_create_playlist_over_http_never_overwrites_and_counts_what_it_wro
     resp = await client.post("/api/create_playlist", json={"playlist_name": "Rock/Pop", "track_ids": ids[:1]})
     assert resp.status == 201 and (await resp.json())["playlist_id"] == made["Rock/Pop"]
     await provider.close()
+
+
+async def test_tracks_gone_from_the_library_are_removed_after_a_complete_listing(
+        make_settings: Any, endpoints: Endpoints, tmp_path: Path, client: TestClient) -> None:
+    music = tmp_path / "music"
+    make_album(music, "Band", "Stays", 2, start=0)
+    leaving = make_album(music, "Band", "Leaves", 2, start=4)
+    settings = make_settings({"LOCAL_MUSIC_DIR": str(music)})
+    db = client.app[DB]
+
+    async def sync(body: dict[str, Any]) -> dict[str, Any]:
+        task_id = (await (await client.post("/api/library/sync", json=body)).json())["task_id"]
+        await run_workers_until_idle(settings, endpoints)
+        task = await tasks.get(db, task_id)
+        assert task is not None and task["status"] == "SUCCESS", task
+        return task["details"]
+
+    assert (await sync({}))["tracks"] == 4
+    gone_ids = [r["item_id"] for r in await db.fetch("SELECT item_id FROM tracks WHERE album = 'Leaves'")]
+    await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+                     gone_ids[0], [0.1] * 200)
+    for path in leaving:
+        path.unlink()
+    # a partial listing (the newest album only) removes nothing
+    partial = await sync({"num_recent_albums": 1})
+    assert partial["tracks_removed"] == 0 and await db.fetchval("SELECT count(*) FROM tracks") == 4
+    complete = await sync({})
+    assert complete["tracks_removed"] == 2 and complete["tracks"] == 2
+    assert await db.fetchval("SELECT count(*) FROM tracks WHERE item_id = ANY($1::text[])", gone_ids) == 0
+    assert await db.fetchval("SELECT count(*) FROM embeddings") == 0  # the analysis went with the track
+    # an empty listing (an unmounted folder) removes nothing
+    for path in music.rglob("*.flac"):
+        path.unlink()
+    empty = await sync({})
+    assert empty["tracks_removed"] == 0 and await db.fetchval("SELECT count(*) FROM tracks") == 2

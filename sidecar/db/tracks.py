@@ -73,6 +73,18 @@ async def id_kind(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> str | 
                        WHEN EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) THEN 'album' END""", item_id)
 
 
+async def remove_missing(db: asyncpg.Pool | asyncpg.Connection, provider: str, listed: Sequence[str]) -> int:
+    """After a complete listing of ``provider``'s library: remove its tracks that were not
+    listed (deleted, or moved and so renamed), with their analysis and embedding; returns how
+    many.  Never called after a partial or failed listing, nor with an empty one (an unmounted
+    folder must not erase the analysis)."""
+    if not listed:
+        return 0
+    return int(await db.fetchval(
+        """WITH gone AS (DELETE FROM tracks WHERE provider = $1 AND NOT (item_id = ANY($2::text[])) RETURNING 1)
+           SELECT count(*) FROM gone""", provider, list(listed)))
+
+
 async def status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
     rows = await db.fetch("SELECT analysis_status, count(*) AS n FROM tracks GROUP BY analysis_status")
     counts = {"pending": 0, "analyzing": 0, "analyzed": 0, "failed": 0}

@@ -182,12 +182,14 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
         to_run: list[str] = []  # album ids with work left, newest first
         skipped = rejected = 0
         list_failures: list[str] = []
+        listed: list[str] = []
         for album in albums:
             try:
                 found = await outage.call(functools.partial(app.provider.album_tracks, album.id))
             except ProviderError as exc:
                 list_failures.append(f"{album.name!r}: {exc}")
                 continue
+            listed.extend(t.item_id for t in found)
             stored, refused = await tracks_db.upsert_tracks(db, app.provider.name, found)
             for track, reason in refused:
                 rejected += 1
@@ -198,13 +200,17 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 to_run.append(album.id)
             else:
                 skipped += 1
+        complete = not recent and not list_failures  # every album listed, none failed
+        removed = await tracks_db.remove_missing(db, app.provider.name, listed) if complete else 0
         names = {a.id: a.name for a in albums}
         all_ids = [i for ids in album_tracks.values() for i in ids]
         await tasks.update(db, task_id, status="PROGRESS", details={
             "model_version": version, "albums_total": len(albums), "albums_skipped": skipped,
-            "albums_to_analyse": len(to_run), "tracks_total": len(all_ids), "tracks_rejected": rejected},
+            "albums_to_analyse": len(to_run), "tracks_total": len(all_ids), "tracks_rejected": rejected,
+            "tracks_removed": removed},
             log_line=f"{len(albums)} albums, {len(to_run)} to analyse, {skipped} already analysed"
-                     + (f", {len(list_failures)} could not be listed" if list_failures else ""))
+                     + (f", {len(list_failures)} could not be listed" if list_failures else "")
+                     + (f", {removed} tracks no longer in the library removed" if removed else ""))
         for line in list_failures:
             await note(f"album listing failed: {line}")
 
@@ -245,7 +251,7 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
     summary = {"albums_total": len(albums), "albums_skipped": skipped, "albums_not_listed": len(list_failures),
                "tracks_total": outcome["total"], "tracks_analyzed": outcome["analyzed"],
                "tracks_failed": outcome["failed"], "tracks_remaining": outcome["missing"],
-               "tracks_rejected": rejected, "failure_reasons": reasons, "albums_failed": failed_albums,
+               "tracks_rejected": rejected, "tracks_removed": removed, "failure_reasons": reasons, "albums_failed": failed_albums,
                "adds_up": outcome["analyzed"] + outcome["failed"] == outcome["total"]}
     if revoked:
         await tasks.update(db, task_id, details=summary, log_line="cancelled")

@@ -32,6 +32,7 @@ async def sync_library(ctx: dict[str, Any], task_id: str, num_recent_albums: int
             await tasks.fail(db, task_id, str(exc))
             return {"status": "FAILURE", "error": str(exc)}
         done = failed = tracks_seen = rejected = 0
+        listed: list[str] = []
         for i, album in enumerate(albums, 1):
             if await tasks.is_revoked(db, task_id):
                 await note("cancelled")
@@ -42,6 +43,7 @@ async def sync_library(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 failed += 1
                 await note(f"album {album.name!r} ({album.id}): {exc}")
             else:
+                listed.extend(t.item_id for t in found)
                 stored, refused = await tracks.upsert_tracks(db, app.provider.name, found)
                 tracks_seen += len(stored)
                 rejected += len(refused)
@@ -53,9 +55,12 @@ async def sync_library(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                                    details={"albums_total": len(albums), "albums_done": done,
                                             "albums_failed": failed, "tracks": tracks_seen,
                                             "tracks_rejected": rejected})
+        complete = not num_recent_albums and not failed  # every album listed, none failed
+        removed = await tracks.remove_missing(db, app.provider.name, listed) if complete else 0
     summary = {"albums_total": len(albums), "albums_done": done, "albums_failed": failed, "tracks": tracks_seen,
-               "tracks_rejected": rejected}
+               "tracks_rejected": rejected, "tracks_removed": removed}
     await tasks.update(db, task_id, status="SUCCESS", progress=100, details=summary,
                        log_line=f"synced {tracks_seen} tracks from {done}/{len(albums)} albums"
-                                + (f", {rejected} tracks refused" if rejected else ""))
+                                + (f", {rejected} tracks refused" if rejected else "")
+                                + (f", {removed} tracks no longer in the library removed" if removed else ""))
     return {"status": "SUCCESS", **summary}
