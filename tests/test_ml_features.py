@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.ml import features as F
+from sidecar.ml.features import key as K
 
 SR = 16000
 NOTES = F.KEYS
@@ -185,8 +186,8 @@ def test_key_of_silence_has_no_confidence() -> None:
 
 def test_key_from_chroma_profiles() -> None:
     # the C major profile itself correlates perfectly with C major
-    assert F.key_from_chroma(F._KK_MAJOR) == F.KeyEstimate("C", "major", pytest.approx(1.0))
-    assert F.key_from_chroma(np.roll(F._KK_MINOR, 9)) == F.KeyEstimate("A", "minor", pytest.approx(1.0))
+    assert F.key_from_chroma(K._KK_MAJOR) == F.KeyEstimate("C", "major", pytest.approx(1.0))
+    assert F.key_from_chroma(np.roll(K._KK_MINOR, 9)) == F.KeyEstimate("A", "minor", pytest.approx(1.0))
 
 
 # --------------------------------------------------------------------------- energy and silence
