@@ -79,6 +79,12 @@ shorter one.
 
 No soundfile fallback: every format libsndfile reads (WAV, FLAC, Ogg, MP3, AIFF, AU, CAF, W64, ...)
 is also read by the bundled FFmpeg, so a fallback would only repeat the same failure.
+
+Layout: this module is the public API and the analysis policy (what to decode, what counts as
+damaged); :mod:`sidecar.ml.container` opens a file (typed errors, stream choice, exact or estimated
+duration) with the help of :mod:`sidecar.ml.sniff` (format sniffing from the first bytes), and
+:mod:`sidecar.ml.decoder` is the streaming decode core (down-mix, resampling, bounded buffer,
+sample-accurate seeks).
 """
 
 from __future__ import annotations
@@ -86,13 +92,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
-from collections.abc import Iterator
-from fractions import Fraction
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
+
+from sidecar.ml.constants import SAMPLE_RATE
+from sidecar.ml.container import REASONS, AudioDecodeError, AudioInfo, Source, ffmpeg_message
+from sidecar.ml.decoder import Buffer, decode_span
 
 __all__ = [
     "BYTES_PER_SECOND",
@@ -112,52 +118,11 @@ __all__ = [
     "probe",
 ]
 
-SAMPLE_RATE: Final = 16000
 BYTES_PER_SECOND: Final = SAMPLE_RATE * 4  # float32 mono
 MIN_SECONDS: Final = 3.0  # one MusiCNN patch (187 frames x 256 hop = 2.99 s)
 MIN_FRACTION: Final = 0.5  # a damaged file is kept when at least this share of it decoded
 FULL_SECONDS: Final = 900.0  # files up to 15 minutes are analysed entirely
 EXCERPT_SECONDS: Final = 30.0
-
-REASONS: Final = (
-    "unreadable",
-    "empty",
-    "unsupported",
-    "not_audio",
-    "no_audio_stream",
-    "corrupt",
-    "too_short",
-    "silent",
-)
-
-# Input samples gathered before one call to the resampler (soxr's per-call cost dominates for
-# 1024-sample frames).
-_RESAMPLE_BATCH = 16384
-# Formats whose duration FFmpeg estimates from the bitrate instead of reading it from a header.
-_ESTIMATED_DURATION_FORMATS = frozenset({"mp3", "aac", "ac3", "eac3", "dts", "mpegts", "mpeg", "loas", "mp2"})
-
-
-class AudioDecodeError(Exception):
-    """The file cannot give a usable 16 kHz signal. ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        if reason not in REASONS:  # pragma: no cover - programming error
-            raise ValueError(f"unknown reason {reason!r}")
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-
-
-@dataclasses.dataclass(frozen=True)
-class AudioInfo:
-    """What the container says about its first audio stream."""
-
-    container: str  # FFmpeg demuxer name, e.g. "flac", "mov,mp4,m4a,3gp,3g2,mj2"
-    codec: str  # decoder name, e.g. "mp3float"
-    sample_rate: int  # source rate (Hz), 0 when unknown
-    channels: int
-    duration: float | None  # seconds, as the container states it; None when unknown
-    duration_exact: bool  # False when FFmpeg estimated it from the bitrate
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -182,501 +147,6 @@ class DecodedAudio:
         return [self.samples[a:b] for _, a, b in self.segments]
 
 
-# --------------------------------------------------------------------------- sniffing
-
-_TRACKER_EXTS = frozenset(
-    {
-        ".mod",
-        ".xm",
-        ".s3m",
-        ".it",
-        ".mptm",
-        ".mtm",
-        ".669",
-        ".umx",
-        ".med",
-        ".okt",
-        ".stm",
-        ".far",
-        ".ult",
-        ".mo3",
-    }
-)
-_MIDI_EXTS = frozenset({".mid", ".midi", ".kar", ".rmi"})
-_MOD_TAG = re.compile(
-    rb"^(M\.K\.|M!K!|M&K!|FLT[48]|EXO[48]|OKTA|CD81|CD61|TDZ[1-9]|[1-9]CHN|[1-9][0-9]CH|[1-9][0-9]CN)$"
-)
-
-
-def _sniff_unsupported(head: bytes) -> str | None:
-    """A description when the bytes are a format the bundled FFmpeg has no demuxer for."""
-    if head.startswith(b"MThd"):
-        return "MIDI file (note data, not audio; needs a synthesizer)"
-    if head.startswith(b"RIFF") and head[8:12] == b"RMID":
-        return "RIFF MIDI file (note data, not audio; needs a synthesizer)"
-    tracker = None
-    if head.startswith(b"Extended Module: "):
-        tracker = "FastTracker 2 module (.xm)"
-    elif head[44:48] == b"SCRM":
-        tracker = "Scream Tracker 3 module (.s3m)"
-    elif head.startswith(b"IMPM"):
-        tracker = "Impulse Tracker module (.it)"
-    elif head.startswith(b"MTM"):
-        tracker = "MultiTracker module (.mtm)"
-    elif head.startswith(b"OKTASONG"):
-        tracker = "Oktalyzer module (.okt)"
-    elif head[:4] in (b"MMD0", b"MMD1", b"MMD2", b"MMD3"):
-        tracker = "OctaMED module (.med)"
-    elif len(head) >= 1084 and _MOD_TAG.match(head[1080:1084]):
-        tracker = "ProTracker-style module (.mod)"
-    if tracker is None:
-        return None
-    if "libopenmpt" in _formats_available():  # pragma: no cover - not in the PyAV wheels
-        return None
-    return f"{tracker}: tracker modules are not decodable by the bundled FFmpeg (no libopenmpt)"
-
-
-def _sniff_audio(head: bytes) -> str | None:
-    """The audio format the first bytes announce, if any (used to tell 'corrupt' from 'not audio')."""
-    if head.startswith(b"ID3"):
-        return "MP3 (ID3 tag)"
-    if head.startswith(b"fLaC"):
-        return "FLAC"
-    if head.startswith(b"OggS"):
-        return "Ogg"
-    if head.startswith((b"RIFF", b"RIFX", b"RF64")) and head[8:12] == b"WAVE":
-        return "WAV"
-    if head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"):
-        return "AIFF"
-    if head[4:8] == b"ftyp":
-        return "MP4/M4A"
-    if head.startswith(b"MAC "):
-        return "Monkey's Audio"
-    if head.startswith(b"wvpk"):
-        return "WavPack"
-    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
-        return "ASF/WMA"
-    if head.startswith(b"caff"):
-        return "CAF"
-    if head.startswith(b".snd"):
-        return "AU"
-    if head.startswith(b"#!AMR"):
-        return "AMR"
-    if head.startswith(b"\x1aE\xdf\xa3"):
-        return "Matroska/WebM"
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
-        return "MPEG audio (MP3/AAC frame)"
-    return None
-
-
-def _mp3_has_length_header(path: Path, head: bytes) -> bool:
-    """Whether the first MPEG frame carries a Xing/Info/VBRI header (an exact frame count).
-
-    Looks past an ID3v2 tag, reading from the file when the tag (e.g. cover art) is larger than
-    ``head``.
-    """
-    start = 0
-    if head.startswith(b"ID3") and len(head) >= 10:
-        size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-        start = 10 + size + (10 if head[5] & 0x10 else 0)  # footer flag
-    if start + 4096 <= len(head):
-        window = head[start : start + 4096]
-    else:
-        try:
-            with path.open("rb") as fh:
-                fh.seek(start)
-                window = fh.read(4096)
-        except OSError:
-            return False
-    return any(tag in window for tag in (b"Xing", b"Info", b"VBRI"))
-
-
-def _wav_declared_seconds(head: bytes) -> float | None:
-    """Duration the RIFF/WAVE header declares (``data`` size / byte rate), or None.
-
-    FFmpeg derives a WAV's duration from the file size, so a truncated WAV would look complete.
-    """
-    if not (head.startswith(b"RIFF") and head[8:12] == b"WAVE"):
-        return None
-    pos, byte_rate = 12, 0
-    while pos + 8 <= len(head):
-        cid, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
-        if cid == b"fmt " and pos + 16 <= len(head):
-            byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
-        elif cid == b"data":
-            if byte_rate <= 0 or size in (0, 0xFFFFFFFF):  # streamed WAVs leave the size unset
-                return None
-            return size / byte_rate
-        pos += 8 + size + (size & 1)
-    return None
-
-
-_FORMATS_CACHE: set[str] | None = None
-
-
-def _formats_available() -> set[str]:
-    global _FORMATS_CACHE
-    if _FORMATS_CACHE is None:
-        import av
-
-        _FORMATS_CACHE = set(av.formats_available)
-    return _FORMATS_CACHE
-
-
-# --------------------------------------------------------------------------- opening
-
-
-def _read_head(path: Path, size: int = 1 << 16) -> bytes:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise AudioDecodeError("unreadable", f"{path}: no such file") from None
-    except OSError as exc:
-        raise AudioDecodeError("unreadable", f"{path}: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise AudioDecodeError("unreadable", f"{path}: not a regular file")
-    if st.st_size == 0:
-        raise AudioDecodeError("empty", f"{path.name}: zero-byte file")
-    try:
-        with path.open("rb") as fh:
-            return fh.read(size)
-    except OSError as exc:
-        raise AudioDecodeError("unreadable", f"{path}: {exc.strerror or exc}") from None
-
-
-class _Source:
-    """An opened container and its first decodable audio stream."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        import av
-
-        self.path = Path(path)
-        head = _read_head(self.path)
-        unsupported = _sniff_unsupported(head)
-        if unsupported is not None:
-            raise AudioDecodeError("unsupported", f"{self.path.name}: {unsupported}")
-        try:
-            self.container: Any = av.open(str(self.path), metadata_errors="ignore")
-        except av.FFmpegError as exc:
-            raise self._open_error(head, exc) from None
-        except OSError as exc:  # pragma: no cover - raced with the stat above
-            raise AudioDecodeError("unreadable", f"{self.path}: {exc}") from None
-        try:
-            self.stream = self._pick_stream()
-            self.info = self._info(head)
-        except BaseException:
-            self.container.close()
-            raise
-
-    def _open_error(self, head: bytes, exc: Exception) -> AudioDecodeError:
-        msg = _ffmpeg_message(exc)
-        ext = self.path.suffix.lower()
-        if ext in _TRACKER_EXTS:
-            return AudioDecodeError(
-                "unsupported",
-                f"{self.path.name}: tracker module ({ext}): not decodable by the bundled FFmpeg ({msg})",
-            )
-        if ext in _MIDI_EXTS:
-            return AudioDecodeError("unsupported", f"{self.path.name}: MIDI file ({ext}): not audio ({msg})")
-        looks = _sniff_audio(head)
-        if looks is not None:
-            return AudioDecodeError(
-                "corrupt", f"{self.path.name}: starts like {looks} but cannot be opened: {msg}"
-            )
-        return AudioDecodeError(
-            "not_audio", f"{self.path.name}: unrecognised data, not an audio file ({msg})"
-        )
-
-    def _pick_stream(self) -> Any:
-        audio = list(self.container.streams.audio)
-        if not audio:
-            kinds = ", ".join(
-                f"{s.type} ({s.codec_context.name if s.codec_context else '?'})"
-                for s in self.container.streams
-            )
-            raise AudioDecodeError(
-                "no_audio_stream",
-                f"{self.path.name}: {self.container.format.name} container without an audio stream"
-                + (f"; streams: {kinds}" if kinds else ""),
-            )
-        for s in audio:
-            if s.codec_context is not None:
-                return s
-        raise AudioDecodeError(
-            "unsupported", f"{self.path.name}: no decoder in the bundled FFmpeg for its audio codec"
-        )
-
-    def _info(self, head: bytes) -> AudioInfo:
-        c, s = self.container, self.stream
-        duration: float | None = None
-        if s.duration is not None and s.time_base is not None and s.duration > 0:
-            duration = float(s.duration * s.time_base)
-        elif c.duration is not None and c.duration > 0:
-            duration = c.duration / 1_000_000
-        fmt_names = set(c.format.name.split(","))
-        if "wav" in fmt_names:
-            declared = _wav_declared_seconds(head)
-            if declared is not None and (duration is None or declared > duration * 1.01):
-                duration = declared
-        exact = duration is not None and not (fmt_names & _ESTIMATED_DURATION_FORMATS)
-        if duration is not None and "mp3" in fmt_names and _mp3_has_length_header(self.path, head):
-            exact = True
-        cc = s.codec_context
-        channels = 0
-        try:
-            channels = len(cc.layout.channels) if cc.layout is not None else 0
-        except Exception:  # pragma: no cover - exotic layouts
-            channels = int(getattr(cc, "channels", 0) or 0)
-        return AudioInfo(
-            container=c.format.name,
-            codec=cc.name,
-            sample_rate=int(cc.sample_rate or 0),
-            channels=channels,
-            duration=duration,
-            duration_exact=exact,
-        )
-
-    def close(self) -> None:
-        self.container.close()
-
-    def __enter__(self) -> _Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _ffmpeg_message(exc: Exception) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).rstrip(".")
-
-
-# --------------------------------------------------------------------------- decoding core
-
-
-class _Buffer:
-    """A float32 buffer that grows (x1.5) up to a hard cap."""
-
-    def __init__(self, initial: int, cap: int | None) -> None:
-        self.cap = cap
-        first = max(1, initial if cap is None else min(initial, cap))
-        self.data = np.empty(first, dtype=np.float32)
-        self.n = 0
-
-    def room(self) -> int | None:
-        return None if self.cap is None else self.cap - self.n
-
-    def append(self, x: np.ndarray) -> None:
-        need = self.n + x.shape[0]
-        if need > self.data.shape[0]:
-            grown = max(need, int(self.data.shape[0] * 1.5) + SAMPLE_RATE)
-            if self.cap is not None:
-                grown = min(grown, self.cap)
-            new = np.empty(grown, dtype=np.float32)
-            new[: self.n] = self.data[: self.n]
-            self.data = new
-        self.data[self.n : need] = x
-        self.n = need
-
-    def result(self) -> np.ndarray:
-        if self.data.shape[0] - self.n > self.n // 8 + SAMPLE_RATE:
-            return self.data[: self.n].copy()  # do not pin a much larger allocation
-        return self.data[: self.n]
-
-
-_SAMPLE_DTYPES: Final[dict[str, np.dtype[Any]]] = {
-    "u8": np.dtype(np.uint8),
-    "s16": np.dtype(np.int16),
-    "s32": np.dtype(np.int32),
-    "s64": np.dtype(np.int64),
-    "flt": np.dtype(np.float32),
-    "dbl": np.dtype(np.float64),
-}
-
-
-def _frame_to_mono(frame: Any) -> np.ndarray:
-    """One decoded frame as float32 mono in [-1, 1] (channel mean, as librosa.to_mono).
-
-    Reads the planes' buffers directly: ``AudioFrame.to_ndarray`` stacks planes and costs more than
-    the decoding itself for 1024-sample frames.
-    """
-    name = frame.format.name
-    planar = frame.format.is_planar
-    dtype = _SAMPLE_DTYPES[name[:-1] if planar else name]
-    n = frame.samples
-    channels = len(frame.layout.channels) or 1
-    planes = frame.planes
-    if planar:
-        first = np.frombuffer(planes[0], dtype=dtype, count=n)
-        if channels == 1:
-            mono = first.astype(np.float32)  # a copy: the plane buffer is reused by FFmpeg
-        else:
-            mono = first.astype(np.float32)
-            for plane in planes[1:channels]:
-                mono += np.frombuffer(plane, dtype=dtype, count=n)
-            mono *= np.float32(1.0 / channels)
-    else:
-        inter = np.frombuffer(planes[0], dtype=dtype, count=n * channels).reshape(n, channels)
-        mono = inter[:, 0].astype(np.float32)
-        if channels > 1:
-            for c in range(1, channels):
-                mono += inter[:, c]
-            mono *= np.float32(1.0 / channels)
-    if dtype.kind == "u":  # u8: offset binary
-        mono -= np.float32(128.0)
-        mono *= np.float32(1.0 / 128.0)
-    elif dtype.kind == "i":
-        mono *= np.float32(1.0 / float(1 << (8 * dtype.itemsize - 1)))
-    return mono
-
-
-class _Resampler:
-    """Streaming mono resampler to 16 kHz (soxr HQ, librosa's default), batching small frames."""
-
-    def __init__(self) -> None:
-        self.rate = 0
-        self._stream: Any = None
-        self._pending: list[np.ndarray] = []
-        self._pending_n = 0
-
-    def feed(self, mono: np.ndarray, rate: int) -> Iterator[np.ndarray]:
-        if rate != self.rate:
-            yield from self.flush()
-            self.rate = rate
-            if rate != SAMPLE_RATE:
-                import soxr
-
-                self._stream = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            else:
-                self._stream = None
-        self._pending.append(mono)
-        self._pending_n += mono.shape[0]
-        if self._pending_n >= _RESAMPLE_BATCH:
-            yield from self._drain(last=False)
-
-    def _drain(self, last: bool) -> Iterator[np.ndarray]:
-        if self._pending_n:
-            x = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-        else:
-            x = np.zeros(0, dtype=np.float32)
-        self._pending, self._pending_n = [], 0
-        if self._stream is None:
-            if x.shape[0]:
-                yield x
-            return
-        y = self._stream.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=last)
-        if y.shape[0]:
-            yield y
-
-    def flush(self) -> Iterator[np.ndarray]:
-        if self.rate:
-            yield from self._drain(last=True)
-        self.rate = 0
-        self._stream = None
-
-
-@dataclasses.dataclass
-class _Span:
-    written: int = 0
-    errors: int = 0
-    fatal: str | None = None  # demuxer error that ended the span
-
-
-# After a seek, the first decoded frame must start at or before the target; some demuxers (Ogg)
-# may land after it. Then seek again this many seconds earlier (None: from the beginning).
-_SEEK_BACKOFF: Final = (0.0, 1.0, 5.0, 30.0, None)
-
-
-def _decode_span(src: _Source, buf: _Buffer, *, start: float, limit: int | None) -> _Span:
-    """Decode from ``start`` seconds (seeking when > 0) into ``buf``, at most ``limit`` samples."""
-    span = _Span()
-    stream = src.stream
-    room = buf.room()
-    if room is not None:
-        limit = room if limit is None else min(limit, room)
-    if limit is not None and limit <= 0:
-        return span
-    if start <= 0:
-        _decode_packets(src, buf, span, limit, target=None, may_restart=False)
-        return span
-    # Timestamps count from the stream's start time (e.g. an MP3's encoder delay, which the decoder
-    # drops at the beginning): sample 0 of the decoded audio is at ``start_time``.
-    tb = stream.time_base or Fraction(1, 1_000_000)
-    origin = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-    target = start + origin
-    for i, back in enumerate(_SEEK_BACKOFF):
-        position = origin if back is None else max(origin, target - back)
-        src.container.seek(int(position / tb), stream=stream)
-        errors = span.errors
-        last = i == len(_SEEK_BACKOFF) - 1
-        if _decode_packets(src, buf, span, limit, target=target, may_restart=not last):
-            return span
-        span.errors = errors  # landed after the target: retry from earlier
-    return span  # pragma: no cover - the last attempt never asks to restart
-
-
-def _decode_packets(
-    src: _Source, buf: _Buffer, span: _Span, limit: int | None, *, target: float | None, may_restart: bool
-) -> bool:
-    """Demux, decode, trim to ``target`` (seconds), resample and append. False: restart earlier."""
-    import av
-
-    resampler = _Resampler()
-    skip_until = target
-
-    def put(chunk: np.ndarray) -> bool:
-        """Append; True when the limit is reached."""
-        if limit is not None and span.written + chunk.shape[0] >= limit:
-            buf.append(chunk[: limit - span.written])
-            span.written = limit
-            return True
-        buf.append(chunk)
-        span.written += chunk.shape[0]
-        return False
-
-    packets = src.container.demux(src.stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except av.FFmpegError as exc:
-            span.fatal = _ffmpeg_message(exc)
-            break
-        try:
-            frames = packet.decode()
-        except av.FFmpegError:
-            span.errors += 1
-            continue
-        for frame in frames:
-            if not frame.samples:
-                continue
-            rate = int(frame.sample_rate)
-            if skip_until is not None:
-                t = frame.time
-                if t is not None:
-                    skip = int(round((skip_until - t) * rate))
-                    if skip < -1 and may_restart:
-                        return False
-                    if skip >= frame.samples:
-                        continue
-                    mono = _frame_to_mono(frame)
-                    if skip > 0:
-                        mono = mono[skip:]
-                else:
-                    mono = _frame_to_mono(frame)
-                skip_until = None
-            else:
-                mono = _frame_to_mono(frame)
-            for chunk in resampler.feed(mono, rate):
-                if put(chunk):
-                    return True
-    for chunk in resampler.flush():
-        if put(chunk):
-            break
-    return True
-
-
 def _initial_capacity(seconds: float | None) -> int:
     if seconds is None:
         seconds = 60.0
@@ -684,7 +154,7 @@ def _initial_capacity(seconds: float | None) -> int:
 
 
 def _judge(
-    src: _Source,
+    src: Source,
     decoded: int,
     errors: int,
     fatal: str | None,
@@ -734,7 +204,7 @@ def _judge(
 
 def probe(path: str | os.PathLike[str]) -> AudioInfo:
     """Open ``path`` and describe its audio stream (no decoding). Raises :class:`AudioDecodeError`."""
-    with _Source(path) as src:
+    with Source(path) as src:
         return src.info
 
 
@@ -753,12 +223,12 @@ def decode(
     """
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError("max_seconds must be positive")
-    with _Source(path) as src:
+    with Source(path) as src:
         return _decode_from(src, max_seconds, start, min_seconds, min_fraction)
 
 
 def _decode_from(
-    src: _Source, max_seconds: float | None, start: float, min_seconds: float, min_fraction: float
+    src: Source, max_seconds: float | None, start: float, min_seconds: float, min_fraction: float
 ) -> DecodedAudio:
     import av
 
@@ -769,12 +239,12 @@ def _decode_from(
     else:
         expected = max_seconds if remaining is None else min(remaining, max_seconds)
     cap = None if max_seconds is None else int(round(max_seconds * SAMPLE_RATE))
-    buf = _Buffer(_initial_capacity(expected), cap)
+    buf = Buffer(_initial_capacity(expected), cap)
     try:
-        span = _decode_span(src, buf, start=start, limit=None)
+        span = decode_span(src, buf, start=start, limit=None)
     except av.FFmpegError as exc:  # the seek itself failed
         raise AudioDecodeError(
-            "corrupt", f"{src.path.name}: cannot seek to {start:g} s: {_ffmpeg_message(exc)}"
+            "corrupt", f"{src.path.name}: cannot seek to {start:g} s: {ffmpeg_message(exc)}"
         ) from None
     damaged = _judge(
         src,
@@ -821,7 +291,7 @@ def decode_excerpts(
     """
     if count <= 0 or seconds <= 0:
         raise ValueError("count and seconds must be positive")
-    with _Source(path) as src:
+    with Source(path) as src:
         result = _excerpts_from(src, count, seconds, min_seconds, min_fraction)
         if result is not None:
             return result
@@ -829,7 +299,7 @@ def decode_excerpts(
 
 
 def _excerpts_from(
-    src: _Source, count: int, seconds: float, min_seconds: float, min_fraction: float
+    src: Source, count: int, seconds: float, min_seconds: float, min_fraction: float
 ) -> DecodedAudio | None:
     """The excerpts, or None when the caller should decode the beginning instead."""
     import av
@@ -838,14 +308,14 @@ def _excerpts_from(
     if duration is None or duration <= count * seconds:
         return _decode_from(src, count * seconds, 0.0, min_seconds, min_fraction)
     per = int(round(seconds * SAMPLE_RATE))
-    buf = _Buffer(per * count, per * count)
+    buf = Buffer(per * count, per * count)
     segments: list[tuple[float, int, int]] = []
     errors = 0
     fatal: str | None = None
     try:
         for t in excerpt_starts(duration, count, seconds):
             before = buf.n
-            span = _decode_span(src, buf, start=t, limit=per)
+            span = decode_span(src, buf, start=t, limit=per)
             errors += span.errors
             fatal = fatal or span.fatal
             if buf.n > before:
@@ -890,7 +360,7 @@ def load_for_analysis(
         raise ValueError("full_seconds and excerpt_seconds must be positive")
     count = max(1, int(full_seconds // excerpt_seconds))
     seconds = min(excerpt_seconds, full_seconds)
-    with _Source(path) as src:
+    with Source(path) as src:
         duration = src.info.duration
         if duration is None or duration <= full_seconds:
             return _decode_from(src, full_seconds, 0.0, min_seconds, min_fraction)
