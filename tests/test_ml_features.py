@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.ml import features as F
+from sidecar.ml.constants import SAMPLE_RATE
 from sidecar.ml.features import key as K
 
-SR = 16000
+SR = SAMPLE_RATE
 NOTES = F.KEYS
 
 

@@ -14,7 +14,22 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from sidecar.ml.constants import SAMPLE_RATE
+
+__all__ = [
+    "HOP_LENGTH",
+    "N_FFT",
+    "N_MELS",
+    "PATCH_FRAMES",
+    "SAMPLE_RATE",
+    "log_compress",
+    "log_mel",
+    "mel_filterbank",
+    "mel_power",
+    "n_frames",
+    "patches",
+]
+
 N_FFT = 512
 HOP_LENGTH = 256
 N_MELS = 96
