@@ -50,10 +50,8 @@ CANCEL_GRACE_S = 120.0
 
 
 def analysis_params(app: JobContext, top_n_moods: int | None = None) -> AnalysisParams:
-    s = app.settings
-    return AnalysisParams(model_dir=s.model_dir, top_n_moods=top_n_moods or s.top_n_moods,
-                          energy_min=s.energy_min, energy_max=s.energy_max, tempo_min=s.tempo_min_bpm,
-                          tempo_max=s.tempo_max_bpm, max_patches=s.analysis_max_patches)
+    """The service's analysis parameters (a run's ``top_n_moods`` replaces TOP_N_MOODS)."""
+    return AnalysisParams.from_settings(app.settings, top_n_moods)
 
 
 def child_task_id(parent_id: str, album_id: str) -> str:

@@ -12,14 +12,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sidecar.ml import audio as _audio
+from sidecar.ml import constants as _constants
 from sidecar.ml import features as _features
 from sidecar.ml import mel as _mel
 from sidecar.ml.musicnn import MusicnnModel
 from sidecar.ml.result import TrackAnalysis
+
+if TYPE_CHECKING:
+    from sidecar.config import Settings
 
 #: bump when the pipeline (not the model) changes in a way that changes stored results
 PIPELINE_REVISION = 1
@@ -35,22 +40,47 @@ class AnalysisFailed(Exception):
 
 @dataclass(frozen=True)
 class AnalysisParams:
-    model_dir: Path | None = None
-    top_n_moods: int = 5
-    energy_min: float = 0.01
-    energy_max: float = 0.15
-    tempo_min: float = 40.0
-    tempo_max: float = 200.0
+    """The tunable parameters of one analysis.
+
+    The service builds them from its settings with :meth:`from_settings`. The field defaults hold
+    no literals of their own: they are the defaults of the matching :class:`~sidecar.config.Settings`
+    fields (read once by :mod:`sidecar.ml.constants`; ``config.py`` is the only home of defaults), so
+    ``AnalysisParams()`` analyses exactly as a service with default settings does.
+    """
+
+    model_dir: Path | None = _constants.MODEL_DIR  # MODEL_DIR
+    top_n_moods: int = _constants.TOP_N_MOODS  # TOP_N_MOODS
+    energy_min: float = _constants.ENERGY_MIN  # ENERGY_MIN
+    energy_max: float = _constants.ENERGY_MAX  # ENERGY_MAX
+    tempo_min: float = _constants.TEMPO_MIN  # TEMPO_MIN_BPM
+    tempo_max: float = _constants.TEMPO_MAX  # TEMPO_MAX_BPM
+    #: onnxruntime intra-op threads (None: onnxruntime's default); not a setting
     threads: int | None = None
     #: at most this many evenly spaced 3-s patches go through the models (0 = all); the
-    #: embedding fidelity of the subset is measured by bench/analysis.py
-    max_patches: int = 0
+    #: embedding fidelity of the subset is measured by bench/analysis.py (ANALYSIS_MAX_PATCHES)
+    max_patches: int = _constants.MAX_PATCHES
+
+    @classmethod
+    def from_settings(cls, settings: Settings, top_n_moods: int | None = None) -> AnalysisParams:
+        """The parameters a service with ``settings`` analyses with; ``top_n_moods`` (a run's own
+        choice) replaces ``TOP_N_MOODS`` unless it is None or 0."""
+        return cls(
+            model_dir=settings.model_dir,
+            top_n_moods=top_n_moods or settings.top_n_moods,
+            energy_min=settings.energy_min,
+            energy_max=settings.energy_max,
+            tempo_min=settings.tempo_min_bpm,
+            tempo_max=settings.tempo_max_bpm,
+            max_patches=settings.analysis_max_patches,
+        )
 
 
 def models(params: AnalysisParams) -> tuple[MusicnnModel, MusicnnModel]:
     """The two taggers, loaded once per process."""
-    return (MusicnnModel.load(params.model_dir, "msd", params.threads),
-            MusicnnModel.load(params.model_dir, "mtt", params.threads))
+    return (
+        MusicnnModel.load(params.model_dir, "msd", params.threads),
+        MusicnnModel.load(params.model_dir, "mtt", params.threads),
+    )
 
 
 def model_version(params: AnalysisParams) -> str:
@@ -127,8 +157,13 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
         energy=float(energy),
         energy_normalized=float(energy_norm),
         other_features=other,
-        features={"key_confidence": round(key.confidence, 4), "seconds_analysed": round(decoded.seconds, 2),
-                  "complete": decoded.complete, "damaged": decoded.damaged, "patches": int(chosen.shape[0]),
-                  "source_seconds": decoded.info.duration,
-                  "timings": {k: round(v, 4) for k, v in timings.items()}},
+        features={
+            "key_confidence": round(key.confidence, 4),
+            "seconds_analysed": round(decoded.seconds, 2),
+            "complete": decoded.complete,
+            "damaged": decoded.damaged,
+            "patches": int(chosen.shape[0]),
+            "source_seconds": decoded.info.duration,
+            "timings": {k: round(v, 4) for k, v in timings.items()},
+        },
     )
