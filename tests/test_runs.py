@@ -216,8 +216,9 @@ async def test_failures_are_grouped_counted_and_listed(make_settings: Any, endpo
 
 async def test_an_album_job_analyses_exactly_the_tracks_its_run_listed(make_settings: Any, endpoints: Endpoints,
                                                                        tmp_path: Path, db: asyncpg.Pool) -> None:
-    """A track added to the album after the run listed it is left for the next run; a listed
-    track that disappeared since fails as gone: the run's summary always adds up."""
+    """The run lists the media server once and hands each album job its tracks: a track added
+    to the album afterwards is left for the next run; one deleted since fails with the
+    server's "not found": the run's summary always adds up."""
     music = tmp_path / "music"
     paths = make_album(music, "Band", "Growing", 2)
     settings = make_settings({"LOCAL_MUSIC_DIR": str(music)})
@@ -226,18 +227,18 @@ async def test_an_album_job_analyses_exactly_the_tracks_its_run_listed(make_sett
     listed = await lister.album_tracks(album.id)
     await tracks_db.upsert_tracks(db, "local", listed)
     paths[1].unlink()  # one listed track disappears ...
-    make_album(music, "Band", "Growing", 3)[2]  # ... and a new one arrives (tracks 1-2 rewritten, same ids)
-    paths[1].unlink()
-    ids = [t.item_id for t in listed]
-    worker_view = LocalProvider(music, settings.playlist_dir)  # another worker process lists afresh
+    make_track(music / "Band" / "Growing" / "03 New.flac", seconds=6, title="New", artist="Band",
+               album="Growing", track_number=3)  # ... and a new one arrives
+    worker_view = LocalProvider(music, settings.playlist_dir)  # another worker process, its own scan
     app = JobContext(settings=settings, db=db, provider=worker_view)
     task_id = await tasks.create(db, "album_analysis")
-    result = await analyze_album({"app": app}, task_id, album.id, album.name, None, ids)
+    result = await analyze_album({"app": app}, task_id, album.id, album.name, None, listed)
     assert result["status"] == "SUCCESS" and result["total"] == 2, result
     rows = {r["item_id"]: r for r in await db.fetch("SELECT item_id, analysis_status, failure_reason FROM tracks")}
     assert len(rows) == 2  # the new track is left for the next run, which lists it
+    ids = [t.item_id for t in listed]
     assert rows[ids[0]]["analysis_status"] == "analyzed"
-    assert rows[ids[1]]["analysis_status"] == "failed" and rows[ids[1]]["failure_reason"].startswith("gone")
+    assert rows[ids[1]]["analysis_status"] == "failed" and rows[ids[1]]["failure_reason"].startswith("download:")
     version = model_version(AnalysisParams(max_patches=settings.analysis_max_patches))
     assert await analysis_db.album_outcome(db, ids, version) == {"total": 2, "analyzed": 1, "failed": 1,
                                                                  "missing": 0}
@@ -391,3 +392,24 @@ async def test_tracks_gone_from_the_library_are_removed_after_a_complete_listing
         path.unlink()
     empty = await sync({})
     assert empty["tracks_removed"] == 0 and await db.fetchval("SELECT count(*) FROM tracks") == 2
+
+
+async def test_a_run_lists_each_album_once(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
+                                           client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    music = tmp_path / "music"
+    make_album(music, "One", "First", 2, start=0)
+    make_album(music, "Two", "Second", 2, start=5)
+    real = LocalProvider.album_tracks
+    asked: list[str] = []
+
+    async def counting(self: LocalProvider, album_id: str) -> list[Track]:
+        asked.append(album_id)
+        return await real(self, album_id)
+
+    monkeypatch.setattr(LocalProvider, "album_tracks", counting)
+    settings = make_settings({"LOCAL_MUSIC_DIR": str(music)})
+    task_id = (await (await client.post("/api/analysis/start", json={})).json())["task_id"]
+    await run_workers_until_idle(settings, endpoints)
+    task = await tasks.get(client.app[DB], task_id)
+    assert task is not None and task["status"] == "SUCCESS" and task["details"]["tracks_analyzed"] == 4
+    assert sorted(asked) == sorted(set(asked)) and len(asked) == 2  # the album jobs did not list again

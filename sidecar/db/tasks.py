@@ -90,6 +90,16 @@ async def statuses(db: asyncpg.Pool | asyncpg.Connection, task_ids: list[str]) -
     return {r["task_id"]: r["status"] for r in rows}
 
 
+async def children_outcome(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> dict[str, int]:
+    """Tracks analysed and failed so far, summed over the children's reported counts
+    (``details.analyzed`` / ``details.failed``): a run's progress without a per-track query."""
+    row = await db.fetchrow(
+        """SELECT coalesce(sum((details->>'analyzed')::int), 0) AS analyzed,
+                  coalesce(sum((details->>'failed')::int), 0) AS failed
+           FROM tasks WHERE parent_task_id = $1""", task_id)
+    return {"analyzed": int(row["analyzed"]), "failed": int(row["failed"])}
+
+
 async def get(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> dict[str, Any] | None:
     return _row(await db.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = $1", task_id))
 

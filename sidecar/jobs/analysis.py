@@ -6,8 +6,9 @@ work queue; see ``jobs/names.py`` for why two queues).
   or running; it updates its progress (albums and tracks done / failed / total) every second
   and ends with a summary that adds up: every listed track is analysed or failed-with-reason,
   with the failure reasons grouped and counted.
-* Each album job analyses exactly the tracks the parent listed (a track added to the album
-  since is left for the next run; one removed since fails as "gone").  It downloads each
+* Each album job analyses exactly the tracks the parent listed, passed to it (the media
+  server is listed once per run; a track added to the album since is left for the next run,
+  one removed since fails with the server's "not found").  It downloads each
   track to TEMP_DIR, analyses it in a thread (at most ANALYSIS_TRACK_TIMEOUT_SECONDS), stores
   the outcome in one transaction, deletes the file; a track that cannot be analysed is
   recorded as failed with its reason and the album goes on.  A media server that cannot be
@@ -62,9 +63,10 @@ def child_task_id(parent_id: str, album_id: str) -> str:
 # --------------------------------------------------------------------------- album job
 
 async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_name: str = "",
-                        top_n_moods: int | None = None, item_ids: Sequence[str] | None = None) -> dict[str, Any]:
-    """Analyse the album's tracks ``item_ids`` (as the parent listed them; all of the album's
-    tracks when None)."""
+                        top_n_moods: int | None = None, tracks: Sequence[Track] | None = None) -> dict[str, Any]:
+    """Analyse the album's ``tracks`` exactly as the parent listed them (the media server is not
+    asked again; a track deleted since fails with the server's "not found"), or, when None,
+    the album's tracks as listed now."""
     app = job_context(ctx)
     db = app.db
     if await tasks.is_revoked(db, task_id):
@@ -79,19 +81,15 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
 
     outage = OutageWindow(app.settings.media_outage_wait_seconds, note)
     async with heartbeat(app, task_id):
-        try:
-            tracks, gone = await _album_tracks(app, outage, album_id, item_ids)
-        except ProviderError as exc:
-            for item_id in item_ids or ():  # each listed track ends failed, with the cause
-                await analysis_db.store_failure(db, item_id, f"media server: {exc}", version)
-            await tasks.fail(db, task_id, f"media server: {exc}")
-            return {"status": "FAILURE", "error": str(exc)}
-        if item_ids is None:
+        if tracks is None:
+            try:
+                tracks = await outage.call(functools.partial(app.provider.album_tracks, album_id))
+            except ProviderError as exc:
+                await tasks.fail(db, task_id, f"media server: {exc}")
+                return {"status": "FAILURE", "error": str(exc)}
             await tracks_db.upsert_tracks(db, app.provider.name, tracks)
-        all_ids = [t.item_id for t in tracks] + gone
-        for item_id in gone:
-            await analysis_db.store_failure(db, item_id, "gone: no longer on the media server", version)
-        todo = await analysis_db.tracks_to_analyse(db, [t.item_id for t in tracks], version)
+        all_ids = [t.item_id for t in tracks]
+        todo = await analysis_db.tracks_to_analyse(db, all_ids, version)
         by_id = {t.item_id: t for t in tracks}
         for i, item_id in enumerate(todo, 1):
             if await tasks.is_revoked(db, task_id):
@@ -104,19 +102,6 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
     await tasks.update(db, task_id, status="SUCCESS", progress=100, details=outcome,
                        log_line=f"{outcome['analyzed']} analysed, {outcome['failed']} failed of {outcome['total']}")
     return {"status": "SUCCESS", **outcome}
-
-
-async def _album_tracks(app: JobContext, outage: OutageWindow, album_id: str,
-                        item_ids: Sequence[str] | None) -> tuple[list[Track], list[str]]:
-    """The tracks to analyse, and the ids among ``item_ids`` the media server no longer has."""
-    listed = await outage.call(lambda: app.provider.album_tracks(album_id))
-    if item_ids is None:
-        return listed, []
-    by_id = {t.item_id: t for t in listed}
-    missing = [i for i in item_ids if i not in by_id]
-    if missing:  # moved to another album since the parent listed it, or gone
-        by_id.update({t.item_id: t for t in await outage.call(lambda: app.provider.get_tracks(missing))})
-    return [by_id[i] for i in item_ids if i in by_id], [i for i in item_ids if i not in by_id]
 
 
 async def _analyze_one(app: JobContext, outage: OutageWindow, track: Track, params: AnalysisParams,
@@ -176,8 +161,9 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
             return {"status": "FAILURE", "error": str(exc)}
 
         # Record every listed track first: the final summary accounts for all of them.
-        album_tracks: dict[str, list[str]] = {}
+        album_tracks: dict[str, list[Track]] = {}  # as listed (and stored): what each album job gets
         to_run: list[str] = []  # album ids with work left, newest first
+        skipped_ids: list[str] = []
         skipped = rejected = 0
         list_failures: list[str] = []
         listed: list[str] = []
@@ -193,15 +179,17 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 rejected += 1
                 await note(f"track {track.item_id} of album {album.name!r} not recorded: {reason}")
             ids = [t.item_id for t in stored]
-            album_tracks[album.id] = ids
+            album_tracks[album.id] = stored
             if await analysis_db.tracks_to_analyse(db, ids, version):
                 to_run.append(album.id)
             else:
                 skipped += 1
+                skipped_ids.extend(ids)
         complete = not recent and not list_failures  # every album listed, none failed
         removed = await tracks_db.remove_missing(db, app.provider.name, listed) if complete else 0
         names = {a.id: a.name for a in albums}
-        all_ids = [i for ids in album_tracks.values() for i in ids]
+        all_ids = [t.item_id for found in album_tracks.values() for t in found]
+        done_before = await analysis_db.album_outcome(db, skipped_ids, version)  # albums needing no job
         await tasks.update(db, task_id, status="PROGRESS", details={
             "model_version": version, "albums_total": len(albums), "albums_skipped": skipped,
             "albums_to_analyse": len(to_run), "tracks_total": len(all_ids), "tracks_rejected": rejected,
@@ -230,12 +218,15 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                                   album_tracks[album_id], job_id=cid)
                     running += 1
                 children[album_id] = cid
-            outcome = await analysis_db.album_outcome(db, all_ids, version)
+            # progress by run: the album jobs report their albums' counts (no per-track query here)
+            jobs = await tasks.children_outcome(db, task_id)
+            analyzed = done_before["analyzed"] + jobs["analyzed"]
+            failed = done_before["failed"] + jobs["failed"]
             done_albums = sum(1 for s in states.values() if s in tasks.FINAL)
-            progress = int(100 * (outcome["analyzed"] + outcome["failed"]) / max(1, len(all_ids)))
+            progress = int(100 * (analyzed + failed) / max(1, len(all_ids)))
             await tasks.update(db, task_id, status="PROGRESS", progress=min(99, progress), details={
-                "albums_done": skipped + done_albums, "tracks_analyzed": outcome["analyzed"],
-                "tracks_failed": outcome["failed"], "tracks_remaining": outcome["missing"]})
+                "albums_done": skipped + done_albums, "tracks_analyzed": analyzed,
+                "tracks_failed": failed, "tracks_remaining": len(all_ids) - analyzed - failed})
             if not pending and running == 0:
                 break
             await asyncio.sleep(POLL_S)
