@@ -10,6 +10,9 @@ back to the client, and no cookie is kept between clients.  A websocket upgrade 
 frame by frame in both directions.  An upstream that cannot be reached gives ``502``, a
 connect timeout ``504``, like nginx.
 
+Each bridge tunes its :class:`Upstream`: whether ``X-Forwarded-*`` is added, which request
+headers are dropped besides the hop-by-hop ones, and what an unreachable upstream gives.
+
 If the upstream URL has a base path (``http://host:8096/jellyfin``), a client path that
 already starts with it is forwarded as it is, any other path gets it prepended; mix routes
 are matched on :meth:`Upstream.relative` (the path below the base path).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import (
@@ -100,16 +104,29 @@ async def stream_back(request: web.Request, upstream: ClientResponse, label: str
             upstream.close()  # unread body: do not put the connection back in the pool
 
 
+#: what a bridge answers when its upstream cannot be reached: (request, exception) -> answer
+Unreachable = Callable[[web.Request, Exception], web.StreamResponse]
+
+
 class Upstream:
     """One upstream server (``base_url`` may carry a base path) and the HTTP client pool to it."""
 
-    def __init__(self, base_url: str, *, connect_timeout_s: float = 10.0, max_connections: int = 1024) -> None:
+    def __init__(self, base_url: str, *, connect_timeout_s: float = 10.0, max_connections: int = 1024,
+                 add_forwarded: bool = True, drop_request: frozenset[str] = frozenset(),
+                 unreachable: Unreachable | None = None) -> None:
+        """``add_forwarded``: add ``X-Forwarded-For/-Proto/-Host`` to forwarded requests;
+        ``drop_request``: request headers (lower-case) never forwarded, besides the hop-by-hop
+        ones and ``Host``; ``unreachable(request, exc)``: the answer when the upstream cannot be
+        reached or times out (default: 502, 504 for a connect timeout)."""
         url = URL(base_url)
         if not url.absolute or url.scheme not in ("http", "https"):
             raise ValueError(f"upstream must be an http(s) URL, got {base_url!r}")
         self.origin = url.origin()
         self.base_path = url.path.rstrip("/")  # "" or "/jellyfin"
         self.connect_timeout_s = connect_timeout_s
+        self.add_forwarded = add_forwarded
+        self.drop_request = frozenset(drop_request)
+        self.unreachable = unreachable
         self._max_connections = max_connections
         self._session: ClientSession | None = None
 
@@ -146,11 +163,12 @@ class Upstream:
 
     # ---- forwarding
 
-    @staticmethod
-    def forwarded_headers(request: web.BaseRequest, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-        """The request's end-to-end headers, ``Host`` and ``Content-Length`` handled by the client,
-        plus ``X-Forwarded-For/-Proto/-Host``."""
-        headers = end_to_end(request.headers, drop | {"host"})
+    def forwarded_headers(self, request: web.BaseRequest, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+        """The request's end-to-end headers, ``Host`` handled by the client, plus
+        ``X-Forwarded-For/-Proto/-Host`` (unless ``add_forwarded`` is off)."""
+        headers = end_to_end(request.headers, drop | self.drop_request | {"host"})
+        if not self.add_forwarded:
+            return headers
         peer = request.remote or ""
         prior = request.headers.get("X-Forwarded-For")
         if peer:
@@ -160,20 +178,25 @@ class Upstream:
             headers.setdefault("X-Forwarded-Host", request.host)
         return headers
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
-        """Send ``request`` upstream unchanged and stream the answer back."""
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """Send ``request`` upstream unchanged (with ``body`` when the bridge already read it,
+        else the request's own stream) and stream the answer back."""
         url = self.url(request.rel_url.raw_path, request.rel_url.raw_query_string)
         if is_websocket(request):
             return await self._forward_websocket(request, url)
         headers = self.forwarded_headers(request)
-        body: Any = request.content if request.body_exists else None
+        data: Any = body if body is not None else (request.content if request.body_exists else None)
         try:
             upstream = await self.session.request(
-                request.method, url, headers=headers, data=body, allow_redirects=False,
+                request.method, url, headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False, skip_auto_headers=_NO_AUTO_HEADERS)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if self.unreachable is not None:
+                return self.unreachable(request, exc)
             return web.Response(status=504, text="upstream timed out\n")
         except (ClientError, OSError) as exc:
+            if self.unreachable is not None:
+                return self.unreachable(request, exc)
             log.warning("bridge: %s %s: upstream unreachable: %s", request.method, url.path, exc)
             return web.Response(status=502, text="upstream unreachable\n")
         return await stream_back(request, upstream, f"bridge: {request.method} {url.path}")
