@@ -33,6 +33,8 @@ The AudioMuse-AI Jellyfin plugin's ``/AudioMuseAI/info``, ``health``, ``similar_
 ``find_path`` are answered too (:mod:`sidecar.bridge.jellyfin_plugin_api`).
 
 Every other request is passed through unchanged and streamed (:mod:`sidecar.bridge.proxy`).
+Credentials cache, failure policy and fallback record are the bridges' shared ones
+(:mod:`sidecar.bridge.kit`): a fallback is logged with its reason and counted.
 Mix answers carry ``Server-Timing: mix;dur=<ms>, upstream;dur=<ms>, bridge;dur=<ms>``: time
 in the mix engine and its database queries, time waiting for Jellyfin, and the rest (routing,
 credentials, reordering, JSON).
@@ -45,7 +47,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -53,11 +55,13 @@ from urllib.parse import unquote
 from aiohttp import ClientTimeout, web
 from multidict import CIMultiDict, MultiMapping
 
+from sidecar.bridge import kit
+from sidecar.bridge.kit import Fallback
 from sidecar.bridge.proxy import Upstream, is_websocket
 from sidecar.mix.engine import Candidate
 from sidecar.similarity import store
-from sidecar.similarity.service import MAX_SEEDS, MixKind, MixService, NothingAnalysed, UnknownSeed
-from sidecar.web.keys import DB, SETTINGS
+from sidecar.similarity.service import MAX_SEEDS, MixKind, MixService, UnknownSeed
+from sidecar.web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +76,7 @@ AUTH_PARAMS = frozenset({"api_key", "apikey"})
 #: presentation parameters of the mix routes, passed on to /Items (lower-case)
 PRESENTATION = ("userid", "fields", "enableimages", "enableuserdata", "imagetypelimit", "enableimagetypes")
 
-MAIN = web.AppKey("main", web.Application)
-
 _GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
-
-
-class Fallback(Exception):
-    """Our path gives up: forward the original request."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +156,10 @@ class Caller:
         return bool(self.auth_query) or any(self.headers.get(h) for h in AUTH_HEADERS)
 
     @property
-    def key(self) -> tuple[tuple[str, str], ...]:
+    def key(self) -> bytes:
+        """The credentials' key in the bridge's :class:`~sidecar.bridge.kit.CredentialCache`."""
         items = [(h.lower(), v) for h in AUTH_HEADERS for v in self.headers.getall(h, [])]
-        return tuple(sorted(items + [(k.lower(), v) for k, v in self.auth_query]))
+        return kit.CredentialCache.key(sorted(items + [(k.lower(), v) for k, v in self.auth_query]))
 
 
 @dataclass
@@ -177,42 +176,19 @@ class Timing:
                 f"bridge;dur={rest * 1000:.2f}")
 
 
-class RefusedCredentials:
-    """Credentials Jellyfin refused recently: forwarded at once, without computing a mix."""
+class JellyfinBridge(kit.Bridge):
+    """Keeps Jellyfin's refusals in its credential cache (:mod:`sidecar.bridge.kit`)."""
 
-    MAX = 4096
+    label = "Jellyfin bridge"
+    server = "Jellyfin"
 
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._until: dict[tuple[tuple[str, str], ...], float] = {}
-
-    def add(self, key: tuple[tuple[str, str], ...]) -> None:
-        if self.ttl_s <= 0:
-            return
-        now = time.monotonic()
-        if len(self._until) >= self.MAX:
-            self._until = {k: t for k, t in self._until.items() if t > now}
-            if len(self._until) >= self.MAX:
-                self._until.clear()
-        self._until[key] = now + self.ttl_s
-
-    def __contains__(self, key: tuple[tuple[str, str], ...]) -> bool:
-        until = self._until.get(key)
-        if until is None:
-            return False
-        if until < time.monotonic():
-            del self._until[key]
-            return False
-        return True
-
-
-class JellyfinBridge:
-    def __init__(self, main: web.Application, upstream: Upstream) -> None:
-        self.main = main
-        self.upstream = upstream
+    def __init__(self, main: web.Application) -> None:
         settings = main[SETTINGS]
+        if not settings.jellyfin_url:
+            raise RuntimeError("JELLYFIN_URL is not set: the Jellyfin bridge has nothing to proxy")
+        super().__init__(main, Upstream(settings.jellyfin_url, connect_timeout_s=settings.media_http_timeout_seconds),
+                         log)
         self.timeout = ClientTimeout(total=settings.media_http_timeout_seconds)
-        self.refused = RefusedCredentials(settings.bridge_auth_cache_seconds)
         from sidecar.bridge.jellyfin_plugin_api import PluginApi  # (that module builds on this one)
 
         self.plugin = PluginApi(self)
@@ -235,27 +211,20 @@ class JellyfinBridge:
     async def answer(self, request: web.Request, route: Route) -> web.Response | None:
         """Our sonic answer, or None to forward the request to Jellyfin."""
         caller = Caller.of(request)
-        if not caller.has_credentials or caller.key in self.refused or DB not in self.main:
+        if not caller.has_credentials:
+            self.fallbacks.declined(request.path, "no credentials")
             return None
-        timing = Timing()
-        try:
-            return await self._answer(request, route, caller, timing)
-        except Fallback as why:
-            log.debug("bridge: %s: Jellyfin answers (%s)", request.path, why)
-        except (NothingAnalysed, UnknownSeed) as why:
-            log.debug("bridge: %s: Jellyfin answers (%s)", request.path, why)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("bridge: %s: our path failed; Jellyfin answers", request.path, exc_info=True)
-        return None
+        if self.credentials.refused(caller.key):
+            self.fallbacks.declined(request.path, "credentials refused recently")
+            return None
+        return await self.attempt(request.path, lambda: self._answer(request, route, caller, Timing()))
 
     async def _answer(self, request: web.Request, route: Route, caller: Caller, timing: Timing) -> web.Response:
         query = request.query
         limit = _int_param(query, "limit")
         if limit is not None and limit <= 0:
             raise Fallback("limit <= 0")
-        service = MixService(self.main[DB], self.main[SETTINGS])
+        service = self.mixes()
         started, upstream_before = time.perf_counter(), timing.upstream_s
         if route.action == "similar":
             n = min(limit or SIMILAR_DEFAULT, MIX_LIMIT)
@@ -355,7 +324,7 @@ class JellyfinBridge:
             async with self.upstream.session.get(url, headers=headers, timeout=self.timeout,
                                                  allow_redirects=False) as resp:
                 if resp.status in (401, 403):
-                    self.refused.add(caller.key)
+                    self.credentials.refuse(caller.key)
                     raise Fallback(f"Jellyfin refused the credentials ({resp.status})")
                 if resp.status != 200:
                     return resp.status, None, ""
@@ -431,23 +400,4 @@ def _artist_ids(dto: dict[str, Any]) -> set[str]:
 
 def create_app(main: web.Application) -> web.Application:
     """The bridge app: reads settings and the database pool from ``main`` (sidecar.web.keys)."""
-    app = web.Application()
-    app[MAIN] = main
-
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        settings = main[SETTINGS]
-        if not settings.jellyfin_url:
-            raise RuntimeError("JELLYFIN_URL is not set: the Jellyfin bridge has nothing to proxy")
-        upstream = Upstream(settings.jellyfin_url, connect_timeout_s=settings.media_http_timeout_seconds)
-        app[BRIDGE] = JellyfinBridge(main, upstream)
-        try:
-            yield
-        finally:
-            await upstream.close()
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        return await request.app[BRIDGE].handle(request)
-
-    app.cleanup_ctx.append(lifecycle)
-    app.router.add_route("*", "/{tail:.*}", handle)
-    return app
+    return kit.create_app(main, BRIDGE, JellyfinBridge)

@@ -154,7 +154,7 @@ class PluginApi:
 
     async def answer(self, request: web.Request, endpoint: str) -> web.StreamResponse:
         caller = Caller.of(request)
-        if not caller.has_credentials or caller.key in self.bridge.refused:
+        if not caller.has_credentials or self.bridge.credentials.refused(caller.key):
             return web.Response(status=401)  # what Jellyfin answers
         try:
             if endpoint == "info":
@@ -280,7 +280,7 @@ class PluginApi:
                 raw = await resp.read()
                 if resp.status != 200:
                     if resp.status in (401, 403):
-                        self.bridge.refused.add(caller.key)
+                        self.bridge.credentials.refuse(caller.key)
                     relayed = CIMultiDict((k, v) for k, v in resp.headers.items()
                                           if k.lower() in ("content-type", "www-authenticate", "retry-after"))
                     raise Relay(web.Response(status=resp.status, body=raw, headers=relayed))
