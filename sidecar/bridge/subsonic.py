@@ -37,60 +37,54 @@ the request is wrong, as Subsonic errors (HTTP 200, ``status="failed"``, in the 
 the id is valid but we have no sonic answer for it (a song not analysed yet, an id only the
 server knows, nothing analysed yet): the server may have its own similar songs.  Every owned
 call also goes to the server when the database is unavailable and when anything fails in our
-own path (logged as a warning): the client gets the server's answer, never a 500 of ours.  (A
-server without the call, e.g. supysonic, answers its own "Unknown method"; that is what the
-client would get without the bridge.)
+own path (logged as a warning and counted: the failure policy and fallback record of
+:mod:`sidecar.bridge.kit`, shared with the Jellyfin bridge): the client gets the server's
+answer, never a 500 of ours.  (A server without the call, e.g. supysonic, answers its own
+"Unknown method"; that is what the client would get without the bridge.)
 
 Everything else is proxied byte for byte and streamed both ways (``stream``, ``download``,
-``getCoverArt``, Range requests, POST bodies): same method, path, query string and headers
-minus hop-by-hop ones (nothing added, no cookie kept); compressed bodies are not decoded.  A
-base path in ``NAVIDROME_URL`` (``http://host/music``) is prepended to client paths that lack it.  When the server cannot be reached a
-``/rest/`` call gets Subsonic error 0 naming the server (HTTP 200), any other path a 502.
+``getCoverArt``, Range requests, POST bodies) by :mod:`sidecar.bridge.proxy`: same method, path,
+query string and headers minus hop-by-hop ones and ``Expect`` (nothing added, no cookie kept);
+compressed bodies are not decoded.  A base path in ``NAVIDROME_URL`` (``http://host/music``) is
+prepended to client paths that lack it.  When the server cannot be reached a ``/rest/`` call
+gets Subsonic error 0 naming the server (HTTP 200), any other path a 502.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import aiohttp
-import asyncpg
 import numpy as np
 from aiohttp import web
 from multidict import CIMultiDict, MultiDict
-from yarl import URL
 
+from sidecar.bridge import kit
 from sidecar.bridge import subsonic_format as doc
-from sidecar.bridge.proxy import HOP_BY_HOP, end_to_end, stream_back
-from sidecar.config import Settings
+from sidecar.bridge.kit import Fallback, reason
+from sidecar.bridge.proxy import Upstream, end_to_end
 from sidecar.db import tracks as tracks_db
 from sidecar.mix.engine import Candidate
 from sidecar.similarity.service import MixKind, MixService, NothingAnalysed, UnknownSeed
-from sidecar.web.keys import DB, SETTINGS
+from sidecar.web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
 MAX_COUNT = 500
 FETCH_CONCURRENCY = 8
-AUTH_CACHE_MAX = 10_000
+MAX_CONNECTIONS = 256
 AUTH_PARAMS = ("u", "p", "t", "s", "apiKey")
 CLIENT_PARAMS = ("v", "c")
-#: RFC 9110 hop-by-hop headers, plus what the proxy itself sets (Host) or answers (Expect)
-DROP_REQUEST = HOP_BY_HOP | {"host", "expect"}
+#: request headers never forwarded besides the hop-by-hop ones and Host: the bridge answers Expect
+DROP_REQUEST = frozenset({"expect"})
 SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
 REST_PATH = re.compile(r"^/rest/([A-Za-z0-9]+?)(?:\.view)?$")
-
-
-class Fallback(Exception):
-    """No sonic answer: relay the upstream server's own answer to the request."""
 
 
 class SubsonicError(Exception):
@@ -111,7 +105,9 @@ class UpstreamDown(Exception):
 
 
 @dataclass
-class Upstream:
+class Answer:
+    """A whole answer of the server to one of the bridge's own requests."""
+
     status: int
     headers: CIMultiDict[str]
     body: bytes
@@ -152,9 +148,9 @@ class Call:
         return value
 
     def credentials(self) -> bytes:
-        """A digest of the credentials (the auth cache never holds a password)."""
+        """The credentials' key in the bridge's :class:`~sidecar.bridge.kit.CredentialCache`."""
         parts = [*(self.params.get(k) for k in AUTH_PARAMS), self.request.headers.get("Authorization")]
-        return hashlib.sha256(json.dumps(parts).encode()).digest()
+        return kit.CredentialCache.key(parts)
 
     def auth_query(self) -> list[tuple[str, str]]:
         return [(k, v) for k in (*AUTH_PARAMS, *CLIENT_PARAMS) if (v := self.params.get(k)) is not None]
@@ -173,49 +169,59 @@ class Call:
         return min(n, MAX_COUNT)
 
 
-class SubsonicBridge:
+class SubsonicBridge(kit.Bridge):
+    """Keeps the server's acceptances in its credential cache (:mod:`sidecar.bridge.kit`)."""
+
+    label = "Subsonic bridge"
+    server = "the server"
+
     def __init__(self, main: web.Application) -> None:
-        self.main = main
-        self._session: aiohttp.ClientSession | None = None
-        self._trusted: dict[bytes, float] = {}
+        settings = main[SETTINGS]
+        if not settings.navidrome_url:
+            raise RuntimeError("NAVIDROME_URL is not set: the Subsonic bridge has nothing to proxy")
+        upstream = Upstream(settings.navidrome_url, connect_timeout_s=settings.media_http_timeout_seconds,
+                            max_connections=MAX_CONNECTIONS, add_forwarded=False, drop_request=DROP_REQUEST,
+                            unreachable=self.unreachable)
+        super().__init__(main, upstream, log)
         #: envelope fields (version, type, serverVersion) of the server's last successful ping
         self.info: dict[str, Any] = {}
         #: how many times credentials were checked with the server (for tests and logs)
         self.auth_checks = 0
 
-    # -- resources read from the main app at request time -----------------------------------
-    @property
-    def settings(self) -> Settings:
-        return self.main[SETTINGS]
-
     @property
     def base_url(self) -> str:
         return (self.settings.navidrome_url or "").rstrip("/")
 
-    def mixes(self) -> MixService:
-        if DB not in self.main:
-            raise Fallback("database not ready")
-        return MixService(self.main[DB], self.settings)
+    # -- the entry point ----------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Our answer to a call the bridge owns; else (or when we fall back) the server's."""
+        match = REST_PATH.match(unquote(self.upstream.relative(request.rel_url.raw_path)))
+        method = match.group(1) if match else ""
+        handler = AUTHENTICATED.get(method) or OPEN.get(method)
+        if handler is None or request.method not in ("GET", "POST"):
+            return await self.upstream.forward(request)
+        call = await Call.read(request, method)
+        answer = await self.attempt(method, lambda: self.owned(handler, call))
+        return answer if answer is not None else await self.upstream.forward(request, call.body)
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # auto_decompress off: proxied bodies go through exactly as the server sent them
-            # and no cookie jar: never carry one client's cookies to another
-            self._session = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-                                                  connector=aiohttp.TCPConnector(limit=256))
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+    async def owned(self, handler: Handler, call: Call) -> web.StreamResponse:
+        """``handler``'s answer once the server accepts the credentials; the server's refusal,
+        or a Subsonic error of ours (a bad request, the server unreachable)."""
+        try:
+            if call.method in AUTHENTICATED:
+                refused = await self.authenticate(call)
+                if refused is not None:
+                    return refused
+            return await handler(self, call)
+        except UpstreamDown as exc:
+            return self.down(call.fmt, str(exc))
+        except SubsonicError as exc:
+            log.debug("Subsonic bridge: %s: error %s", call.method, exc)
+            return doc.render(call.fmt, self.info, doc.error(exc.code, exc.message), status="failed")
 
     # -- talking to the server ----------------------------------------------------------------
-    def rest_url(self, method: str) -> str:
-        return f"{self.base_url}/rest/{method}.view"
-
     async def api(self, call: Call, method: str, extra: Sequence[tuple[str, str]],
-                  fmt: Sequence[tuple[str, str]]) -> Upstream:
+                  fmt: Sequence[tuple[str, str]]) -> Answer:
         """GET /rest/<method>.view with the caller's credentials (and client name, version,
         User-Agent, Basic auth) plus ``extra`` and the format ``fmt``; the whole answer."""
         t = self.settings.media_http_timeout_seconds
@@ -224,32 +230,25 @@ class SubsonicBridge:
             if name in call.request.headers:
                 headers[name] = call.request.headers[name]
         try:
-            async with self.session.get(self.rest_url(method),
-                                        params=[*call.auth_query(), *fmt, *extra], headers=headers,
-                                        allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS,
-                                        timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=t)) as resp:
-                return Upstream(resp.status, CIMultiDict(resp.headers), await resp.read())
+            async with self.upstream.session.get(
+                    self.upstream.url(f"/rest/{method}.view"), params=[*call.auth_query(), *fmt, *extra],
+                    headers=headers, allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS,
+                    auto_decompress=False, timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=t)) as resp:
+                return Answer(resp.status, CIMultiDict(resp.headers), await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamDown(_reason(exc)) from None
+            raise UpstreamDown(reason(exc)) from None
 
     async def authenticate(self, call: Call) -> web.Response | None:
         """None when the server accepts the caller's credentials; else its own refusal."""
         key = call.credentials()
-        now = time.monotonic()
-        if self._trusted.get(key, 0.0) > now:
+        if self.credentials.accepted(key):
             return None
         self.auth_checks += 1
         answer = await self.api(call, "ping", [], [("f", "json")])
         inner = doc.parse_json(answer.body)
         if answer.status == 200 and inner is not None and inner.get("status") == "ok":
             self.info = doc.upstream_info(inner)
-            ttl = self.settings.bridge_auth_cache_seconds
-            if ttl > 0:
-                if len(self._trusted) >= AUTH_CACHE_MAX:
-                    self._trusted = {k: v for k, v in self._trusted.items() if v > now}
-                    if len(self._trusted) >= AUTH_CACHE_MAX:
-                        self._trusted.clear()
-                self._trusted[key] = now + ttl
+            self.credentials.accept(key)
             return None
         if call.fmt.fmt is not doc.Fmt.JSON:
             answer = await self.api(call, "ping", [], call.fmt.query())
@@ -280,53 +279,19 @@ class SubsonicBridge:
                                          for method in ("getSong", "getAlbum", "getMusicDirectory")))
         return any(a.status == 200 and (doc.parse_json(a.body) or {}).get("status") == "ok" for a in answers)
 
-    def down(self, fmt: doc.Format, reason: str) -> web.Response:
-        message = f"Subsonic bridge: cannot reach the Subsonic server at {self.base_url} ({reason})"
+    def down(self, fmt: doc.Format, why: str) -> web.Response:
+        message = f"Subsonic bridge: cannot reach the Subsonic server at {self.base_url} ({why})"
         log.warning("%s", message)
         return doc.render(fmt, self.info, doc.error(0, message), status="failed")
 
-    # -- the byte-for-byte proxy ----------------------------------------------------------------
-    def upstream_url(self, request: web.Request) -> URL:
-        """The server's URL for a client path: the base path of NAVIDROME_URL (``/music``) is
-        prepended unless the client path already starts with it; query string kept raw."""
-        base = URL(self.base_url)
-        prefix = base.path.rstrip("/")
-        raw = request.raw_path
-        if prefix and not (raw.startswith(prefix) and raw[len(prefix):len(prefix) + 1] in ("", "/", "?")):
-            raw = prefix + raw
-        return URL(str(base.origin()) + raw, encoded=True)
-
-    def relative_path(self, request: web.Request) -> str:
-        """The client path below the base path of NAVIDROME_URL (where ``/rest/...`` is matched)."""
-        prefix = URL(self.base_url).path.rstrip("/")
-        path = request.path
-        if prefix and path.startswith(prefix) and path[len(prefix):len(prefix) + 1] in ("", "/"):
-            return path[len(prefix):] or "/"
-        return path
-
-    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
-        """Send ``request`` to the server unchanged (``body`` when already read, else the
-        request's stream) and stream its answer back."""
-        headers = end_to_end(request.headers, DROP_REQUEST)
-        data: Any = body if body is not None else (request.content if request.body_exists else None)
-        t = self.settings.media_http_timeout_seconds
-        try:
-            upstream = await self.session.request(
-                request.method, self.upstream_url(request), headers=headers, data=data, allow_redirects=False,
-                skip_auto_headers=SKIP_AUTO_HEADERS, timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=None))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if self.relative_path(request).startswith("/rest/"):
-                return self.down(doc.Format.of(request.query), _reason(exc))
-            return web.Response(status=502, text=f"Subsonic bridge: cannot reach {self.base_url} "
-                                                 f"({_reason(exc)})\n")
-        return await stream_back(request, upstream, f"Subsonic bridge: {request.method} {request.path}")
+    def unreachable(self, request: web.Request, exc: Exception) -> web.Response:
+        """The proxy's answer when the server cannot be reached: Subsonic error 0 on ``/rest/``."""
+        if self.upstream.relative(request.rel_url.raw_path).startswith("/rest/"):
+            return self.down(doc.Format.of(request.query), reason(exc))
+        return web.Response(status=502, text=f"Subsonic bridge: cannot reach {self.base_url} ({reason(exc)})\n")
 
 
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def relay(answer: Upstream) -> web.Response:
+def relay(answer: Answer) -> web.Response:
     """The server's answer as it wrote it (hop-by-hop headers and length recomputed)."""
     return web.Response(status=answer.status, body=answer.body,
                         headers=end_to_end(answer.headers, frozenset({"content-length"})))
@@ -364,7 +329,7 @@ async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamRespons
     seed_id = call.required("id")
     count = call.count(50, 0)
     svc = bridge.mixes()
-    kind = await tracks_db.id_kind(bridge.main[DB], seed_id)
+    kind = await tracks_db.id_kind(svc.db, seed_id)
     try:
         if kind == "song":
             result = await svc.mix(MixKind.SONG, seed_id, count + 1)
@@ -439,44 +404,6 @@ OPEN: dict[str, Handler] = {"getOpenSubsonicExtensions": open_subsonic_extension
 BRIDGE = web.AppKey("subsonic_bridge", SubsonicBridge)
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    bridge = request.app[BRIDGE]
-    match = REST_PATH.match(bridge.relative_path(request))
-    method = match.group(1) if match else ""
-    handler = AUTHENTICATED.get(method) or OPEN.get(method)
-    if handler is None or request.method not in ("GET", "POST"):
-        return await bridge.forward(request)
-    call = await Call.read(request, method)
-    try:
-        if method in AUTHENTICATED:
-            refused = await bridge.authenticate(call)
-            if refused is not None:
-                return refused
-        return await handler(bridge, call)
-    except UpstreamDown as exc:
-        return bridge.down(call.fmt, str(exc))
-    except SubsonicError as exc:
-        log.debug("Subsonic bridge: %s: error %s", method, exc)
-        return doc.render(call.fmt, bridge.info, doc.error(exc.code, exc.message), status="failed")
-    except Fallback as exc:
-        log.debug("Subsonic bridge: %s: %s; relaying the server's answer", method, exc)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-        log.warning("Subsonic bridge: %s: database unavailable (%s); relaying the server's answer",
-                    method, _reason(exc))
-    except Exception:
-        log.warning("Subsonic bridge: %s: our path failed; relaying the server's answer", method, exc_info=True)
-    return await bridge.forward(request, call.body)
-
-
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await app[BRIDGE].close()
-
-
 def create_app(main: web.Application) -> web.Application:
-    """The Subsonic bridge app; settings and the database pool come from ``main`` at request time."""
-    app = web.Application()
-    app[BRIDGE] = SubsonicBridge(main)
-    app.cleanup_ctx.append(_lifecycle)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
-    return app
+    """The Subsonic bridge app; settings and the database pool come from ``main`` (sidecar.web.keys)."""
+    return kit.create_app(main, BRIDGE, SubsonicBridge)
