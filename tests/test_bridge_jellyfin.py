@@ -70,6 +70,7 @@ class Env:
     tracks: list[FakeTrack]
     pending: FakeTrack  # synced, never analysed
     streamed: FakeTrack  # the one with a real audio file
+    bridge: bridge_module.JellyfinBridge
 
     @property
     def service(self) -> MixService:
@@ -156,7 +157,8 @@ async def make_env(db: asyncpg.Pool, endpoints: Endpoints, make_settings: Any,
         stack.push_async_callback(bridge.close)
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
-        return Env(fake, str(bridge.make_url("")).rstrip("/"), http, db, settings, tracks, pending, tracks[0])
+        return Env(fake, str(bridge.make_url("")).rstrip("/"), http, db, settings, tracks, pending, tracks[0],
+                   bridge.app[bridge_module.BRIDGE])
 
     yield build
     await stack.aclose()
@@ -376,6 +378,55 @@ async def test_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[
     # nothing analysed at all
     await env.db.execute("DELETE FROM embeddings")
     await same_as_native(f"/Items/{seed.id}/InstantMix", {"limit": "8"})
+
+
+async def test_our_failure_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[Env]],
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """An exception in the bridge's own path (here the mix engine) is logged and counted, and the
+    client gets Jellyfin's own answer, never a 500 of ours (the failure policy of both bridges)."""
+    env = await make_env()
+    seed = env.track("Song 12")
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom in the mix engine")
+
+    for name in ("song_mix", "mix", "multi_mix", "similar"):
+        monkeypatch.setattr(MixService, name, broken)
+    cases: list[tuple[str, dict[str, str]]] = [
+        (f"/Songs/{seed.id}/InstantMix", {"limit": "8"}),
+        (f"/Items/{seed.id}/InstantMix", {"limit": "8"}),
+        (f"/Albums/{seed.album_id}/InstantMix", {"limit": "5"}),
+        (f"/MusicGenres/{seed.genres[0]}/InstantMix", {"limit": "5"}),
+        (f"/Items/{seed.id}/Similar", {"limit": "3"}),
+    ]
+    counts = env.bridge.fallbacks.counts
+    failed = counts["failed"]
+    for path, params in cases:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sidecar.bridge.jellyfin"):
+            status, body, resp = await env.get(path, params)
+        native_status, native, _ = await env.get(path, params, direct=True)
+        assert (status, body) == (native_status, native) and status == 200, path
+        assert "Server-Timing" not in resp.headers, path
+        assert any(r.name == "sidecar.bridge.jellyfin" and r.levelname == "WARNING" and r.exc_info
+                   and "boom in the mix engine" in str(r.exc_info[1]) and path in r.getMessage()
+                   for r in caplog.records), path
+    assert counts["failed"] == failed + len(cases)
+
+    # the database unreachable: a warning without a traceback (counted apart), Jellyfin answers
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(MixService, "song_mix", down)
+    unavailable = counts["unavailable"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sidecar.bridge.jellyfin"):
+        status, body, _ = await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "8"})
+    assert (status, body) == (200, (await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "8"}, direct=True))[1])
+    (record,) = [r for r in caplog.records if "database down" in r.getMessage()]
+    assert record.levelname == "WARNING" and not record.exc_info
+    assert counts["unavailable"] == unavailable + 1 and counts["failed"] == failed + len(cases)
 
 
 async def test_refused_credentials_get_jellyfins_401(make_env: Callable[..., Awaitable[Env]]) -> None:

@@ -38,14 +38,14 @@ from servers.supysonic import SupysonicServer, find_free_port, running_supysonic
 from yarl import URL
 
 from sidecar.app import create_app as create_main_app
-from sidecar.web.keys import DB, SETTINGS
 from sidecar.bridge import subsonic as bridge_module
 from sidecar.config import Settings, load_settings
-from sidecar.embedded.postgres import EmbeddedPostgres
 from sidecar.db.tracks import upsert_tracks
+from sidecar.embedded.postgres import EmbeddedPostgres
 from sidecar.providers.subsonic import SubsonicProvider
 from sidecar.services import Endpoints
 from sidecar.similarity.service import MixKind, MixService
+from sidecar.web.keys import DB, SETTINGS
 
 CONTRACTS = Path(__file__).parent / "contracts" / "opensubsonic" / "openapi"
 BASE_URI = "https://opensubsonic.invalid/openapi/"
@@ -650,8 +650,11 @@ async def test_unknown_ids_get_subsonic_error_70(world: World) -> None:
 
 async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkeypatch: pytest.MonkeyPatch,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    """An exception in the bridge's own path is logged and the server answers, never a 500."""
+    """An exception in the bridge's own path is logged and counted and the server answers, never
+    a 500 (the failure policy of both bridges)."""
     seed = world.tracks["Dawn"]["id"]
+    counts = world.bridge_state.fallbacks.counts
+    failed = counts["failed"]
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom in the mix engine")
@@ -671,8 +674,25 @@ async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkey
             mine = await world.bridge_get(method, **params)
         theirs = await world.upstream_get(method, **params)
         assert (mine[0], mine[2]) == (theirs[0], theirs[2]), method
-        assert any(r.levelname == "WARNING" and r.exc_info and "boom in the mix engine" in str(r.exc_info[1])
+        assert any(r.name == "sidecar.bridge.subsonic" and r.levelname == "WARNING" and r.exc_info
+                   and "boom in the mix engine" in str(r.exc_info[1]) and method in r.getMessage()
                    for r in caplog.records), method
+    assert counts["failed"] == failed + len(cases)
+
+    # the database unreachable: a warning without a traceback (counted apart), the server answers
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(MixService, "similar", down)
+    unavailable = counts["unavailable"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sidecar.bridge.subsonic"):
+        mine = await world.bridge_get("getSonicSimilarTracks", id=seed)
+    theirs = await world.upstream_get("getSonicSimilarTracks", id=seed)
+    assert (mine[0], mine[2]) == (theirs[0], theirs[2])
+    (record,) = [r for r in caplog.records if "database down" in r.getMessage()]
+    assert record.levelname == "WARNING" and not record.exc_info
+    assert counts["unavailable"] == unavailable + 1 and counts["failed"] == failed + len(cases)
 
 
 async def test_fallback_when_nothing_is_analysed_or_no_database(world: World, variant: Any,
