@@ -182,3 +182,16 @@ async def test_library_sync_through_the_worker(client: TestClient, make_settings
     assert stats == {"pending": 9, "analyzing": 0, "analyzed": 0, "failed": 0}
     rows = await client.app[DB].fetch("SELECT title, artist, album, year, genres FROM tracks ORDER BY title")
     assert ("Adagio", "Beta Ensemble", "Quiet Rooms", 2010, ["Classical"]) in [tuple(r) for r in rows]
+
+
+def test_the_web_process_does_not_import_the_analysis_stack() -> None:
+    """Job names live in sidecar/jobs/names.py (no imports): the web app, its routes and bridges
+    enqueue jobs without importing the jobs, so neither sidecar.ml nor onnxruntime / librosa."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sidecar.app, sidecar.serve, sidecar.bridge.jellyfin, sidecar.bridge.subsonic; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'librosa') "
+            "or m.startswith('sidecar.ml') or m.startswith('sidecar.jobs.analysis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -308,7 +308,7 @@ async def test_a_busy_port_is_one_line_naming_the_variable() -> None:
 
     from aiohttp import web
 
-    from sidecar.cli import _listen
+    from sidecar.serve import listen as _listen
 
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
