@@ -9,9 +9,10 @@ import asyncpg
 
 async def provider_id(db: asyncpg.Pool | asyncpg.Connection, provider: str, kind: str, name: str) -> str | None:
     """The media server's id of the playlist this service made under ``name``, if any."""
-    return await db.fetchval(
+    found: str | None = await db.fetchval(
         "SELECT provider_playlist_id FROM playlists WHERE provider = $1 AND kind = $2 AND name = $3",
         provider, kind, name)
+    return found
 
 
 async def record(db: asyncpg.Pool | asyncpg.Connection, provider: str, kind: str, name: str,

@@ -68,9 +68,10 @@ async def upsert_tracks(db: asyncpg.Pool, provider: str,
 
 async def id_kind(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> str | None:
     """What ``item_id`` names in the library: "song", "album" or None (unknown here)."""
-    return await db.fetchval(
+    kind: str | None = await db.fetchval(
         """SELECT CASE WHEN EXISTS (SELECT 1 FROM tracks WHERE item_id = $1) THEN 'song'
                        WHEN EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) THEN 'album' END""", item_id)
+    return kind
 
 
 async def remove_missing(db: asyncpg.Pool | asyncpg.Connection, provider: str, listed: Sequence[str]) -> int:

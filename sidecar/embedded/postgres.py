@@ -25,6 +25,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sidecar.embedded.owner import adopt_if_orphaned, write_owner
 
@@ -112,7 +113,7 @@ class EmbeddedPostgres:
     def _cmd(self, exe: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         cmd = [str(pg_bin_dir() / exe), *args]
         user = self._run_as()
-        kwargs: dict = {"start_new_session": True}  # out of the terminal's process group (Ctrl-C)
+        kwargs: dict[str, Any] = {"start_new_session": True}  # out of the terminal's process group (Ctrl-C)
         if user is not None:
             kwargs["user"] = user
             kwargs["group"] = pwd.getpwnam(user).pw_gid

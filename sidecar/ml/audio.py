@@ -140,7 +140,7 @@ class DecodedAudio:
 
     @property
     def seconds(self) -> float:
-        return self.samples.shape[0] / self.sample_rate
+        return float(self.samples.shape[0] / self.sample_rate)
 
     def pieces(self) -> list[np.ndarray]:
         """The contiguous spans (views of :attr:`samples`), one per segment."""

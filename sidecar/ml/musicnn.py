@@ -134,12 +134,12 @@ class MusicnnOutput:
     @property
     def mean_tags(self) -> np.ndarray:
         """Track-level tag scores: mean over patches, float32 [50]."""
-        return self.tags.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return np.asarray(self.tags.mean(axis=0, dtype=np.float64), dtype=np.float32)
 
     @property
     def mean_embedding(self) -> np.ndarray:
         """Track-level embedding: mean over patches, float32 [200]."""
-        return self.embeddings.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return np.asarray(self.embeddings.mean(axis=0, dtype=np.float64), dtype=np.float32)
 
     def tag_scores(self) -> dict[str, float]:
         """``{tag: mean score}`` for all 50 tags."""

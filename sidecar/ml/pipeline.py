@@ -104,7 +104,7 @@ def select_patches(patches: np.ndarray, limit: int) -> np.ndarray:
     if limit <= 0 or n <= limit:
         return patches
     picks = ((np.arange(limit) + 0.5) * n / limit).astype(int)
-    return patches[picks]
+    return np.asarray(patches[picks])
 
 
 def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from sidecar.jobs.names import MAIN_ANALYSIS_TASK, RUN_ANALYSIS
@@ -12,7 +14,7 @@ from sidecar.web.keys import DB, QUEUE, SETTINGS
 routes = web.RouteTableDef()
 
 
-def _optional_int(body: dict, name: str, lo: int, hi: int) -> int | None:
+def _optional_int(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None

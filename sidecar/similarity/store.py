@@ -173,12 +173,13 @@ async def search_tracks(db: asyncpg.Pool | asyncpg.Connection, query: str, offse
     if folded is None:
         return []
     # Bound parameters (not a CTE) so the planner can use the trigram index for both tests.
-    return await db.fetch(
+    rows: list[Any] = await db.fetch(
         """SELECT t.item_id, t.title, t.artist, t.album, t.album_id, t.analysis_status
            FROM tracks t
            WHERE t.search_text LIKE $2 OR $1 <% t.search_text
            ORDER BY (t.search_text LIKE $2) DESC, word_similarity($1, t.search_text) DESC, t.artist, t.title
            OFFSET $3 LIMIT $4""", *folded, offset, limit)
+    return rows
 
 
 # -- albums and artists by name ---------------------------------------------------------------------

@@ -56,7 +56,7 @@ def _profiles() -> np.ndarray:
     p = np.array(rows, dtype=np.float64)
     p = (p - p.mean(axis=1, keepdims=True)) / p.std(axis=1, keepdims=True)
     p.setflags(write=False)
-    return p
+    return np.asarray(p)
 
 
 def chroma_profile(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -83,7 +83,7 @@ def chroma_profile(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     c = chroma[keep].astype(np.float64)
     peak = c.max(axis=1, keepdims=True)
     c = c / np.where(peak > 0, peak, 1.0)
-    return c.mean(axis=0)
+    return np.asarray(c.mean(axis=0))
 
 
 def key_from_chroma(chroma: Sequence[float] | np.ndarray) -> KeyEstimate:
