@@ -54,3 +54,31 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "pytest" in test
     ci = (ROOT / ".ci" / "run").read_text()
     assert test in ci.splitlines(), ".ci/run must call the README's test command verbatim"
+
+
+def _layout_paths() -> list[str]:
+    section = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    return [p for row in re.findall(r"^\| (.+?) \|", section, flags=re.M) for p in re.findall(r"`([^`]+)`", row)]
+
+
+def test_every_path_in_the_layout_table_exists() -> None:
+    paths = _layout_paths()
+    assert len(paths) >= 15, paths
+    missing = [p for p in paths if not (ROOT / p).exists()]
+    assert not missing, f"README's layout table names paths that do not exist: {missing}"
+
+
+def _test_sources() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "tests").rglob("*.py")))
+
+
+def test_every_documented_endpoint_is_exercised_by_a_test() -> None:
+    """Each path in README's endpoint tables (the API's and the bridges') appears in some test,
+    up to its first path parameter: an endpoint nobody calls in a test is an endpoint nobody
+    knows works."""
+    documented = set(re.findall(r"^\| `(?:GET|POST|PUT|DELETE) (/[^`?]*)", README, flags=re.M))
+    documented |= set(re.findall(r"^\| `(/AudioMuseAI/[^`?]*)", README, flags=re.M))
+    assert len(documented) >= 20, documented
+    tests = _test_sources().lower()
+    unexercised = sorted(p for p in documented if p.split("{", 1)[0].lower() not in tests)
+    assert not unexercised, f"endpoints no test calls: {unexercised}"
