@@ -106,3 +106,22 @@ def make_settings(tmp_path: Path) -> Any:
         return load_settings({**base, **(env or {})}, **overrides)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def subsonic_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
+    """The default test library (9 tagged one-second tracks), for the shared Subsonic server."""
+    from audio_factory import DEFAULT_LIBRARY, make_library
+
+    root = tmp_path_factory.mktemp("subsonic-shared") / "music"
+    return root, make_library(root, DEFAULT_LIBRARY, seconds=1.0)
+
+
+@pytest.fixture(scope="session")
+def subsonic_server(subsonic_library: tuple[Path, list[Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real Subsonic server (supysonic) for the session, shared by the provider and bridge
+    tests (they only read its library; tests that need a server of their own start one)."""
+    from servers.supysonic import running_supysonic
+
+    with running_supysonic(subsonic_library[0], tmp_path_factory.mktemp("subsonic-shared-work")) as srv:
+        yield srv

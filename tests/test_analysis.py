@@ -194,6 +194,7 @@ async def test_cancel_mid_run(make_settings: Any, endpoints: Endpoints, tmp_path
     assert not any(settings.download_dir.glob("am-*"))
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_album_then_restart(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
                                               client: TestClient) -> None:
     music = tmp_path / "music"

@@ -29,12 +29,12 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from audio_factory import DEFAULT_LIBRARY, LibraryTrack, make_library
+from audio_factory import LibraryTrack
 from library_factory import make_embeddings
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from scratch_db import scratch_database
-from servers.supysonic import SupysonicServer, find_free_port, running_supysonic
+from servers.supysonic import SupysonicServer, find_free_port
 from yarl import URL
 
 from sidecar.app import create_app as create_main_app
@@ -212,11 +212,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def supysonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SupysonicServer, list[LibraryTrack]]]:
-    root = tmp_path_factory.mktemp("bridge-subsonic")
-    made = make_library(root / "music", DEFAULT_LIBRARY, seconds=1.0)
-    with running_supysonic(root / "music", root / "work") as srv:
-        yield srv, made
+def supysonic(subsonic_server: SupysonicServer,
+              subsonic_library: tuple[Path, list[LibraryTrack]]) -> tuple[SupysonicServer, list[LibraryTrack]]:
+    return subsonic_server, subsonic_library[1]
 
 
 @pytest_asyncio.fixture(scope="module")

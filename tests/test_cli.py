@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 from audio_factory import DEFAULT_LIBRARY, make_library
 
+#: every test here starts `audiomuse` as a child process with its own embedded servers
+pytestmark = pytest.mark.slow
+
 AUDIOMUSE = [sys.executable, "-m", "sidecar"]
 
 

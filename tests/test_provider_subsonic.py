@@ -7,28 +7,24 @@ these tests also exercise the automatic fall-back to ``p=enc:``.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from audio_factory import DEFAULT_LIBRARY, make_library
-from servers.supysonic import SupysonicServer, running_supysonic
+from servers.supysonic import SupysonicServer
 
 from sidecar.providers import MediaProvider, ProviderAuthError, ProviderTooLarge, ProviderUnavailable
 from sidecar.providers import subsonic as subsonic_module
 from sidecar.providers.subsonic import SubsonicProvider
 
 
-@pytest.fixture(scope="module")
-def library_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
-    root = tmp_path_factory.mktemp("subsonic-music")
-    return root, make_library(root, DEFAULT_LIBRARY, seconds=1.0)
+@pytest.fixture
+def library_dir(subsonic_library: tuple[Path, list]) -> tuple[Path, list]:
+    return subsonic_library
 
 
-@pytest.fixture(scope="module")
-def server(library_dir: tuple[Path, list], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupysonicServer]:
-    with running_supysonic(library_dir[0], tmp_path_factory.mktemp("supysonic")) as srv:
-        yield srv
+@pytest.fixture
+def server(subsonic_server: SupysonicServer) -> SupysonicServer:
+    return subsonic_server
 
 
 def provider(server: SupysonicServer, password: str | None = None, **kw: object) -> SubsonicProvider:
