@@ -58,9 +58,8 @@ from multidict import CIMultiDict, MultiMapping
 from sidecar.bridge import kit
 from sidecar.bridge.kit import Fallback
 from sidecar.bridge.proxy import Upstream, is_websocket
-from sidecar.mix.engine import Candidate
 from sidecar.similarity import store
-from sidecar.similarity.service import MAX_SEEDS, MixKind, MixService, UnknownSeed
+from sidecar.similarity.service import MixKind, MixService, UnknownSeed
 from sidecar.web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -266,7 +265,7 @@ class JellyfinBridge(kit.Bridge):
         if kind in ("items", "albums"):
             seeds = await store.album_seeds(db, item_id)
             if seeds:
-                return _ids(await service.multi_mix(_spread(seeds, MAX_SEEDS), n))
+                return _ids(await service.multi_mix(seeds, n))
             if kind == "albums":
                 raise Fallback("no analysed track on this album")
         if kind == "playlists":
@@ -293,7 +292,7 @@ class JellyfinBridge(kit.Bridge):
         seeds = await store.seeds_by_ids(service.db, ids)
         if not seeds:
             raise Fallback("no analysed track in this playlist")
-        return _ids(await service.multi_mix(_spread(seeds, MAX_SEEDS), n))
+        return _ids(await service.multi_mix(seeds, n))
 
     async def _similar(self, service: MixService, route: Route, n: int,
                        query: MultiMapping[str]) -> tuple[list[str], set[str]]:
@@ -376,15 +375,6 @@ BRIDGE = web.AppKey("jellyfin_bridge", JellyfinBridge)
 
 def _ids(result: Any) -> list[str]:
     return [c.item_id for c in result.tracks]
-
-
-def _spread(items: list[Candidate], limit: int) -> list[Candidate]:
-    """At most ``limit`` items taken evenly over the list (a long album or playlist is
-    represented from start to end)."""
-    if len(items) <= limit:
-        return items
-    step = len(items) / limit
-    return [items[int(i * step)] for i in range(limit)]
 
 
 def _artist_ids(dto: dict[str, Any]) -> set[str]:

@@ -208,8 +208,10 @@ class MixService:
             _, cands = await self._seed_and_pool(track, k, previous)
 
     async def multi_mix(self, seeds: Sequence[Candidate], n: int, previous: Sequence[str] = ()) -> MixResult:
-        """A mix around several seeds (an album, an artist, a playlist, a genre), every seed represented."""
-        seeds = list(seeds)[:MAX_SEEDS]
+        """A mix around several seeds (an album, an artist, a playlist, a genre), every seed
+        represented: at most MAX_SEEDS of them, spread evenly over the list (the one seed choice
+        of every entry point: /api/mix, both bridges)."""
+        seeds = store.spread_evenly(list(seeds), MAX_SEEDS)
         k = min(MAX_CANDIDATES, max(pool_size(n) // max(1, len(seeds)), 2 * n, 50))
         exclude = [s.item_id for s in seeds] + list(previous)
         while True:

@@ -127,7 +127,7 @@ async def artist_seeds(db: asyncpg.Pool | asyncpg.Connection, artist: str, limit
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
             WHERE lower(t.artist) = lower($1) OR lower(t.album_artist) = lower($1)
             ORDER BY t.year NULLS LAST, t.album, t.track_number NULLS LAST, t.title""", artist)
-    return _spread([_candidate(r) for r in rows], limit)
+    return spread_evenly([_candidate(r) for r in rows], limit)
 
 
 async def genre_seeds(db: asyncpg.Pool | asyncpg.Connection, genre: str, limit: int) -> list[Candidate]:
@@ -144,7 +144,7 @@ async def genre_seeds(db: asyncpg.Pool | asyncpg.Connection, genre: str, limit: 
                 CROSS JOIN LATERAL jsonb_each_text(a.tags) tag(label, score)
                 WHERE lower(tag.label) = lower($1) AND tag.score::real >= 0.2
                 ORDER BY tag.score::real DESC LIMIT 200""", genre)
-    return _spread([_candidate(r) for r in rows], limit)
+    return spread_evenly([_candidate(r) for r in rows], limit)
 
 
 async def playlist_track_ids(db: asyncpg.Pool | asyncpg.Connection, playlist_id: str) -> list[str] | None:
@@ -156,7 +156,9 @@ async def playlist_track_ids(db: asyncpg.Pool | asyncpg.Connection, playlist_id:
     return list(row["track_ids"]) if row else None
 
 
-def _spread(items: list[Any], limit: int) -> list[Any]:
+def spread_evenly(items: list[Any], limit: int) -> list[Any]:
+    """At most ``limit`` items taken evenly over the list, first to last (a long album or
+    playlist is represented from start to end, not by its first tracks)."""
     if len(items) <= limit:
         return items
     step = len(items) / limit
