@@ -98,7 +98,7 @@ def _synthesize(
         # Sequential notes, each with a short linear fade to avoid clicks.
         sig = np.zeros(n, dtype=np.float64)
         bounds = np.linspace(0, n, len(melody) + 1).astype(int)
-        for f, a, b in zip(melody, bounds[:-1], bounds[1:]):
+        for f, a, b in zip(melody, bounds[:-1], bounds[1:], strict=True):
             seg = np.sin(2 * np.pi * f * t[a:b]) + 0.3 * np.sin(2 * np.pi * 2 * f * t[a:b])
             fade = min(256, (b - a) // 4)
             if fade:

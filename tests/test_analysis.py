@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -25,12 +26,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from audio_factory import make_corrupt_file, make_empty_file, make_non_audio_file, make_track
 from workers import run_workers_until_idle
 
-from sidecar.db import tasks
 from sidecar.app import create_app
-from sidecar.web.keys import DB
+from sidecar.db import tasks
 from sidecar.ml import pipeline
 from sidecar.ml.pipeline import AnalysisParams, analyze_path, select_patches
 from sidecar.services import Endpoints
+from sidecar.web.keys import DB
 
 MELODIES = [[220, 277, 330, 440], [196, 247, 294, 392], [262, 330, 392, 523], [147, 185, 220, 294]]
 

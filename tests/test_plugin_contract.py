@@ -3,8 +3,9 @@ replayed exactly: same paths, parameters, bodies and Bearer token; shapes checke
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest_asyncio
@@ -13,8 +14,8 @@ from audio_factory import make_library
 from library_factory import insert_library, make_embeddings, make_tracks
 
 from sidecar.app import create_app
-from sidecar.web.keys import DB, PROVIDER
 from sidecar.services import Endpoints
+from sidecar.web.keys import DB, PROVIDER
 
 TOKEN = "plugin-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

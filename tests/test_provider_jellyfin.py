@@ -3,9 +3,9 @@ against Jellyfin 12.0's published OpenAPI document (tests/contracts/jellyfin/)."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import pytest_asyncio

@@ -193,7 +193,7 @@ def test_get_album_lists_tracks_with_right_titles(server, library):
         songs = sorted(r["song"], key=lambda s: s["track"])
         assert [s["title"] for s in songs] == [t.title for t in expected]
         assert [s["track"] for s in songs] == [t.track_number for t in expected]
-        for s, t in zip(songs, expected):
+        for s, t in zip(songs, expected, strict=True):
             assert s["path"] == t.relpath  # relative to the music folder
             assert s["suffix"] == t.fmt
             assert s["albumId"] == a["id"]
