@@ -33,6 +33,7 @@ class AiProvider(StrEnum):
     NONE = "NONE"
     OPENAI = "OPENAI"
     OLLAMA = "OLLAMA"
+    GEMINI = "GEMINI"
 
 
 class ClusterAlgorithm(StrEnum):
@@ -165,14 +166,23 @@ class Settings(BaseModel):
     pca_components_max: int = Field(199, ge=0, description="Most PCA components tried.")
 
     # --- AI (playlist naming and chat) --------------------------------------------------
-    ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE, OPENAI or OLLAMA.")
+    ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE, OPENAI, OLLAMA or GEMINI: who "
+                                          "names the automatic playlists (NONE: deterministic names).")
     openai_server_url: str | None = Field(None, description="OpenAI-compatible base URL (OpenAI, OpenRouter, "
                                           "Ollama's /v1).")
     openai_model_name: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible server.")
     openai_api_key: str | None = Field(None, description="API key of the OpenAI-compatible server.")
-    ollama_server_url: str = Field("http://127.0.0.1:11434", description="Ollama base URL.")
+    ollama_server_url: str = Field("http://127.0.0.1:11434", description="Ollama base URL (its "
+                                   "OpenAI-compatible /v1 is used).")
     ollama_model_name: str = Field("llama3.1:8b", description="Ollama model.")
-    ai_request_timeout_seconds: int = Field(300, ge=1, description="Timeout of one LLM request.")
+    gemini_server_url: str = Field("https://generativelanguage.googleapis.com/v1beta/openai",
+                                   pattern=r"^https?://[^/?#\s]+\S*$",
+                                   description="Gemini's OpenAI-compatible base URL.")
+    gemini_model_name: str = Field("gemini-2.5-flash", description="Gemini model.")
+    gemini_api_key: str | None = Field(None, description="Gemini API key (required when "
+                                       "AI_MODEL_PROVIDER=GEMINI).")
+    ai_request_timeout_seconds: int = Field(300, ge=1, description="Timeout of one LLM request, its "
+                                            "one retry included.")
     max_songs_in_ai_prompt: int = Field(25, ge=1, description="Songs listed in an LLM naming prompt.")
 
     # --- validators ---------------------------------------------------------------------
