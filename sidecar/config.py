@@ -155,15 +155,106 @@ class Settings(BaseModel):
     path_default_length: int = Field(25, ge=2, description="Default number of songs in a song path.")
 
     # --- clustering (automatic playlists) -----------------------------------------------
+    # Defaults follow AudioMuse-AI (v0.6.2, HEAD where noted); a clustering request may override
+    # each of them (sidecar/clustering/params.py).  Ranges given as 0/0 are derived from the
+    # number of analysed tracks.
     cluster_algorithm: ClusterAlgorithm = Field(ClusterAlgorithm.KMEANS, description="kmeans, gmm, dbscan or spectral.")
-    num_clusters_min: int = Field(40, ge=2, description="Fewest clusters tried.")
-    num_clusters_max: int = Field(100, ge=2, description="Most clusters tried.")
-    clustering_runs: int = Field(1000, ge=1, description="Evolutionary clustering runs.")
-    max_songs_per_cluster: int = Field(0, ge=0, description="Largest automatic playlist; 0 = no limit.")
-    top_n_playlists: int = Field(8, ge=1, description="Automatic playlists kept.")
-    min_playlist_size_for_top_n: int = Field(20, ge=1, description="Smallest playlist considered for the top N.")
+    num_clusters_min: int = Field(0, ge=0, description="Fewest k-means clusters tried; 0 (with NUM_CLUSTERS_MAX "
+                                  "0) = derived from the number of analysed tracks.")
+    num_clusters_max: int = Field(0, ge=0, description="Most k-means clusters tried; 0 = derived from the library.")
+    dbscan_eps_min: float = Field(0.1, gt=0, description="Smallest DBSCAN eps tried (standardised space).")
+    dbscan_eps_max: float = Field(0.5, gt=0, description="Largest DBSCAN eps tried.")
+    dbscan_min_samples_min: int = Field(5, ge=1, description="Smallest DBSCAN min_samples tried.")
+    dbscan_min_samples_max: int = Field(20, ge=1, description="Largest DBSCAN min_samples tried.")
+    gmm_n_components_min: int = Field(0, ge=0, description="Fewest GMM components tried; 0 = derived from the library.")
+    gmm_n_components_max: int = Field(0, ge=0, description="Most GMM components tried; 0 = derived from the library.")
+    gmm_covariance_type: str = Field("full", pattern=r"^(full|tied|diag|spherical)$",
+                                     description="GMM covariance type: full, tied, diag or spherical.")
+    spectral_n_clusters_min: int = Field(0, ge=0, description="Fewest spectral clusters tried; 0 = derived from "
+                                         "the library.")
+    spectral_n_clusters_max: int = Field(0, ge=0, description="Most spectral clusters tried; 0 = derived from "
+                                         "the library.")
+    spectral_n_neighbors: int = Field(30, ge=2, description="Neighbours of spectral clustering's affinity graph.")
+    clustering_runs: int = Field(1000, ge=1, le=1_000_000, description="Evolutionary clustering runs.")
+    max_songs_per_cluster: int = Field(0, ge=0, description="Largest automatic playlist; longer ones are split "
+                                       "into numbered parts; 0 = no limit.")
+    max_distance: float = Field(0.5, gt=0, le=1, description="A track joins its cluster's playlist only within "
+                                "this share of the largest track-to-centre distance of the run.")
+    top_n_playlists: int = Field(8, ge=0, description="Automatic playlists kept (the most diverse); 0 = all.")
+    min_playlist_size: int = Field(0, ge=0, description="Smallest automatic playlist; 0 = derived from the "
+                                   "library (number of analysed tracks / 300, between 5 and 20).")
     pca_components_min: int = Field(0, ge=0, description="Fewest PCA components tried (0 disables PCA).")
     pca_components_max: int = Field(199, ge=0, description="Most PCA components tried.")
+    enable_clustering_embeddings: bool = Field(False, description="Cluster the 200-d MusiCNN embeddings instead "
+                                               "of the score vectors (which still name and score playlists).")
+    clustering_top_n_elites: int = Field(10, ge=1, description="Best parameter sets kept for exploitation.")
+    clustering_exploitation_start_fraction: float = Field(0.2, ge=0, le=1, description="Share of the runs done "
+                                                          "before elites are mutated instead of exploring.")
+    clustering_exploitation_probability: float = Field(0.7, ge=0, le=1, description="Chance that a run mutates "
+                                                       "an elite once exploitation has started.")
+    clustering_mutation_int_abs_delta: int = Field(3, ge=1, description="Largest change of an integer parameter "
+                                                   "when an elite is mutated.")
+    clustering_mutation_float_abs_delta: float = Field(0.05, gt=0, description="Largest change of a float "
+                                                       "parameter (eps) when an elite is mutated.")
+    sampling_percentage_change_per_run: float = Field(0.2, ge=0, le=1, description="Share of the sampled "
+                                                      "tracks replaced between the runs of a batch.")
+    min_songs_per_genre_for_stratification: int = Field(100, ge=1, description="Fewest tracks sampled per "
+                                                        "genre (all of a smaller genre).")
+    stratified_sampling_target_percentile: int = Field(50, ge=0, le=100, description="Tracks sampled per "
+                                                       "genre: this percentile of the genres' sizes (at least "
+                                                       "MIN_SONGS_PER_GENRE_FOR_STRATIFICATION).")
+    stratified_genres: str = Field(
+        "rock,pop,alternative,indie,electronic,jazz,metal,classic rock,soul,indie rock,electronica,folk,punk,"
+        "blues,hard rock,ambient,acoustic,experimental,Hip-Hop,country,funk,electro,heavy metal,Progressive rock,"
+        "rnb,indie pop,House", min_length=1,
+        description="Comma-separated tags sampled evenly; a track's genre is the best of these among its moods.")
+    iterations_per_batch_job: int = Field(20, ge=1, description="Clustering runs per batch job.")
+    max_concurrent_batch_jobs: int = Field(10, ge=1, description="Batch jobs of one clustering queued or "
+                                           "running at once.")
+    score_weight_diversity: float = Field(2.0, ge=0, description="Fitness weight of mood diversity.")
+    score_weight_purity: float = Field(1.0, ge=0, description="Fitness weight of mood purity.")
+    score_weight_other_feature_diversity: float = Field(0.0, ge=0, description="Fitness weight of "
+                                                        "other-feature diversity.")
+    score_weight_other_feature_purity: float = Field(0.0, ge=0, description="Fitness weight of other-feature "
+                                                     "purity.")
+    score_weight_silhouette: float = Field(0.0, ge=0, description="Fitness weight of the silhouette score.")
+    score_weight_davies_bouldin: float = Field(0.0, ge=0, description="Fitness weight of 1 / (1 + "
+                                               "Davies-Bouldin).")
+    score_weight_calinski_harabasz: float = Field(0.0, ge=0, description="Fitness weight of 1 - exp(-CH / 500).")
+    top_k_moods_for_purity_calculation: int = Field(3, ge=1, description="A playlist's moods that count for "
+                                                    "its purity.")
+    other_feature_predominance_threshold_for_purity: float = Field(0.3, ge=0, le=1, description="Smallest "
+                                                                   "value of a playlist's predominant other "
+                                                                   "feature that counts.")
+    ln_mood_diversity_mean: float = Field(0.9995, description="Mean of log1p(mood diversity) (z-score).")
+    ln_mood_diversity_sd: float = Field(0.3541, ge=0, description="SD of log1p(mood diversity).")
+    ln_mood_diversity_embedding_mean: float = Field(-0.101, description="Mean of log1p(mood diversity), "
+                                                    "embeddings.")
+    ln_mood_diversity_embedding_sd: float = Field(0.245, ge=0, description="SD of log1p(mood diversity), "
+                                                  "embeddings.")
+    ln_mood_purity_mean: float = Field(5.8679, description="Mean of log1p(mood purity).")
+    ln_mood_purity_sd: float = Field(1.1557, ge=0, description="SD of log1p(mood purity).")
+    ln_mood_purity_embedding_mean: float = Field(0.673, description="Mean of log1p(mood purity), embeddings.")
+    ln_mood_purity_embedding_sd: float = Field(1.063, ge=0, description="SD of log1p(mood purity), embeddings.")
+    ln_other_feat_div_mean: float = Field(1.5, description="Mean of log1p(other-feature diversity).")
+    ln_other_feat_div_sd: float = Field(0.46, ge=0, description="SD of log1p(other-feature diversity).")
+    ln_other_feat_pur_mean: float = Field(8.84, description="Mean of log1p(other-feature purity).")
+    ln_other_feat_pur_sd: float = Field(0.07, ge=0, description="SD of log1p(other-feature purity).")
+
+    @model_validator(mode="after")
+    def _clustering_checks(self) -> Settings:
+        for low, high in (("num_clusters_min", "num_clusters_max"), ("gmm_n_components_min", "gmm_n_components_max"),
+                          ("spectral_n_clusters_min", "spectral_n_clusters_max")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if (lo == 0) != (hi == 0):
+                raise ValueError(f"{low.upper()}: set both {low.upper()} and {high.upper()}, or neither (0 = "
+                                 "derived from the library)")
+            if lo == 1:
+                raise ValueError(f"{low.upper()}: must be at least 2 (or 0)")
+        for low, high in (("dbscan_eps_min", "dbscan_eps_max"), ("dbscan_min_samples_min", "dbscan_min_samples_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low.upper()}: must not exceed {high.upper()}")
+        return self
 
     # --- AI (playlist naming and chat) --------------------------------------------------
     ai_model_provider: AiProvider = Field(AiProvider.NONE, description="NONE, OPENAI, OLLAMA or GEMINI: who "
