@@ -78,6 +78,19 @@ def ai_config(settings: Settings, overrides: Mapping[str, Any] | None = None) ->
     if "ai_provider" in given and "ai_model_provider" in given:
         raise ValueError("ai_provider: give either ai_provider or ai_model_provider, not both")
 
+    for name, value in given.items():  # every override is checked, not only the chosen provider's
+        if name == "ai_request_timeout_seconds":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or value <= 0:
+                raise ValueError(f"{name}: must be a positive number of seconds")
+        elif name not in ("ai_provider", "ai_model_provider"):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{name}: must be a non-empty string")
+            if name.endswith("_url"):
+                parts = urlsplit(value.strip())
+                if parts.scheme not in {"http", "https"} or not parts.netloc:
+                    raise ValueError(f"{name}: must be an http(s):// URL")
+
     provider = settings.ai_model_provider
     for name in ("ai_provider", "ai_model_provider"):
         if name in given:
@@ -86,43 +99,25 @@ def ai_config(settings: Settings, overrides: Mapping[str, Any] | None = None) ->
         return None
 
     def text(key: str, default: str | None) -> str | None:
-        if key not in given:
-            return default
-        value = given[key]
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{key}: must be a non-empty string")
-        return value.strip()
-
-    def url(key: str, default: str | None) -> str | None:
-        value = text(key, default)
-        if value is not None and key in given:
-            parts = urlsplit(value)
-            if parts.scheme not in {"http", "https"} or not parts.netloc:
-                raise ValueError(f"{key}: must be an http(s):// URL")
-        return value
+        return str(given[key]).strip() if key in given else default
 
     model = text("ai_model", None)
     base: str | None
     api_key: str | None
-    timeout: float = float(settings.ai_request_timeout_seconds)
-    if "ai_request_timeout_seconds" in given:
-        raw = given["ai_request_timeout_seconds"]
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw <= 0:
-            raise ValueError("ai_request_timeout_seconds: must be a positive number of seconds")
-        timeout = float(raw)
+    timeout = float(given.get("ai_request_timeout_seconds", settings.ai_request_timeout_seconds))
 
     if provider is AiProvider.OPENAI:
-        base = url("openai_server_url", settings.openai_server_url)
+        base = text("openai_server_url", settings.openai_server_url)
         if base is None:
             raise ValueError("openai_server_url: is required when the AI provider is OPENAI")
         model = model or text("openai_model_name", settings.openai_model_name)
         api_key = text("openai_api_key", settings.openai_api_key)
     elif provider is AiProvider.OLLAMA:
-        base = _ollama_v1(url("ollama_server_url", settings.ollama_server_url) or "")
+        base = _ollama_v1(text("ollama_server_url", settings.ollama_server_url) or "")
         model = model or text("ollama_model_name", settings.ollama_model_name)
         api_key = None
     else:  # GEMINI
-        base = url("gemini_server_url", settings.gemini_server_url)
+        base = text("gemini_server_url", settings.gemini_server_url)
         model = model or text("gemini_model_name", settings.gemini_model_name)
         api_key = text("gemini_api_key", settings.gemini_api_key)
         if api_key is None:
@@ -177,10 +172,14 @@ async def complete(config: AiConfig, messages: Sequence[ChatMessage]) -> str:
             raise
         except openai.OpenAIError as exc:
             raise AiError(_describe(exc)) from exc
-    if not response.choices:
-        raise AiError("the answer has no choices")
-    content = response.choices[0].message.content
-    if not content or not content.strip():
+        except ValueError as exc:  # a body that is not JSON (json.JSONDecodeError)
+            raise AiError("the AI server's answer is not JSON") from exc
+    choices = getattr(response, "choices", None)
+    message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
+    content = getattr(message, "content", None)
+    if not isinstance(content, str) or not content.strip():
+        if message is None:
+            raise AiError("the AI server's answer is not a chat completion")
         raise AiError("empty answer")
     return content
 

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 #: upstream's tempo bands are thirds of the normalised tempo (< 0.33 slow, < 0.66 medium) with
 #: TEMPO_MIN_BPM=40 and TEMPO_MAX_BPM=200, i.e. these BPM limits
-SLOW_BELOW_BPM = 40.0 + 0.33 * 160.0  # 92.8
-FAST_FROM_BPM = 40.0 + 0.66 * 160.0  # 145.6
+SLOW_BELOW_BPM = 92.8  # 40 + 0.33 * (200 - 40)
+FAST_FROM_BPM = 145.6  # 40 + 0.66 * (200 - 40)
 MOODS_IN_NAME = 3
 MOOD_MIN_SCORE = 0.01
 FEATURES_IN_NAME = 2
