@@ -100,6 +100,15 @@ NAME = "Velvet Midnight Hours"
     ("Caf\u00e9 Nights in Montr\u00e9al \U0001f319\u2728", "Cafe Nights in Montreal"),
     ("Velvet_Midnight_Hours", NAME),
     ("Rockin' Through The Night!", "Rockin' Through The Night!"),
+    (f"How about {NAME}?", NAME),
+    (f"The name is {NAME}", NAME),
+    (f"I would name it {NAME}.", NAME),
+    (f"**Playlist Name:** {NAME}", NAME),
+    (f"<think>\n\n</think>\n\n{NAME}", NAME),  # an empty reasoning block (qwen3)
+    (f"{NAME}\n\nExplanation: calm, nocturnal, a little sad.", NAME),
+    ("Call It a Night: Slow Songs", "Call It a Night Slow Songs"),  # a name, not a preamble
+    ("What About Us: Songs of Doubt", "What About Us Songs of Doubt"),
+    ("Playlist: Neon", None),
     ("Neon", None),  # too short
     ("A Very Long Name That Goes On And On Past The Limit Of Forty", None),
     ("asdkj 12391 @@@ !!! 0x00ff ###", None),  # garbage

@@ -29,12 +29,17 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>")
 _CODE_FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.MULTILINE)
 #: words that mark the text before a colon as an introduction ("Here's a name for it: ...")
 _PREAMBLE_WORDS = re.compile(r"\b(?:names?|titles?|suggest\w*|propos\w*|here'?s|here is|sure|certainly|"
-                             r"how about|call it|go with|options?|pick|choice|answer|playlist)\b", re.IGNORECASE)
+                             r"how about|(?:i'd|i would|let's) call it|go with|options?|pick|choice|answer|playlist)\b", re.IGNORECASE)
 _FILLER = r"(?:sure|okay|ok|certainly|of course|absolutely|alright|great|yes|got it|happy to help)"
 _ONLY_FILLER = re.compile(rf"^{_FILLER}(?:[\s!.,]+(?:here(?:'s| is) (?:one|a name|my suggestion|the name)|"
                           rf"how about))?[\s!.,:]*$|^(?:here(?:'s| is) (?:one|a name|my suggestion)|how about)"
                           rf"[\s!.,:]*$", re.IGNORECASE)
-_LEADING_FILLER = re.compile(rf"^{_FILLER}[!,.]+\s+(?:how about\s+|i suggest\s+|try\s+)?", re.IGNORECASE)
+_LEADING_FILLER = re.compile(rf"^{_FILLER}[!,.]+\s+", re.IGNORECASE)
+#: an introduction without a colon: "How about X?", "The name is X", "I'd call it X"
+_INTRO = re.compile(r"^(?:(?:the|my|a|your)\s+(?:playlist\s+)?(?:name|title)\s+(?:is|would be|could be|will be)|"
+                    r"i(?:'d| would)? (?:suggest|propose|go with|call it|name it)|"
+                    r"let's call it)\s+", re.IGNORECASE)
+_QUESTION = re.compile(r"^(?:how|what) about\s+(.+?)\s*\?$", re.IGNORECASE)
 _REFUSAL = re.compile(r"^(?:error\b|i'm sorry|i am sorry|sorry\b|i cannot|i can't|i can not|i'm unable|"
                       r"i am unable|as an ai\b|unfortunately\b)", re.IGNORECASE)
 _NUMBERING = re.compile(r"^(?:#\s*)?(?:option\s+)?(?:\d{1,2}|[a-c])(?:[.):]|\s*-)\s+", re.IGNORECASE)
@@ -59,10 +64,11 @@ def clean_name(raw: str | None) -> str | None:
         line = line.strip()
         if not line or _ONLY_FILLER.match(line):
             continue
-        line = _drop_preamble(_strip_marks(line))
+        whole = _strip_marks(line)
+        line = _drop_preamble(whole)
         if not line:
             continue  # "Here's a name for your playlist:" on a line of its own
-        return _finish(line)
+        return _finish(line) or (_finish(whole) if line != whole else None)
     return None
 
 
@@ -102,6 +108,10 @@ def _strip_marks(line: str) -> str:
 
 def _drop_preamble(line: str) -> str:
     line = _LEADING_FILLER.sub("", line)
+    line = _INTRO.sub("", line)
+    question = _QUESTION.match(line)  # "How about X?"
+    if question:
+        line = question.group(1)
     head, colon, tail = line.partition(":")
     if colon and len(head) <= 70 and _PREAMBLE_WORDS.search(head):
         return tail.strip()
