@@ -20,6 +20,8 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from sidecar.clustering.params import available_memory_bytes, spectral_memory_bytes
+
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
@@ -52,29 +54,6 @@ def project(x: Floats, components: int, seed: int) -> Floats:
         return x
     out: Floats = PCA(n_components=components, random_state=seed).fit_transform(x)
     return out
-
-
-def available_memory_bytes() -> int:
-    """MemAvailable of this machine (Linux), else a conservative 1 GiB."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 30
-
-
-def spectral_memory_bytes(n: int, n_neighbors: int, n_clusters: int) -> int:
-    """Rough peak memory of spectral clustering on ``n`` rows: the symmetrised k-NN graph and
-    its Laplacian (sparse, ~3 copies of 2 * n * n_neighbors entries of 12 bytes), the Lanczos
-    basis of the eigen-solver (max(2k + 1, 20) vectors of n float64, twice), and a dense
-    n x n matrix when sklearn falls back to the dense solver (n < 5 k + 1)."""
-    graph = 3 * 2 * n * n_neighbors * 12
-    lanczos = 2 * max(2 * n_clusters + 1, 20) * n * 8
-    dense = n * n * 8 if n < 5 * n_clusters + 1 else 0
-    return graph + lanczos + dense
 
 
 def check_spectral(n: int, n_neighbors: int, n_clusters: int, budget: int | None = None) -> None:

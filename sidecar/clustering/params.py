@@ -136,6 +136,29 @@ def auto_min_playlist_size(n_tracks: int) -> int:
     return max(5, min(20, n_tracks // 300))
 
 
+def available_memory_bytes() -> int:
+    """MemAvailable of this machine (Linux), else a conservative 1 GiB."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 30
+
+
+def spectral_memory_bytes(n: int, n_neighbors: int, n_clusters: int) -> int:
+    """Rough peak memory of spectral clustering on ``n`` rows: the symmetrised k-NN graph and
+    its Laplacian (sparse, ~3 copies of 2 * n * n_neighbors entries of 12 bytes), the Lanczos
+    basis of the eigen-solver (max(2k + 1, 20) vectors of n float64, twice), and a dense
+    n x n matrix when sklearn falls back to the dense solver (n < 5 k + 1)."""
+    graph = 3 * 2 * n * n_neighbors * 12
+    lanczos = 2 * max(2 * n_clusters + 1, 20) * n * 8
+    dense = n * n * 8 if n < 5 * n_clusters + 1 else 0
+    return graph + lanczos + dense
+
+
 def defaults(settings: Settings) -> dict[str, Any]:
     """The run parameters the settings give."""
     s = settings

@@ -25,6 +25,7 @@ from sidecar.config import Settings
 from sidecar.db import open_database, tasks
 from sidecar.jobs import names
 from sidecar.jobs.analysis import analyze_album, run_analysis
+from sidecar.jobs.clustering import clustering_batch, run_clustering
 from sidecar.jobs.context import JobContext, job_context
 from sidecar.jobs.library import sync_library
 from sidecar.jobs.queue import settle
@@ -64,9 +65,11 @@ async def recover_orphans(ctx: dict[str, Any]) -> dict[str, int]:
 CONTROL_FUNCTIONS = [
     func(task_job(sync_library), name=names.SYNC_LIBRARY, timeout=6 * 3600),
     func(task_job(run_analysis), name=names.RUN_ANALYSIS, timeout=7 * 24 * 3600, max_tries=1000),
+    func(task_job(run_clustering), name=names.RUN_CLUSTERING, timeout=7 * 24 * 3600, max_tries=1000),
 ]
 WORK_FUNCTIONS = [
     func(task_job(analyze_album), name=names.ANALYZE_ALBUM, timeout=6 * 3600, max_tries=1000),
+    func(task_job(clustering_batch), name=names.CLUSTERING_BATCH, timeout=24 * 3600, max_tries=1000),
 ]
 FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
 #: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished
