@@ -4,11 +4,14 @@ cleaning on hostile answers, and name_playlist against a scripted OpenAI-compati
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
 import pytest
 from fakes.openai_server import Answer, FakeOpenAI, Malformed, Status
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sidecar.ai.naming as naming
 from sidecar.ai import (
@@ -149,10 +152,10 @@ def test_prompt_holds_profile_songs_and_taken_names() -> None:
 # --- name_playlist against the scripted server --------------------------------------------
 
 def _config(server: FakeOpenAI, **env: str) -> AiConfig:
-    settings = load_settings(env={"AI_MODEL_PROVIDER": "OPENAI", "OPENAI_SERVER_URL": server.base_url,
-                                  "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL_NAME": "namer",
-                                  "MAX_SONGS_IN_AI_PROMPT": "5", **env})
-    config = ai_config(settings)
+    env_settings = load_settings(env={"AI_MODEL_PROVIDER": "OPENAI", "OPENAI_SERVER_URL": server.base_url,
+                                      "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL_NAME": "namer",
+                                      "MAX_SONGS_IN_AI_PROMPT": "5", **env})
+    config = ai_config(env_settings)
     assert config is not None
     return config
 
@@ -235,8 +238,8 @@ async def test_a_run_never_repeats_a_name() -> None:
 
 async def test_provider_none_never_asks() -> None:
     async with FakeOpenAI([Answer(NAME)]) as server:
-        settings = load_settings(env={"AI_MODEL_PROVIDER": "NONE", "OPENAI_SERVER_URL": server.base_url})
-        config = ai_config(settings)
+        none = load_settings(env={"AI_MODEL_PROVIDER": "NONE", "OPENAI_SERVER_URL": server.base_url})
+        config = ai_config(none)
         result = await name_playlist(config, PROFILE, SONGS, {FALLBACK})
     assert result == NamingResult(FALLBACK + "_2", "fallback", None)
     assert server.requests == []
@@ -250,3 +253,11 @@ async def test_unexpected_errors_never_escape(monkeypatch: pytest.MonkeyPatch) -
     async with FakeOpenAI() as server:
         result = await name_playlist(_config(server), PROFILE, SONGS, set())
     assert result == NamingResult(FALLBACK, "fallback", "AI naming failed: RuntimeError")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_clean_name_only_returns_plain_names(raw: str) -> None:
+    name = clean_name(raw)
+    assert name is None or (15 <= len(name) <= 40 and re.fullmatch(r"[A-Za-z0-9 \-&'!.,?()\[\]]+", name)
+                            and name == name.strip() and "  " not in name)
