@@ -1,0 +1,147 @@
+"""Automatic playlists end to end: the API starts a clustering, the real workers run the parent and
+its batches, the local provider writes the playlists; 409 while one runs, 400 naming bad keys,
+cancel, and a second run replacing the first one's playlists."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from test_clustering_data import insert_rows, make_files, synthetic_rows
+from workers import run_workers_until_idle
+
+from sidecar.app import create_app
+from sidecar.db import tasks
+from sidecar.jobs.worker import WorkerGroup
+from sidecar.providers import make_provider
+from sidecar.services import Endpoints
+from sidecar.web.keys import DB
+
+N = 240
+
+
+@pytest_asyncio.fixture
+async def setup(make_settings: Any, endpoints: Endpoints, tmp_path: Path) -> AsyncIterator[tuple[TestClient, Any]]:
+    music = tmp_path / "music"
+    make_files(music, N)
+    settings = make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_clu")
+    provider = make_provider(settings)
+    ids = [t.item_id for a in await provider.list_albums() for t in await provider.album_tracks(a.id)]
+    await provider.close()
+    rows = synthetic_rows(N, styles=6, seed=5)
+    for row, item in zip(rows, sorted(ids), strict=True):
+        row["item_id"] = item
+    c = TestClient(TestServer(create_app(settings, endpoints)))
+    await c.start_server()
+    await insert_rows(c.app[DB], rows)
+    yield c, settings
+    await c.close()
+
+
+BODY = {"clustering_runs": 7, "iterations_per_batch_job": 3, "num_clusters_min": 5, "num_clusters_max": 8,
+        "top_n_playlists": 4, "min_playlist_size": 5}
+
+
+async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: Endpoints) -> None:
+    client, settings = setup
+    db: asyncpg.Pool = client.app[DB]
+    assert (await client.get("/api/clustering/result")).status == 404
+    assert await (await client.get("/api/playlists")).json() == {}
+    resp = await client.post("/api/clustering/start", json=BODY)
+    assert resp.status == 202, await resp.json()
+    started = await resp.json()
+    assert started["task_type"] == "main_clustering"
+    again = await client.post("/api/clustering/start", json={})
+    assert again.status == 409 and (await again.json())["detail"]["task_id"] == started["task_id"]
+
+    await run_workers_until_idle(settings, endpoints, timeout_s=240)
+    task = await tasks.get(db, started["task_id"])
+    assert task is not None and task["status"] == "SUCCESS", task
+    assert "Progress: 7/7 runs, best score" in "\n".join(task["log"])
+    assert "240 analysed tracks: kmeans, 5-8 clusters, playlists of at least 5 songs" in "\n".join(task["log"])
+    children = await tasks.children(db, task["task_id"], 10)
+    assert children["by_status"] == {"SUCCESS": 3}
+
+    lists = await (await client.get("/api/playlists")).json()
+    assert 1 <= len(lists) <= 4 and all(name.endswith("_automatic") for name in lists)
+    songs = [s["item_id"] for items in lists.values() for s in items]
+    assert len(songs) == len(set(songs))  # no song in two playlists
+    first = next(iter(lists.values()))[0]
+    assert first["title"].startswith("Song ") and first["author"].startswith("Artist ")
+    for name, items in lists.items():
+        file = settings.playlist_dir / f"{name}.m3u8"
+        assert file.read_text().count(".mp3") == len(items), name
+        assert max(sum(1 for s in items if s["author"] == a) for a in {s["author"] for s in items}) <= 3
+
+    result = await (await client.get("/api/clustering/result")).json()
+    assert result["best_params"]["method"] == "kmeans" and 5 <= result["best_params"]["n_clusters"] <= 8
+    assert set(result["score_components"]) >= {"mood_diversity", "mood_purity", "silhouette"}
+    pl = result["playlists"][0]
+    assert pl["profile"]["moods"] and "tempo_normalized" in pl["profile"] and pl["songs"]
+    recorded = await db.fetch("SELECT name FROM playlists WHERE kind = 'automatic'")
+    assert {r["name"] for r in recorded} == set(lists)
+
+    # a second run replaces the playlists of the same name (no second file, no second record)
+    resp = await client.post("/api/clustering/start", json={**BODY, "max_songs_per_cluster": 15})
+    assert resp.status == 202
+    await run_workers_until_idle(settings, endpoints, timeout_s=240)
+    second = await tasks.get(db, (await resp.json())["task_id"])
+    assert second is not None and second["status"] == "SUCCESS", second
+    lists2 = await (await client.get("/api/playlists")).json()
+    assert all(len(items) <= 15 for items in lists2.values())
+    assert all(name.endswith("_automatic") for name in lists2)
+    rows = await db.fetch("SELECT name, count(*) AS n FROM playlists WHERE kind = 'automatic' GROUP BY name")
+    assert all(r["n"] == 1 for r in rows)
+
+
+async def test_bad_parameters_get_400_naming_the_key(setup: tuple[TestClient, Any]) -> None:
+    client, _ = setup
+    for body, field in [({"clustering_method": "hdbscan"}, "clustering_method"),
+                        ({"num_clusters_min": 50, "num_clusters_max": 10}, "num_clusters_min"),
+                        ({"clustering_runs": 0}, "clustering_runs"), ({"score_weight_purity": "a"}, "score_weight_purity"),
+                        ({"unknown_key": 1}, "unknown_key"), ({"ai_model_provider": "SKYNET"}, "ai_model_provider"),
+                        ({"ai_model_provider": "OLLAMA", "ollama_server_url": "ftp://x"}, "ollama_server_url")]:
+        resp = await client.post("/api/clustering/start", json=body)
+        assert resp.status == 400, (body, await resp.json())
+        answer = await resp.json()
+        assert answer["error"].startswith(field + ":") and answer["detail"] == {"field": field}, answer
+    assert await tasks.active(client.app[DB]) == []
+
+
+async def test_cancel_stops_parent_and_batches(setup: tuple[TestClient, Any], endpoints: Endpoints) -> None:
+    client, settings = setup
+    db = client.app[DB]
+    resp = await client.post("/api/clustering/start", json={**BODY, "clustering_runs": 2000,
+                                                            "iterations_per_batch_job": 5})
+    task_id = (await resp.json())["task_id"]
+    group = WorkerGroup(settings, endpoints, poll_delay=0.05)
+    await group.open()
+    runner = asyncio.ensure_future(group.run())
+    try:
+        for _ in range(600):
+            kids = await tasks.children(db, task_id, 50)
+            if kids["by_status"].get("SUCCESS"):
+                break
+            await asyncio.sleep(0.1)
+        assert (await client.post(f"/api/cancel/{task_id}")).status == 200
+        for _ in range(600):
+            if not await tasks.active(db, top_level_only=False) and group.running_jobs() == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        group.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await group.close()
+    task = await tasks.get(db, task_id)
+    assert task is not None and task["status"] == "REVOKED"
+    kids = await tasks.children(db, task_id, 1000)
+    assert kids["total"] < 400 and set(kids["by_status"]) <= {"SUCCESS", "REVOKED"}
+    assert await tasks.active(db, top_level_only=False) == []
+    assert (await client.get("/api/clustering/result")).status == 404
