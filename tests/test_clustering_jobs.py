@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from test_clustering_data import insert_rows, make_files, synthetic_rows
@@ -67,6 +73,9 @@ async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: E
     assert "240 analysed tracks: kmeans, 5-8 clusters, playlists of at least 5 songs" in "\n".join(task["log"])
     children = await tasks.children(db, task["task_id"], 10)
     assert children["by_status"] == {"SUCCESS": 3}
+    # only the best batch keeps its playlists (the status of a clustering stays small)
+    assert sum("playlists" in (c["details"].get("best") or {}) for c in children["items"]) == 1
+    assert all(c["details"]["best"]["params"] for c in children["items"])
 
     lists = await (await client.get("/api/playlists")).json()
     assert 1 <= len(lists) <= 4 and all(name.endswith("_automatic") for name in lists)
@@ -145,3 +154,48 @@ async def test_cancel_stops_parent_and_batches(setup: tuple[TestClient, Any], en
     assert kids["total"] < 400 and set(kids["by_status"]) <= {"SUCCESS", "REVOKED"}
     assert await tasks.active(db, top_level_only=False) == []
     assert (await client.get("/api/clustering/result")).status == 404
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_clustering_then_restart(setup: tuple[TestClient, Any], endpoints: Endpoints,
+                                                   tmp_path: Path) -> None:
+    """A worker killed mid-run: its batches are run again, the finished ones are kept."""
+    client, settings = setup
+    db: asyncpg.Pool = client.app[DB]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIASERVER_"))}
+    env.update({"DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url,
+                "LOCAL_MUSIC_DIR": str(settings.music_dir), "AUDIOMUSE_DATA_DIR": str(tmp_path / "data"),
+                "TASK_ORPHAN_SECONDS": "2", "LOG_LEVEL": "WARNING"})
+    body = {**BODY, "clustering_runs": 160, "iterations_per_batch_job": 8, "max_concurrent_batch_jobs": 2}
+    task_id = (await (await client.post("/api/clustering/start", json=body)).json())["task_id"]
+
+    def start_worker() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    first = start_worker()
+    deadline = time.monotonic() + 120
+    while (await tasks.children(db, task_id, 0))["by_status"].get("SUCCESS", 0) < 2:
+        assert time.monotonic() < deadline and first.poll() is None, first.stderr.read() if first.stderr else ""
+        await asyncio.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done_before = {r["task_id"]: r["finished_at"] for r in await db.fetch(
+        "SELECT task_id, finished_at FROM tasks WHERE parent_task_id = $1 AND status = 'SUCCESS'", task_id)}
+    assert len(done_before) < 20, "the clustering finished before the kill: make it longer"
+    second = start_worker()
+    try:
+        while (await tasks.get(db, task_id) or {}).get("status") not in tasks.FINAL:
+            assert time.monotonic() < deadline + 180 and second.poll() is None
+            await asyncio.sleep(0.2)
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=60)
+    task = await tasks.get(db, task_id)
+    assert task is not None and task["status"] == "SUCCESS", task
+    assert task["details"]["runs_done"] == 160
+    assert any("queued again" in line for line in task["log"]), task["log"]
+    kids = await db.fetch("SELECT task_id, status, finished_at FROM tasks WHERE parent_task_id = $1", task_id)
+    assert len(kids) == 20 and {k["status"] for k in kids} == {"SUCCESS"}
+    after = {k["task_id"]: k["finished_at"] for k in kids}
+    assert all(after[t] == f for t, f in done_before.items())  # finished batches were not run again

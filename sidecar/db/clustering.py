@@ -76,3 +76,10 @@ async def child_results(db: asyncpg.Pool | asyncpg.Connection, parent_id: str) -
     rows = await db.fetch("SELECT task_id, status, details FROM tasks WHERE parent_task_id = $1", parent_id)
     return [{"task_id": r["task_id"], "status": r["status"], "details": json.loads(r["details"])
              if isinstance(r["details"], str) else r["details"]} for r in rows]
+
+
+async def slim_batch(db: asyncpg.Pool | asyncpg.Connection, task_id: str) -> None:
+    """Drop a finished batch's playlists and job arguments from its details (its score and
+    parameters stay): only the best batch's playlists are kept, so a clustering's status stays small."""
+    await db.execute("UPDATE tasks SET details = (details #- '{best,playlists}') - 'args' WHERE task_id = $1",
+                     task_id)

@@ -114,19 +114,24 @@ class _State:
         self.runs_done = 0
         self.elites: list[tuple[float, dict[str, Any]]] = []
         self.best: dict[str, Any] | None = None
+        self.best_task: str | None = None
 
-    def absorb(self, child: dict[str, Any]) -> None:
-        """A batch that ended: count its runs, keep its best as an elite."""
+    def absorb(self, child: dict[str, Any]) -> list[str]:
+        """A batch that ended: count its runs, keep its best as an elite.  Returns the batches
+        whose playlists are no longer needed (not the best)."""
         self.finished.add(child["task_id"])
         details = child["details"] or {}
         self.runs_done += int(details.get("runs_done") or 0)
         best = details.get("best")
-        if child["status"] == "SUCCESS" and best:
-            self.elites.append((float(best["score"]), best["params"]))
-            self.elites.sort(key=lambda e: -e[0])
-            del self.elites[self.top_n:]
-            if self.best is None or best["score"] > self.best["score"]:
-                self.best = best
+        if child["status"] != "SUCCESS" or not best:
+            return [child["task_id"]]
+        self.elites.append((float(best["score"]), best["params"]))
+        self.elites.sort(key=lambda e: -e[0])
+        del self.elites[self.top_n:]
+        if self.best is not None and best["score"] <= self.best["score"]:
+            return [child["task_id"]]
+        previous, self.best, self.best_task = self.best_task, best, child["task_id"]
+        return [previous] if previous else []
 
     def line(self, total: int) -> str:
         score = f"{self.best['score']:.4f}" if self.best else "none yet"
@@ -183,7 +188,7 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
             if index >= 0:
                 launched[index] = child["task_id"]
             if child["status"] in tasks.FINAL:
-                state.absorb(child)
+                state.absorb(child)  # nothing to slim: done before the restart
             elif (child["details"] or {}).get("args"):
                 await enqueue(redis, CLUSTERING_BATCH, *child["details"]["args"], job_id=child["task_id"])
         last_line = ""
@@ -191,7 +196,8 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
             children = await clustering_db.child_results(db, task_id)
             for child in children:
                 if child["status"] in tasks.FINAL and child["task_id"] not in state.finished:
-                    state.absorb(child)
+                    for done in state.absorb(child):
+                        await clustering_db.slim_batch(db, done)
             active = sum(1 for c in children if c["status"] in tasks.ACTIVE)
             next_index = len(launched)
             while next_index < batches and active < p.max_concurrent_batch_jobs:
