@@ -10,11 +10,13 @@ every track: research A, correction 5), and the six other features.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from sidecar.mix.normalize import normalize_artist, track_key
 
 #: the MSD tag list (the analysis's moods), in model order
 MOOD_LABELS: tuple[str, ...] = (
@@ -47,6 +49,17 @@ class Library:
     vectors: Floats  # [n, DIM] score vectors
     genres: list[str]  # primary stratified genre, or OTHER_GENRE
     embeddings: NDArray[np.float32] | None = None  # [n, 200] when clustering embeddings
+    #: per row: the normalised artist ("" = unknown, never capped) and the song's identity (the mix
+    #: engine's: normalised title + artist, else the id); computed once, not in every run
+    artist_keys: list[str] = field(default_factory=list)
+    song_keys: list[tuple[str, str] | str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.artist_keys:
+            object.__setattr__(self, "artist_keys", [normalize_artist(a) if a else "" for a in self.artists])
+        if not self.song_keys:
+            object.__setattr__(self, "song_keys", [track_key(t, a) or i for i, t, a in
+                                                   zip(self.ids, self.titles, self.artists, strict=True)])
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -20,7 +20,6 @@ from numpy.typing import NDArray
 
 from sidecar.clustering.data import Library
 from sidecar.clustering.models import Fitted
-from sidecar.mix.normalize import normalize_artist, track_key
 
 Floats = NDArray[np.float64]
 
@@ -65,15 +64,15 @@ def candidates(lib: Library, sample: Sequence[int], fitted: Fitted, *, max_dista
         kept = kept[np.argsort(dist[kept], kind="stable")]
         per_artist: Counter[str] = Counter()
         chosen: list[int] = []
-        for i in kept:
-            row = int(rows[i])
-            artist = normalize_artist(lib.artists[row]) if lib.artists[row] else ""
+        for row in rows[kept].tolist():
+            artist = lib.artist_keys[row]
             if artist and per_artist[artist] >= max_per_artist:
                 continue
-            key: tuple[str, str] | str = track_key(lib.titles[row], lib.artists[row]) or lib.ids[row]
+            key = lib.song_keys[row]
             if key in seen or lib.ids[row] in seen:
                 continue
-            seen.update((key, lib.ids[row]))
+            seen.add(key)
+            seen.add(lib.ids[row])
             per_artist[artist] += 1
             chosen.append(row)
         if len(chosen) >= max(1, min_size):
