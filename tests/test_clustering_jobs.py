@@ -199,3 +199,17 @@ async def test_sigkill_mid_clustering_then_restart(setup: tuple[TestClient, Any]
     assert len(kids) == 20 and {k["status"] for k in kids} == {"SUCCESS"}
     after = {k["task_id"]: k["finished_at"] for k in kids}
     assert all(after[t] == f for t, f in done_before.items())  # finished batches were not run again
+
+
+async def test_spectral_beyond_the_machines_memory_is_refused(setup: tuple[TestClient, Any],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar.clustering import params as cparams
+
+    client, _ = setup
+    monkeypatch.setattr(cparams, "available_memory_bytes", lambda: 200_000)  # a 200 kB machine
+    resp = await client.post("/api/clustering/start", json={"clustering_method": "spectral"})
+    assert resp.status == 400
+    answer = await resp.json()
+    assert answer["detail"] == {"field": "clustering_method"} and "spectral clustering of 240 tracks" in answer["error"]
+    monkeypatch.undo()
+    assert (await client.post("/api/clustering/start", json={"clustering_method": "spectral"})).status == 202
