@@ -17,11 +17,18 @@ AI_KEYS = ("ai_model_provider", "ollama_server_url", "ollama_model_name", "gemin
 RENAMED = {"clustering_method": "cluster_algorithm"}
 
 
-#: upstream's (mean, sd) of log1p of each content metric (the settings' defaults)
+def _d(name: str) -> Any:
+    """The setting's default (config.py is the only home of defaults)."""
+    default = Settings.model_fields[name].default
+    return getattr(default, "value", default)
+
+
+#: where each content metric's (mean, sd) of log1p comes from (upstream's LN_* statistics)
+LN_SETTINGS = {"mood_diversity": "ln_mood_diversity", "mood_diversity_embedding": "ln_mood_diversity_embedding",
+               "mood_purity": "ln_mood_purity", "mood_purity_embedding": "ln_mood_purity_embedding",
+               "other_feature_diversity": "ln_other_feat_div", "other_feature_purity": "ln_other_feat_pur"}
 UPSTREAM_LN_STATS: dict[str, tuple[float, float]] = {
-    "mood_diversity": (0.9995, 0.3541), "mood_diversity_embedding": (-0.101, 0.245),
-    "mood_purity": (5.8679, 1.1557), "mood_purity_embedding": (0.673, 1.063),
-    "other_feature_diversity": (1.5, 0.46), "other_feature_purity": (8.84, 0.07)}
+    k: (float(_d(v + "_mean")), float(_d(v + "_sd"))) for k, v in LN_SETTINGS.items()}
 
 
 class ParamsError(ValueError):
@@ -38,49 +45,50 @@ class ClusteringParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cluster_algorithm: Method = "kmeans"
-    num_clusters_min: int = Field(0, ge=0, le=10_000)
-    num_clusters_max: int = Field(0, ge=0, le=10_000)
-    dbscan_eps_min: float = Field(0.1, gt=0, le=100)
-    dbscan_eps_max: float = Field(0.5, gt=0, le=100)
-    dbscan_min_samples_min: int = Field(5, ge=1, le=10_000)
-    dbscan_min_samples_max: int = Field(20, ge=1, le=10_000)
-    gmm_n_components_min: int = Field(0, ge=0, le=10_000)
-    gmm_n_components_max: int = Field(0, ge=0, le=10_000)
-    gmm_covariance_type: Literal["full", "tied", "diag", "spherical"] = "full"
-    spectral_n_clusters_min: int = Field(0, ge=0, le=10_000)
-    spectral_n_clusters_max: int = Field(0, ge=0, le=10_000)
-    spectral_n_neighbors: int = Field(30, ge=2, le=1000)
-    pca_components_min: int = Field(0, ge=0, le=1000)
-    pca_components_max: int = Field(199, ge=0, le=1000)
-    clustering_runs: int = Field(1000, ge=1, le=1_000_000)
-    max_songs_per_cluster: int = Field(0, ge=0)
-    max_songs_per_artist: int = Field(3, ge=1)
-    max_distance: float = Field(0.5, gt=0, le=1)
-    top_n_playlists: int = Field(8, ge=0, le=10_000)
-    min_playlist_size: int = Field(0, ge=0)
-    top_n_moods: int = Field(5, ge=1, le=50)
-    enable_clustering_embeddings: bool = False
-    top_n_elites: int = Field(10, ge=1)
-    exploitation_start_fraction: float = Field(0.2, ge=0, le=1)
-    exploitation_probability: float = Field(0.7, ge=0, le=1)
-    mutation_int_abs_delta: int = Field(3, ge=1)
-    mutation_float_abs_delta: float = Field(0.05, gt=0)
-    sampling_percentage_change_per_run: float = Field(0.2, ge=0, le=1)
-    min_songs_per_genre_for_stratification: int = Field(100, ge=1)
-    stratified_sampling_target_percentile: float = Field(50, ge=0, le=100)
-    stratified_genres: tuple[str, ...] = ()
-    iterations_per_batch_job: int = Field(20, ge=1)
-    max_concurrent_batch_jobs: int = Field(10, ge=1)
-    score_weight_diversity: float = Field(2.0, ge=0, le=1000)
-    score_weight_purity: float = Field(1.0, ge=0, le=1000)
-    score_weight_other_feature_diversity: float = Field(0.0, ge=0, le=1000)
-    score_weight_other_feature_purity: float = Field(0.0, ge=0, le=1000)
-    score_weight_silhouette: float = Field(0.0, ge=0, le=1000)
-    score_weight_davies_bouldin: float = Field(0.0, ge=0, le=1000)
-    score_weight_calinski_harabasz: float = Field(0.0, ge=0, le=1000)
-    top_k_moods_for_purity_calculation: int = Field(3, ge=1, le=50)
-    other_feature_predominance_threshold_for_purity: float = Field(0.3, ge=0, le=1)
+    cluster_algorithm: Method = _d("cluster_algorithm")
+    num_clusters_min: int = Field(_d("num_clusters_min"), ge=0, le=10_000)
+    num_clusters_max: int = Field(_d("num_clusters_max"), ge=0, le=10_000)
+    dbscan_eps_min: float = Field(_d("dbscan_eps_min"), gt=0, le=100)
+    dbscan_eps_max: float = Field(_d("dbscan_eps_max"), gt=0, le=100)
+    dbscan_min_samples_min: int = Field(_d("dbscan_min_samples_min"), ge=1, le=10_000)
+    dbscan_min_samples_max: int = Field(_d("dbscan_min_samples_max"), ge=1, le=10_000)
+    gmm_n_components_min: int = Field(_d("gmm_n_components_min"), ge=0, le=10_000)
+    gmm_n_components_max: int = Field(_d("gmm_n_components_max"), ge=0, le=10_000)
+    gmm_covariance_type: Literal["full", "tied", "diag", "spherical"] = _d("gmm_covariance_type")
+    spectral_n_clusters_min: int = Field(_d("spectral_n_clusters_min"), ge=0, le=10_000)
+    spectral_n_clusters_max: int = Field(_d("spectral_n_clusters_max"), ge=0, le=10_000)
+    spectral_n_neighbors: int = Field(_d("spectral_n_neighbors"), ge=2, le=1000)
+    pca_components_min: int = Field(_d("pca_components_min"), ge=0, le=1000)
+    pca_components_max: int = Field(_d("pca_components_max"), ge=0, le=1000)
+    clustering_runs: int = Field(_d("clustering_runs"), ge=1, le=1_000_000)
+    max_songs_per_cluster: int = Field(_d("max_songs_per_cluster"), ge=0)
+    max_songs_per_artist: int = Field(_d("max_songs_per_artist"), ge=1)
+    max_distance: float = Field(_d("max_distance"), gt=0, le=1)
+    top_n_playlists: int = Field(_d("top_n_playlists"), ge=0, le=10_000)
+    min_playlist_size: int = Field(_d("min_playlist_size"), ge=0)
+    top_n_moods: int = Field(_d("top_n_moods"), ge=1, le=50)
+    enable_clustering_embeddings: bool = _d("enable_clustering_embeddings")
+    top_n_elites: int = Field(_d("clustering_top_n_elites"), ge=1)
+    exploitation_start_fraction: float = Field(_d("clustering_exploitation_start_fraction"), ge=0, le=1)
+    exploitation_probability: float = Field(_d("clustering_exploitation_probability"), ge=0, le=1)
+    mutation_int_abs_delta: int = Field(_d("clustering_mutation_int_abs_delta"), ge=1)
+    mutation_float_abs_delta: float = Field(_d("clustering_mutation_float_abs_delta"), gt=0)
+    sampling_percentage_change_per_run: float = Field(_d("sampling_percentage_change_per_run"), ge=0, le=1)
+    min_songs_per_genre_for_stratification: int = Field(_d("min_songs_per_genre_for_stratification"), ge=1)
+    stratified_sampling_target_percentile: float = Field(_d("stratified_sampling_target_percentile"), ge=0, le=100)
+    stratified_genres: tuple[str, ...] = tuple(g.strip() for g in _d("stratified_genres").split(","))
+    iterations_per_batch_job: int = Field(_d("iterations_per_batch_job"), ge=1)
+    max_concurrent_batch_jobs: int = Field(_d("max_concurrent_batch_jobs"), ge=1)
+    score_weight_diversity: float = Field(_d("score_weight_diversity"), ge=0, le=1000)
+    score_weight_purity: float = Field(_d("score_weight_purity"), ge=0, le=1000)
+    score_weight_other_feature_diversity: float = Field(_d("score_weight_other_feature_diversity"), ge=0, le=1000)
+    score_weight_other_feature_purity: float = Field(_d("score_weight_other_feature_purity"), ge=0, le=1000)
+    score_weight_silhouette: float = Field(_d("score_weight_silhouette"), ge=0, le=1000)
+    score_weight_davies_bouldin: float = Field(_d("score_weight_davies_bouldin"), ge=0, le=1000)
+    score_weight_calinski_harabasz: float = Field(_d("score_weight_calinski_harabasz"), ge=0, le=1000)
+    top_k_moods_for_purity_calculation: int = Field(_d("top_k_moods_for_purity_calculation"), ge=1, le=50)
+    other_feature_predominance_threshold_for_purity: float = Field(
+        _d("other_feature_predominance_threshold_for_purity"), ge=0, le=1)
     #: (mean, sd) of log1p of each content metric (upstream's LN_* statistics)
     ln_stats: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(UPSTREAM_LN_STATS))
 
@@ -169,13 +177,7 @@ def defaults(settings: Settings) -> dict[str, Any]:
                  "mutation_int_abs_delta", "mutation_float_abs_delta"):
         out[name] = getattr(s, "clustering_" + name)
     out["stratified_genres"] = tuple(g.strip() for g in s.stratified_genres.split(",") if g.strip())
-    out["ln_stats"] = {
-        "mood_diversity": (s.ln_mood_diversity_mean, s.ln_mood_diversity_sd),
-        "mood_diversity_embedding": (s.ln_mood_diversity_embedding_mean, s.ln_mood_diversity_embedding_sd),
-        "mood_purity": (s.ln_mood_purity_mean, s.ln_mood_purity_sd),
-        "mood_purity_embedding": (s.ln_mood_purity_embedding_mean, s.ln_mood_purity_embedding_sd),
-        "other_feature_diversity": (s.ln_other_feat_div_mean, s.ln_other_feat_div_sd),
-        "other_feature_purity": (s.ln_other_feat_pur_mean, s.ln_other_feat_pur_sd)}
+    out["ln_stats"] = {k: (getattr(s, v + "_mean"), getattr(s, v + "_sd")) for k, v in LN_SETTINGS.items()}
     return out
 
 
