@@ -1,6 +1,7 @@
 """The read-only database role of the LLM chat.
 
-It may log in and SELECT from the ``track_features`` view, nothing else: no other table, no
+It may log in and SELECT from the ``chat.chat_tracks`` view (the instant-playlist chat's
+relation, migration 0006) and the ``track_features`` view, nothing else: no other table, no
 writes (its sessions are also read-only by default, with a statement timeout).
 """
 
@@ -44,6 +45,10 @@ async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -
             await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {ident}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {ident}")
             await conn.execute(f"GRANT SELECT ON track_features TO {ident}")
+            await conn.execute(f"GRANT USAGE ON SCHEMA chat TO {ident}")
+            await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA chat FROM {ident}")
+            await conn.execute(f"REVOKE CREATE ON SCHEMA chat FROM {ident}")
+            await conn.execute(f"GRANT SELECT ON chat.chat_tracks TO {ident}")
     except asyncpg.InsufficientPrivilegeError as exc:
         log.warning("cannot set up the read-only chat role %s (%s); the chat will be unavailable "
                     "until a database administrator creates it", name, exc)
