@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import os
 from collections import Counter
@@ -36,6 +37,7 @@ from sidecar.mix import (
     normalize_artist,
     normalize_title,
     path_points,
+    similar_tracks,
     song_mix,
     song_path,
     song_path_async,
@@ -274,41 +276,68 @@ def test_song_mix_strict_mode_never_breaks_a_rule(
         assert strict.tracks == relaxed.tracks
 
 
+def assert_nearest_set(tracks: Sequence[Candidate], pool: Sequence[Candidate], rules: MixRules,
+                       blocked: Sequence[Candidate] = (), via: str | None = None) -> None:
+    """No candidate of *pool* (one ranked list) left out of *tracks* is nearer than a track of
+    that list in *tracks*, unless a rule about the set excluded it: an excluded id or a seed
+    (*blocked*), the same song as a track in the answer or a seed, its artist at the cap in the
+    answer, or near-identical audio to a track in the answer or a seed. ``via``: only the
+    tracks taken from this seed's list count as included from it (multi-seed)."""
+    ids = {t.item_id for t in tracks}
+    taken = {t.item_id for t in tracks if via is None or t.seed_id == via}
+    included = [c.distance for c in pool if c.item_id in taken]
+    if not included:
+        return
+    farthest = max(included)
+    songs = {ident(t) for t in [*tracks, *blocked]}
+    counts = Counter(akey(t) for t in tracks if akey(t) is not None)
+    for c in pool:
+        if c.item_id in ids or c.distance >= farthest - 1e-9:
+            continue
+        why = (c.item_id in rules.exclude_ids or c.item_id in {b.item_id for b in blocked}
+               or ident(c) in songs
+               or (rules.max_songs_per_artist and akey(c) is not None
+                   and counts[akey(c)] >= rules.max_songs_per_artist)
+               or (rules.duplicate_distance
+                   and any(cdist(c, t) < rules.duplicate_distance + 1e-4 for t in [*tracks, *blocked])))
+        assert why, f"{c.item_id} ({c.distance:.4f}) left out for a farther track ({farthest:.4f}) without a set rule"
+
+
 @PROPS
 @given(song_cases())
-def test_song_mix_takes_the_nearest_fitting_track_first(
+def test_song_mix_set_is_the_nearest_the_rules_allow(
     case: tuple[Candidate, list[Candidate], int, MixRules],
 ) -> None:
-    """The best-ranked candidate that breaks nothing next to the seed is the first pick.
-
-    It is in the mix, and when no rule had to give, anything before it was moved there
-    later to keep a rule (insertion) and is ranked below it.
-    """
+    """The mix holds the nearest candidates that keep the rules about the set: no excluded
+    candidate is nearer than an included one unless a hard rule (never-relaxed, the artist
+    cap, near-identical audio) excluded it. Album spacing and "artist in a row" only order
+    the set: they never cost a near track its place (issue #12; before, they chose the
+    tracks position by position and a farther track took the place of a nearer album-mate)."""
     seed, cands, n, rules = case
-    assume(n >= 2)
-    thr = rules.duplicate_distance
-    assume(all(abs(cdist(seed, c) - thr) > 1e-4 for c in cands))
-    by_rank = sorted(cands, key=lambda c: c.distance)
-    fitting = [
-        c
-        for c in by_rank
-        if c.item_id not in rules.exclude_ids
-        and c.item_id != seed.item_id
-        and ident(c) != ident(seed)
-        and not (rules.no_artist_in_a_row and akey(c) is not None and akey(c) == akey(seed))
-        and not (rules.max_songs_per_artist == 1 and akey(c) is not None and akey(c) == akey(seed))
-        and not (rules.album_spacing and c.album_id is not None and c.album_id == seed.album_id)
-        and not (thr and cdist(seed, c) < thr)
-    ]
-    assume(fitting)
     result = song_mix(seed, cands, n, rules)
-    ids = [t.item_id for t in result.tracks]
-    first = fitting[0]
-    assert first.item_id in ids
-    if not result.relaxed:
-        rank = {c.item_id: i for i, c in reversed(list(enumerate(by_rank)))}
-        for t in result.tracks[1 : ids.index(first.item_id)]:
-            assert rank[t.item_id] > rank[first.item_id]
+    assert_nearest_set(result.tracks, sorted(cands, key=lambda c: c.distance), rules, blocked=[seed])
+
+
+@PROPS
+@given(song_cases())
+def test_similar_tracks_are_the_nearest_by_distance(
+    case: tuple[Candidate, list[Candidate], int, MixRules],
+) -> None:
+    """similar_tracks: the set rules only (no album or order rule), ordered by distance, the
+    same set as the song mix of the same size, and honest about what it relaxed."""
+    seed, cands, n, rules = case
+    result = similar_tracks(seed, cands, n, rules)
+    tracks = result.tracks
+    assert seed.item_id not in {t.item_id for t in tracks}
+    assert_never_relaxed([seed, *tracks], rules.exclude_ids - {seed.item_id})
+    assert [t.distance for t in tracks] == sorted(t.distance for t in tracks)
+    assert_nearest_set([seed, *tracks], sorted(cands, key=lambda c: c.distance), rules)  # the seed counts
+    set_rules = dataclasses.replace(rules, album_spacing=0, no_artist_in_a_row=False)
+    assert_honest(MixResult([seed, *tracks], result.relaxed), set_rules)
+    available = count_available(cands, {seed.item_id} | set(rules.exclude_ids), {ident(seed)})
+    assert len(tracks) == min(n, available)
+    mix = song_mix(seed, cands, n + 1, rules)
+    assert {t.item_id for t in mix.tracks[1:]} == {t.item_id for t in tracks}
 
 
 @st.composite
@@ -323,13 +352,18 @@ def distinct_pools(draw: st.DrawFn) -> tuple[Candidate, list[Candidate], int]:
 
 @PROPS
 @given(distinct_pools())
-def test_unconstrained_pool_is_pure_similarity_rank(case: tuple[Candidate, list[Candidate], int]) -> None:
+def test_unconstrained_pool_is_the_nearest_tracks(case: tuple[Candidate, list[Candidate], int]) -> None:
     seed, cands, n = case
     pairs = [cdist(a, b) for i, a in enumerate([seed, *cands]) for b in cands[i:]]
     assume(min(pairs, default=1.0) > 0.02)
     result = song_mix(seed, cands, n)
     assert result.relaxed == []
-    assert result.tracks == [seed, *cands][:n]
+    # the set is the rank prefix; the order is the flow (seed first, then the nearest, each
+    # step near the last), no longer the rank order itself
+    assert result.tracks[0] is seed
+    assert sorted(t.item_id for t in result.tracks) == sorted(t.item_id for t in [seed, *cands][:n])
+    if n >= 2 and cands:
+        assert result.tracks[1] is cands[0]
 
 
 @st.composite
@@ -343,28 +377,70 @@ def adjacency_cases(draw: st.DrawFn) -> tuple[Candidate, list[Candidate], int]:
 
 @PROPS
 @given(adjacency_cases())
-def test_artist_in_a_row_is_relaxed_only_when_no_order_could_avoid_it(
+def test_artist_in_a_row_is_relaxed_only_when_no_order_of_the_set_avoids_it(
     case: tuple[Candidate, list[Candidate], int],
 ) -> None:
-    """With only the "artist in a row" rule on, it is given up only when *every* n-track
-    selection from the pool would need it: the pool has run out of other artists and no
-    arrangement of what is left separates the dominant artist."""
+    """With only the "artist in a row" rule on, the mix is the seed and its n - 1 nearest, and
+    the rule is given up only when no order of those tracks (seed first) separates the
+    dominant artist. (Before issue #12 a farther track of another artist could take a nearer
+    one's place to keep the rule; now the rule only orders the set.)"""
     seed, cands, n = case
     rules = MixRules(max_songs_per_artist=0, duplicate_distance=0.0, album_spacing=0, no_artist_in_a_row=True)
     result = song_mix(seed, cands, n, rules)
     tracks = result.tracks
     assert len(tracks) == min(n, 1 + len(cands))
+    assert {t.item_id for t in tracks} == {t.item_id for t in [seed, *cands][:n]}
     assert_honest(result, rules)
     if ARTIST_IN_A_ROW not in result.relaxed:
         return
     doubled = {akey(a) for a, b in pairwise(tracks) if akey(a) is not None and akey(a) == akey(b)}
     assert len(doubled) == 1
     (dominant,) = doubled
-    used = {t.item_id for t in tracks}
-    assert all(c.item_id in used for c in cands if akey(c) != dominant), "another artist was left unused"
     count = sum(1 for t in tracks if akey(t) == dominant)
     bound = (len(tracks) + 1) // 2 if akey(seed) == dominant else len(tracks) // 2
     assert count > bound, "a valid order existed"
+
+
+def order_keeps(tracks: Sequence[Candidate], spacing: int, adjacent: bool) -> bool:
+    return not violations(tracks, MixRules(0, 0.0, spacing, adjacent))
+
+
+@st.composite
+def small_sets(draw: st.DrawFn) -> tuple[Candidate, list[Candidate], MixRules]:
+    """At most 8 tracks from 3 artists (and untagged ones) and 3 albums: small enough to try
+    every order."""
+    size = draw(st.integers(1, 7))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    lib = [track(f"t{i}", rng.normal(size=DIM), artist=draw(st.sampled_from(["A", "B", "C", "", "[unknown]"])),
+                 album_id=draw(st.sampled_from(["x", "y", "z", None]))) for i in range(size + 1)]
+    rules = MixRules(max_songs_per_artist=0, duplicate_distance=0.0,
+                     album_spacing=draw(st.integers(0, 3)), no_artist_in_a_row=draw(st.booleans()))
+    return lib[0], ranked(lib[0], lib[1:]), rules
+
+
+@PROPS
+@given(small_sets())
+def test_ordering_rules_are_relaxed_only_when_no_order_keeps_them(
+    case: tuple[Candidate, list[Candidate], MixRules],
+) -> None:
+    """Album spacing and "artist in a row" order the set: a mix breaks them only when no order
+    of its tracks (seed first) keeps them, and gives up album spacing before an artist in a
+    row; the set itself is every candidate (no cap, no duplicates here)."""
+    seed, cands, rules = case
+    result = song_mix(seed, cands, len(cands) + 1, rules)
+    assert_honest(result, rules)
+    tracks = result.tracks
+    assert tracks[0] is seed and len(tracks) == len(cands) + 1
+    orders = [[seed, *rest] for rest in itertools.permutations(tracks[1:])]
+    spacing, adjacent = rules.album_spacing, rules.no_artist_in_a_row
+    if any(order_keeps(o, spacing, adjacent) for o in orders):
+        assert result.relaxed == []
+    elif adjacent and any(order_keeps(o, 0, True) for o in orders):
+        assert result.relaxed == [ALBUM_SPACING]
+    if spacing and ALBUM_SPACING in result.relaxed and ARTIST_IN_A_ROW not in result.relaxed:
+        # no track of an album back to back with another when some order avoids it
+        if any(order_keeps(o, 1, adjacent) for o in orders):
+            assert order_keeps(tracks, 1, adjacent)
 
 
 # ----------------------------------------------------------------------------- multi-seed properties
@@ -405,6 +481,9 @@ def test_multi_seed_guarantees(
     everything = [c for cands in by_seed.values() for c in cands]
     assert len(tracks) == min(n, count_available(everything, dead_ids, seed_keys))
 
+    for sid, cands in by_seed.items():
+        assert_nearest_set(tracks, sorted(cands, key=lambda c: c.distance), rules, blocked=seeds, via=sid)
+
     usable = {
         sid: [c for c in cands if c.item_id not in dead_ids and ident(c) not in seed_keys]
         for sid, cands in by_seed.items()
@@ -419,7 +498,8 @@ def test_multi_seed_guarantees(
 @PROPS
 @given(st.integers(1, 6), st.integers(0, 2**32 - 1), st.data())
 def test_multi_seed_round_robin_interleaves_seeds(n_seeds: int, rng_seed: int, data: st.DataObject) -> None:
-    """Without constraints, each seed gets its share in turn: seed order, then rank."""
+    """Without constraints, each seed gets its share in turn (seed order, then rank): the set
+    is the round-robin prefix. (Its order is the flow, no longer the round-robin order.)"""
     rng = np.random.default_rng(rng_seed)
     per_seed = data.draw(st.integers(1, 6))
     seeds = [track(f"s{j}", rng.normal(size=16), artist=f"Seed artist {j}") for j in range(n_seeds)]
@@ -435,7 +515,7 @@ def test_multi_seed_round_robin_interleaves_seeds(n_seeds: int, rng_seed: int, d
     rules = MixRules(duplicate_distance=0.0)
     result = multi_seed_mix(seeds, by_seed, n, rules)
     expected = [by_seed[seeds[j].item_id][i] for i in range(per_seed) for j in range(n_seeds)][:n]
-    assert result.tracks == expected
+    assert sorted(t.item_id for t in result.tracks) == sorted(t.item_id for t in expected)
     assert result.relaxed == []
 
 
@@ -777,7 +857,7 @@ def test_example_album_mix_represents_every_track_of_the_album() -> None:
         for j, s in enumerate(album)
     }
     result = multi_seed_mix(album, by_seed, 5)
-    assert [t.item_id for t in result.tracks] == ["n0_0", "n1_0", "n2_0", "n0_1", "n1_1"]
+    assert sorted(t.item_id for t in result.tracks) == ["n0_0", "n0_1", "n1_0", "n1_1", "n2_0"]
     assert {t.seed_id for t in result.tracks} == {"album0", "album1", "album2"}
 
 
@@ -923,7 +1003,8 @@ def test_ten_untagged_tracks_are_not_capped_at_three() -> None:
     lib = [track(f"u{i}", rng.normal(size=DIM), artist="" if i % 2 else "[unknown]", title=f"Track {i}")
            for i in range(11)]
     result = song_mix(lib[0], ranked(lib[0], lib[1:]), 10, MixRules(max_songs_per_artist=3))
-    assert [t.item_id for t in result.tracks] == [t.item_id for t in [lib[0], *ranked(lib[0], lib[1:])][:10]]
+    nearest = [t.item_id for t in [lib[0], *ranked(lib[0], lib[1:])][:10]]
+    assert result.tracks[0] is lib[0] and sorted(t.item_id for t in result.tracks) == sorted(nearest)
     assert result.relaxed == []
 
 
