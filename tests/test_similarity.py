@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from library_factory import insert_library, item_id, make_embeddings, make_tracks
 
 from sidecar.app import create_app
-from sidecar.web.keys import DB
 from sidecar.services import Endpoints
 from sidecar.similarity import store
+from sidecar.web.keys import DB
 
 N = 600
 
@@ -291,3 +291,46 @@ async def test_create_playlist_errors(client: TestClient, body: dict, error: str
     assert resp.status == 400 and (await resp.json())["error"] == error
     resp = await client.post("/api/create_playlist", json={"playlist_name": "x", "track_ids": ["unknown"]})
     assert resp.status == 404 and (await resp.json())["error"] == "not found on the media server"
+
+
+async def test_album_mates_come_first_when_they_are_nearest(client: TestClient, db: asyncpg.Pool,
+                                                            lib: tuple[list, np.ndarray]) -> None:
+    """Issue #12: similar_tracks is the nearest tracks (no album rule): a soundtrack's own tracks,
+    nearest to each other, come first, by distance; the artist cap still holds (the seed counts).
+    A mix holds the same nearest tracks and only orders them: never two of the album in a row."""
+    from library_factory import FakeTrack
+
+    _, vectors = lib
+    rng = np.random.default_rng(12)
+    centre = rng.normal(size=200).astype(np.float32) * 3
+    composers = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]  # a soundtrack: one composer per track
+    album = [FakeTrack(f"ost-{k}", f"Theme {k}", composers[k], "The Soundtrack", "ost-album", "Soundtrack",
+                       k + 1, 99) for k in range(6)]
+    album_vectors = centre + rng.normal(size=(6, 200)).astype(np.float32) * 0.3 * np.linalg.norm(centre) / 14
+    # two more by the first composer, from another album, as near as the soundtrack's own tracks
+    solo = [FakeTrack(f"solo-{k}", f"Solo {k}", "Ann", "Ann Alone", "solo-album", "Soundtrack", k + 1, 99)
+            for k in range(2)]
+    solo_vectors = centre + rng.normal(size=(2, 200)).astype(np.float32) * 0.3 * np.linalg.norm(centre) / 14
+    await insert_library(db, album + solo, np.vstack([album_vectors, solo_vectors]))
+    seed = "ost-0"
+
+    raw = await (await client.get("/api/similar_tracks", params={
+        "item_id": seed, "n": "10", "eliminate_duplicates": "false"})).json()
+    nearest = [b["item_id"] for b in raw]
+    assert set(nearest[:7]) == {"ost-1", "ost-2", "ost-3", "ost-4", "ost-5", "solo-0", "solo-1"}
+
+    body = await (await client.get("/api/similar_tracks", params={"item_id": seed, "n": "5"})).json()
+    ids = [b["item_id"] for b in body]
+    # the album-mates and at most 2 more by Ann (3 with the seed), nearest first
+    expected = [i for i in nearest if i.startswith("ost-") or i in [s for s in nearest if s.startswith("solo-")][:2]]
+    assert ids == expected[:5]
+    assert [b["distance"] for b in body] == sorted(b["distance"] for b in body)
+    assert all(i.startswith(("ost-", "solo-")) for i in ids)
+
+    mix = await (await client.get("/api/mix", params={"seed": seed, "n": "12"})).json()
+    items = [i["item_id"] for i in mix["items"]]
+    assert items[0] == seed and len(items) == 12
+    assert {"ost-1", "ost-2", "ost-3", "ost-4", "ost-5"} <= set(items), "a nearer album-mate was left out"
+    albums = [i["album_id"] for i in mix["items"]]
+    assert all(a != b for a, b in zip(albums, albums[1:], strict=False)), "the album played back to back"
+    assert mix["relaxed"] == ["album_spacing"]  # six of twelve from one album cannot be 3 apart, only 1

@@ -16,7 +16,15 @@ from typing import TypeVar
 import asyncpg
 
 from sidecar.config import Settings
-from sidecar.mix.engine import Candidate, MixResult, MixRules, multi_seed_mix, song_mix, song_path_async
+from sidecar.mix.engine import (
+    Candidate,
+    MixResult,
+    MixRules,
+    multi_seed_mix,
+    similar_tracks,
+    song_mix,
+    song_path_async,
+)
 from sidecar.mix.normalize import normalize_album, normalize_artist
 from sidecar.similarity import store
 from sidecar.similarity.store import AlbumHit, ArtistHit
@@ -182,27 +190,35 @@ class MixService:
         return seed
 
     async def similar(self, seed: Candidate | str, n: int, eliminate_duplicates: bool) -> list[Candidate]:
-        """The n tracks most similar to ``seed`` (a stored track or its id; itself excluded), artist
-        cap applied, duplicates (same song elsewhere, near-identical audio) removed unless asked not to."""
+        """The n tracks most similar to ``seed`` (a stored track or its id; itself excluded), by
+        distance: with ``eliminate_duplicates`` (the default), other versions of a song and
+        near-identical audio removed and at most MAX_SONGS_PER_ARTIST per artist (the seed counts);
+        no album rule, so the seed's album-mates come first when they are the nearest.  The cap
+        gives way only when the whole library cannot fill the answer otherwise."""
         k = pool_size(n)
         track, cands = await self._seed_and_pool(seed, k)
+        if not eliminate_duplicates:
+            return cands[:n]
+        rules = self.rules(eliminate_duplicates=True)
         while True:
-            if not eliminate_duplicates:
-                return cands[:n]
-            result = song_mix(track, cands, n + 1, self.rules(eliminate_duplicates=True), relax=True)
-            picked = [c for c in result.tracks if c.item_id != track.item_id]
-            if len(picked) >= n or len(cands) < k or k >= MAX_CANDIDATES:
-                return sorted(picked[:n], key=lambda c: c.distance)
+            last = len(cands) < k or k >= MAX_CANDIDATES  # nothing more to fetch
+            result = similar_tracks(track, cands, n, rules, relax=last)
+            if len(result.tracks) >= n or last:
+                return result.tracks
             k = min(MAX_CANDIDATES, 4 * k)
             _, cands = await self._seed_and_pool(track, k)
 
     async def song_mix(self, seed: Candidate | str, n: int, previous: Sequence[str] = ()) -> MixResult:
-        """A mix that starts with ``seed`` (a stored track, or its id)."""
+        """A mix that starts with ``seed`` (a stored track, or its id): the seed's nearest tracks
+        that keep the set rules, in an order that keeps albums and artists apart.  More
+        candidates are fetched before a set rule gives way."""
         k = pool_size(n)
         track, cands = await self._seed_and_pool(seed, k, previous)
+        rules = self.rules(previous)
         while True:
-            result = song_mix(track, cands, n, self.rules(previous))
-            if len(result.tracks) >= n or len(cands) < k or k >= MAX_CANDIDATES:
+            last = len(cands) < k or k >= MAX_CANDIDATES
+            result = song_mix(track, cands, n, rules, relax_set=last)
+            if len(result.tracks) >= n or last:
                 return result
             k = min(MAX_CANDIDATES, 4 * k)
             _, cands = await self._seed_and_pool(track, k, previous)
@@ -214,10 +230,12 @@ class MixService:
         seeds = store.spread_evenly(list(seeds), MAX_SEEDS)
         k = min(MAX_CANDIDATES, max(pool_size(n) // max(1, len(seeds)), 2 * n, 50))
         exclude = [s.item_id for s in seeds] + list(previous)
+        rules = self.rules(previous)
         while True:
             by_seed = await store.nearest_many(self.db, seeds, k, exclude=exclude)
-            result = multi_seed_mix(seeds, by_seed, n, self.rules(previous))
-            if len(result.tracks) >= n or all(len(v) < k for v in by_seed.values()) or k >= MAX_CANDIDATES:
+            last = all(len(v) < k for v in by_seed.values()) or k >= MAX_CANDIDATES
+            result = multi_seed_mix(seeds, by_seed, n, rules, relax_set=last)
+            if len(result.tracks) >= n or last:
                 return result
             k = min(MAX_CANDIDATES, 4 * k)
 
