@@ -1,0 +1,174 @@
+"""A plain-language request understood without any LLM, as a query on the chat view.
+
+Words map to score columns (with synonyms: "calm" is the relaxed feature and the chill tags,
+"running" is energetic and fast), tempo and energy words to ranges, decades and years to the
+year (or the era tags when the year is unknown), "by X" / "like X" to an artist match.  The
+query ranks tracks by the sum of the matched scores, keeps at most ``per_artist`` songs per
+artist, and goes through the same validator as an LLM's answer.  :attr:`Understanding.summary`
+says how the request was understood.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from sidecar.chat.columns import MOOD_COLUMNS, MTT_COLUMNS, VIEW
+
+#: phrase -> score columns it asks for (longest phrases are matched first)
+_WORDS: dict[str, tuple[str, ...]] = {
+    "happy": ("happy", "mood_happy"), "joyful": ("happy", "mood_happy"), "cheerful": ("happy", "mood_happy"),
+    "feel good": ("happy", "mood_happy"), "upbeat": ("happy", "danceable"),
+    "sad": ("sad", "mood_sad"), "melancholic": ("sad", "mood_sad"), "melancholy": ("sad", "mood_sad"),
+    "depressing": ("sad", "mood_sad"), "heartbreak": ("sad", "mood_sad"),
+    "calm": ("relaxed", "mood_chill"), "relaxing": ("relaxed", "mood_chillout"), "relaxed": ("relaxed",),
+    "chill": ("relaxed", "mood_chill", "mood_chillout"), "chillout": ("mood_chillout", "relaxed"),
+    "mellow": ("mood_mellow", "relaxed"), "peaceful": ("relaxed", "mtt_soft"), "soft": ("mtt_soft",),
+    "sleep": ("relaxed", "mtt_quiet"), "study": ("relaxed", "mood_instrumental"),
+    "aggressive": ("aggressive",), "angry": ("aggressive",), "intense": ("aggressive",),
+    "party": ("party", "mood_party"), "dance": ("danceable", "mood_dance"), "dancing": ("danceable",),
+    "danceable": ("danceable",), "club": ("danceable", "mood_house"),
+    "romantic": ("mood_sexy", "mood_beautiful"), "sexy": ("mood_sexy",), "beautiful": ("mood_beautiful",),
+    "catchy": ("mood_catchy",), "instrumental": ("mood_instrumental", "mtt_no_vocals"),
+    "female": ("mood_female_vocalists", "mtt_female"), "male": ("mood_male_vocalists", "mtt_male"),
+    "hip hop": ("mood_hip_hop",), "hip-hop": ("mood_hip_hop",), "rap": ("mood_hip_hop",),
+    "r&b": ("mood_rnb",), "rnb": ("mood_rnb",), "prog": ("mood_progressive_rock",),
+    "progressive": ("mood_progressive_rock",), "edm": ("mood_electronic", "mood_dance"),
+    "world": ("mtt_indian",), "orchestral": ("mtt_classical", "mtt_strings"),
+}
+for _label, _col in [*((lbl, c) for c, lbl in MOOD_COLUMNS.items()), *((lbl, c) for c, lbl in MTT_COLUMNS.items())]:
+    if not re.fullmatch(r"\d0s", _label) and _label.lower() not in ("no vocals", "no vocal", "no voice"):
+        _WORDS.setdefault(_label.lower(), ())
+        _WORDS[_label.lower()] = tuple(dict.fromkeys((*_WORDS[_label.lower()], _col)))
+#: phrase -> (tempo range, energy range) words; None = open end
+_PACE: dict[str, tuple[tuple[float | None, float | None] | None, tuple[float | None, float | None] | None]] = {
+    "very fast": ((160, None), None), "fast": ((130, None), None), "slow": ((None, 95), None),
+    "mid tempo": ((95, 130), None), "midtempo": ((95, 130), None),
+    "running": ((120, None), (0.55, None)), "workout": ((115, None), (0.6, None)), "gym": ((115, None), (0.6, None)),
+    "energetic": (None, (0.6, None)), "high energy": (None, (0.65, None)), "powerful": (None, (0.6, None)),
+    "loud": (None, (0.6, None)), "low energy": (None, (None, 0.4)), "quiet": (None, (None, 0.35)),
+    "calm": (None, (None, 0.45)), "sleep": ((None, 100), (None, 0.35)), "peaceful": (None, (None, 0.45)),
+}
+_DECADE = re.compile(r"\b(?:(19|20)?([0-9])0'?s|(sixties|seventies|eighties|nineties))\b")
+_DECADE_WORDS = {"sixties": 196, "seventies": 197, "eighties": 198, "nineties": 199}
+_YEAR = re.compile(r"\b(?:from |in |of )?(19[5-9][0-9]|20[0-3][0-9])\b")
+_ARTIST = re.compile(r"\b(?:by|like|artist)\s+([^,;.!?]+?)\s*(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)",
+                     re.IGNORECASE)
+_STOP = {"songs", "song", "music", "tracks", "playlist", "some", "me", "the", "a", "an", "for", "of", "with",
+         "and", "or", "to", "play", "give", "i", "want", "please", "make"}
+
+
+@dataclass
+class Understanding:
+    columns: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    tempo: tuple[float | None, float | None] | None = None
+    energy: tuple[float | None, float | None] | None = None
+    years: tuple[int, int] | None = None
+    era_column: str | None = None
+    artist: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.columns or self.tempo or self.energy or self.years or self.artist)
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.columns:
+            parts.append(f"scores {', '.join(self.columns)} (from {', '.join(repr(w) for w in self.words)})")
+        if self.tempo:
+            parts.append("tempo " + _range(self.tempo, " BPM"))
+        if self.energy:
+            parts.append("energy " + _range(self.energy, ""))
+        if self.years:
+            parts.append(f"years {self.years[0]}-{self.years[1]}")
+        if self.artist:
+            parts.append(f"artist like '{self.artist}'")
+        return "; ".join(parts) if parts else "nothing I know (no mood, genre, tempo, energy, year or artist words)"
+
+
+def _range(r: tuple[float | None, float | None], unit: str) -> str:
+    low, high = r
+    if low is not None and high is not None:
+        return f"{low:g}-{high:g}{unit}"
+    return f">= {low:g}{unit}" if low is not None else f"<= {high:g}{unit}"
+
+
+def _normal(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return " " + re.sub(r"\s+", " ", text.lower()).strip() + " "
+
+
+def understand(request: str) -> Understanding:
+    u = Understanding()
+    raw = request.strip()
+    m = _ARTIST.search(raw)
+    text = _normal(raw)
+    if m:
+        name = m.group(1).strip()
+        if name and name.lower() not in _STOP and _normal(name).strip() not in _WORDS:
+            u.artist = name
+            text = text.replace(_normal(name).strip(), " ")
+    d = _DECADE.search(text)
+    if d:
+        if d.group(3):
+            start = _DECADE_WORDS[d.group(3)] * 10
+        else:
+            century = d.group(1) or ("20" if d.group(2) in "012" else "19")
+            start = int(century + d.group(2) + "0")
+        u.years = (start, start + 9)
+        era = f"mood_{str(start)[2:]}s"
+        u.era_column = era if era in MOOD_COLUMNS else None
+        text = text[:d.start()] + " " + text[d.end():]
+    else:
+        y = _YEAR.search(text)
+        if y:
+            u.years = (int(y.group(1)), int(y.group(1)))
+            text = text[:y.start()] + " " + text[y.end():]
+    for phrase in sorted({*_WORDS, *_PACE}, key=len, reverse=True):
+        pattern = f" {phrase} "
+        if pattern not in text:
+            continue
+        text = text.replace(pattern, " ")
+        u.words.append(phrase)
+        for col in _WORDS.get(phrase, ()):
+            if col not in u.columns:
+                u.columns.append(col)
+        tempo, energy = _PACE.get(phrase, (None, None))
+        u.tempo = u.tempo or tempo
+        u.energy = u.energy or energy
+    return u
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def build_sql(u: Understanding, max_songs: int, per_artist: int) -> str:
+    """The ranking query for ``u`` (plain SQL on the view; validated like an LLM's answer)."""
+    where: list[str] = []
+    if u.tempo:
+        low, high = u.tempo
+        where += [f"tempo >= {low:g}"] if low is not None else []
+        where += [f"tempo <= {high:g}"] if high is not None else []
+    if u.energy:
+        low, high = u.energy
+        where += [f"energy >= {low:g}"] if low is not None else []
+        where += [f"energy <= {high:g}"] if high is not None else []
+    if u.years:
+        era = f" OR (year IS NULL AND {u.era_column} >= 0.1)" if u.era_column else ""
+        where.append(f"((year BETWEEN {u.years[0]} AND {u.years[1]}){era})")
+    if u.artist:
+        name = re.sub(r"[%_]", " ", u.artist).strip()
+        where.append(f"artist ILIKE {_quote('%' + name + '%')}")
+    score = " + ".join(f"coalesce({c}, 0)" for c in u.columns) or "0"
+    if u.era_column:
+        score += f" + coalesce({u.era_column}, 0)"
+    condition = " AND ".join(where) or "TRUE"
+    return (f"SELECT item_id, title, artist FROM (SELECT item_id, title, artist, {score} AS score, "
+            f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY {score} DESC, item_id) AS rn "
+            f"FROM {VIEW} WHERE {condition}) AS ranked "
+            f"WHERE rn <= {per_artist if not u.artist else max_songs} "
+            f"ORDER BY score DESC, item_id LIMIT {max_songs}")
