@@ -276,6 +276,13 @@ class Settings(BaseModel):
                                             "one retry included.")
     max_songs_in_ai_prompt: int = Field(25, ge=1, description="Songs listed in an LLM naming prompt.")
 
+    # --- instant playlist (chat) ------------------------------------------------------------
+    chat_max_songs: int = Field(25, ge=1, le=500, description="Most songs of an instant playlist: the LIMIT "
+                                "forced on every chat query.")
+    chat_query_timeout_seconds: float = Field(5.0, gt=0, le=300, description="statement_timeout of one chat "
+                                              "query (run as the read-only chat role, in a read-only "
+                                              "transaction).")
+
     # --- validators ---------------------------------------------------------------------
     @field_validator("mediaserver_type", mode="before")
     @classmethod

@@ -55,6 +55,8 @@ _DECADE_WORDS = {"sixties": 196, "seventies": 197, "eighties": 198, "nineties": 
 _YEAR = re.compile(r"\b(?:from |in |of )?(19[5-9][0-9]|20[0-3][0-9])\b")
 _ARTIST = re.compile(r"\b(?:by|like|artist)\s+([^,;.!?]+?)\s*(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)",
                      re.IGNORECASE)
+#: a tag score / a feature value that counts as a match (the prompt's "good match")
+_MATCH, _FEATURE_MATCH = 0.2, 0.5
 _STOP = {"songs", "song", "music", "tracks", "playlist", "some", "me", "the", "a", "an", "for", "of", "with",
          "and", "or", "to", "play", "give", "i", "want", "please", "make"}
 
@@ -68,6 +70,8 @@ class Understanding:
     years: tuple[int, int] | None = None
     era_column: str | None = None
     artist: str | None = None
+    #: require at least one of ``columns`` to score as a match (dropped when that finds nothing)
+    strict: bool = True
 
     @property
     def empty(self) -> bool:
@@ -163,6 +167,9 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int) -> str:
     if u.artist:
         name = re.sub(r"[%_]", " ", u.artist).strip()
         where.append(f"artist ILIKE {_quote('%' + name + '%')}")
+    if u.columns and u.strict:
+        where.append("(" + " OR ".join(f"{c} >= {_MATCH if c.startswith(('mood_', 'mtt_')) else _FEATURE_MATCH}"
+                                       for c in u.columns) + ")")
     score = " + ".join(f"coalesce({c}, 0)" for c in u.columns) or "0"
     if u.era_column:
         score += f" + coalesce({u.era_column}, 0)"

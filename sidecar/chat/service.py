@@ -1,0 +1,133 @@
+"""An instant playlist from a plain-language request: with an LLM writing SQL (up to three
+attempts, each answer validated before it runs, the error or the empty result fed back), or
+without any LLM (the request understood by rules), and by rules again when the LLM fails.
+
+Every query, the LLM's or the rules', goes through :func:`sidecar.chat.validate.validate` and
+runs through :func:`sidecar.db.chat.run_chat_query` (the read-only role, a read-only
+transaction, a statement timeout); the item ids it returns are then looked up in ``tracks``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from sidecar.ai import AiConfig, AiError, ChatMessage, complete
+from sidecar.chat import prompt, rules
+from sidecar.chat.validate import Refused, validate
+from sidecar.config import Settings
+from sidecar.db.chat import ChatQueryError, known_tracks, run_chat_query
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class ChatResult:
+    """The answer of one request, in upstream's ``response`` shape (see :meth:`as_json`)."""
+
+    request: str
+    provider: str
+    model: str | None
+    log: list[str] = field(default_factory=list)
+    executed_query: str | None = None
+    tracks: list[dict[str, Any]] | None = None
+    understood: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"message": "\n".join(self.log), "original_request": self.request,
+                "ai_provider_used": self.provider, "ai_model_selected": self.model,
+                "executed_query": self.executed_query, "understood_as": self.understood,
+                "query_results": self.tracks}
+
+
+@dataclass(frozen=True)
+class ChatRunner:
+    """Where queries run: the service's pool (for the tracks check) and the chat role's login."""
+
+    db: asyncpg.Pool
+    dsn: str
+    settings: Settings
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        s = self.settings
+        rows = await run_chat_query(self.dsn, s.ai_chat_db_user_name, s.ai_chat_db_user_password, sql,
+                                    max_rows=s.chat_max_songs, timeout_s=s.chat_query_timeout_seconds)
+        ids = [str(r["item_id"]) for r in rows if r.get("item_id") is not None]
+        return await known_tracks(self.db, ids)
+
+
+async def chat_playlist(runner: ChatRunner, request: str, config: AiConfig | None) -> ChatResult:
+    """The playlist for ``request``: by the LLM of ``config``, else (or when it fails) by rules."""
+    if config is None:
+        result = ChatResult(request, "NONE", None)
+        result.log.append("No AI provider selected: the request is understood by rules.")
+        await _by_rules(runner, request, result)
+        return result
+    result = ChatResult(request, config.provider.value, config.model)
+    if await _by_llm(runner, request, config, result):
+        return result
+    result.log.append("The AI gave no usable query: falling back to the rules.")
+    await _by_rules(runner, request, result)
+    return result
+
+
+async def _by_llm(runner: ChatRunner, request: str, config: AiConfig, result: ChatResult) -> bool:
+    s = runner.settings
+    messages: list[ChatMessage] = prompt.first_messages(request, s.chat_max_songs, s.max_songs_per_artist)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            answer = await complete(config, messages)
+        except AiError as exc:
+            result.log.append(f"Attempt {attempt}: the AI failed: {exc.reason}")
+            return False
+        result.log.append(f"Attempt {attempt}: the AI answered: {answer.strip()[:2000]}")
+        try:
+            query = validate(answer, s.chat_max_songs)
+        except Refused as exc:
+            result.log.append(f"Attempt {attempt}: refused before running: {exc.reason}")
+            messages = [*messages, *prompt.retry_error(answer, exc.reason)]
+            continue
+        try:
+            tracks = await runner.rows(query.sql)
+        except ChatQueryError as exc:
+            result.log.append(f"Attempt {attempt}: the database refused the query: {exc.reason}")
+            messages = [*messages, *prompt.retry_error(answer, exc.reason)]
+            continue
+        result.executed_query = query.sql
+        if tracks:
+            result.tracks = tracks
+            result.log.append(f"Attempt {attempt}: {len(tracks)} songs.")
+            return True
+        result.log.append(f"Attempt {attempt}: the query found no songs.")
+        messages = [*messages, *prompt.retry_empty(answer)]
+    return False
+
+
+async def _by_rules(runner: ChatRunner, request: str, result: ChatResult) -> None:
+    s = runner.settings
+    understanding = rules.understand(request)
+    result.understood = understanding.summary
+    result.log.append(f"Understood as: {understanding.summary}.")
+    if understanding.empty:
+        result.tracks = []
+        result.log.append("Try words such as: calm, energetic, sad, happy, party, rock, jazz, piano, fast, "
+                          "80s, by <artist>.")
+        return
+    query = validate(rules.build_sql(understanding, s.chat_max_songs, s.max_songs_per_artist), s.chat_max_songs)
+    tracks = await runner.rows(query.sql)
+    result.executed_query = query.sql
+    if not tracks and (understanding.tempo or understanding.energy or understanding.years or understanding.columns):
+        loose = rules.Understanding(columns=understanding.columns, words=understanding.words,
+                                    artist=understanding.artist, era_column=understanding.era_column, strict=False)
+        query = validate(rules.build_sql(loose, s.chat_max_songs, s.max_songs_per_artist), s.chat_max_songs)
+        tracks = await runner.rows(query.sql)
+        result.executed_query = query.sql
+        result.log.append("Nothing matched every condition: the tempo, energy and year limits and the minimum "
+                          "scores were dropped; the best matches by score follow.")
+    result.tracks = tracks
+    result.log.append(f"{len(tracks)} songs.")
