@@ -67,7 +67,7 @@ _WHY: dict[type[exp.Expr], str] = {
     exp.Insert: "INSERT writes", exp.Update: "UPDATE writes", exp.Delete: "DELETE writes",
     exp.Merge: "MERGE writes", exp.Create: "CREATE changes the schema", exp.Drop: "DROP changes the schema",
     exp.Alter: "ALTER changes the schema", exp.Command: "only SELECT statements are allowed",
-    exp.Copy: "COPY reads or writes files", exp.Set: "SET changes settings",
+    exp.Copy: "COPY reads or writes files", exp.Set: "a SET statement changes settings",
     exp.Lock: "FOR UPDATE / FOR SHARE locks rows", exp.Into: "SELECT INTO creates a table",
     exp.Lateral: "LATERAL is not allowed", exp.Unnest: "UNNEST is not allowed",
     exp.RawString: "dollar-quoted strings are not allowed", exp.Values: "VALUES lists are not allowed",
@@ -76,13 +76,12 @@ _WHY: dict[type[exp.Expr], str] = {
     exp.ObjectIdentifier: "casts to object identifier types (regclass, regproc, oid) are not allowed",
 }
 #: statements other than SELECT, named when an answer starts with one
-_OTHER_STATEMENTS = frozenset({
-    "insert", "update", "delete", "merge", "upsert", "replace", "create", "drop", "alter", "truncate", "grant",
-    "revoke", "copy", "do", "call", "set", "reset", "show", "explain", "analyze", "vacuum", "begin", "commit",
-    "rollback", "start", "savepoint", "release", "lock", "listen", "notify", "unlisten", "prepare", "execute",
-    "deallocate", "declare", "fetch", "move", "close", "discard", "load", "cluster", "reindex", "refresh",
-    "security", "comment", "import", "checkpoint", "abort", "end", "values", "table",
-})
+_OTHER_STATEMENTS = frozenset((
+    "insert update delete merge upsert replace create drop alter truncate grant revoke copy do "
+    "call set reset show explain analyze vacuum begin commit rollback start savepoint release "
+    "lock listen notify unlisten prepare execute deallocate declare fetch move close discard "
+    "load cluster reindex refresh security comment import checkpoint abort end values table"
+).split())
 _FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|\Z)", re.DOTALL | re.IGNORECASE)
 _START = re.compile(r"\b(SELECT|WITH)\b", re.IGNORECASE)
