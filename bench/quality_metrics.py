@@ -162,22 +162,44 @@ class AnswerFigures:
                 "artist_b2b": mean(self.artist_b2b), "step": mean(self.step), "length": mean(self.length)}
 
 
-def loo_precision(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> tuple[float, dict[str, float]]:
-    """Leave-one-out precision@k of a similarity space (cosine over the rows of ``vectors``):
-    the mean over the queries whose label has another track, and the mean per label."""
+def loo_queries(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> list[float | None]:
+    """Leave-one-out precision@k of each track as the query (cosine over the rows of ``vectors``,
+    the query itself left out); None for a track whose label has no other track."""
     x = np.asarray(vectors, dtype=np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     sims = x @ x.T
     np.fill_diagonal(sims, -np.inf)
     sizes = Counter(labels)
-    per_label: dict[str, list[float]] = {}
+    out: list[float | None] = []
     for i, label in enumerate(labels):
         if sizes[label] < 2:
+            out.append(None)
             continue
         top = np.argsort(-sims[i], kind="stable")[:k]
-        per_label.setdefault(label, []).append(sum(1 for j in top if labels[int(j)] == label) / k)
+        out.append(sum(1 for j in top if labels[int(j)] == label) / k)
+    return out
+
+
+def loo_precision(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> tuple[float, dict[str, float]]:
+    """Leave-one-out precision@k of a similarity space: the mean over the queries whose label has
+    another track, and the mean per label."""
+    per_label: dict[str, list[float]] = {}
+    for label, p in zip(labels, loo_queries(vectors, labels, k), strict=True):
+        if p is not None:
+            per_label.setdefault(label, []).append(p)
     overall = mean(p for ps in per_label.values() for p in ps)
     return overall, {label: mean(ps) for label, ps in sorted(per_label.items())}
+
+
+def paired_interval(a: Sequence[float | None], b: Sequence[float | None], runs: int = 2000,
+                    seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval (queries resampled) of mean(a - b) over the queries both score."""
+    diffs = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None])
+    if not len(diffs):
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(runs, len(diffs)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
