@@ -87,9 +87,11 @@ async def clustering_batch(ctx: dict[str, Any], task_id: str, parent_id: str, va
         limits = await asyncio.to_thread(models.limit_threads)
         try:
             for i in range(runs):
-                if await tasks.is_revoked(db, task_id):
+                parent_failed = (await tasks.statuses(db, [parent_id])).get(parent_id) == "FAILURE"
+                if parent_failed or await tasks.is_revoked(db, task_id):
+                    why = "its clustering failed" if parent_failed else "cancelled"
                     await tasks.update(db, task_id, status="REVOKED", details={"runs_done": i},
-                                       log_line=f"cancelled after {i} runs")
+                                       log_line=f"{why}: stopped after {i} runs")
                     return {"status": "REVOKED"}
                 await asyncio.to_thread(batch.step)
                 best = batch.best["score"] if batch.best else None
