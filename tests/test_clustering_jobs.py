@@ -213,3 +213,28 @@ async def test_spectral_beyond_the_machines_memory_is_refused(setup: tuple[TestC
     assert answer["detail"] == {"field": "clustering_method"} and "spectral clustering of 240 tracks" in answer["error"]
     monkeypatch.undo()
     assert (await client.post("/api/clustering/start", json={"clustering_method": "spectral"})).status == 202
+
+
+async def test_a_users_playlist_named_like_ours_is_left_alone(setup: tuple[TestClient, Any], endpoints: Endpoints,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only playlists this service wrote are replaced: a hand-made ``Mine_automatic.m3u8`` in the way
+    is refused by the local provider and left untouched; the other playlists are written."""
+    from sidecar.ai.naming import NamingResult
+    from sidecar.clustering import naming
+
+    async def fixed(config: Any, profile: Any, songs: Any, avoid: Any) -> NamingResult:
+        return NamingResult("Mine", "fallback", None)
+
+    monkeypatch.setattr(naming, "name_playlist", fixed)
+    client, settings = setup
+    settings.playlist_dir.mkdir(parents=True, exist_ok=True)
+    mine = settings.playlist_dir / "Mine_automatic.m3u8"
+    mine.write_text("#EXTM3U\nsomething/else.mp3\n")
+    resp = await client.post("/api/clustering/start", json=BODY)
+    await run_workers_until_idle(settings, endpoints, timeout_s=240)
+    task = await tasks.get(client.app[DB], (await resp.json())["task_id"])
+    assert task is not None and task["status"] == "SUCCESS", task
+    assert mine.read_text() == "#EXTM3U\nsomething/else.mp3\n"
+    assert any("'Mine_automatic' not written" in line for line in task["log"]), task["log"]
+    lists = await (await client.get("/api/playlists")).json()
+    assert "Mine_automatic" not in lists and "Mine_2_automatic" in lists
