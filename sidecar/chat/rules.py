@@ -151,31 +151,40 @@ def _quote(value: str) -> str:
 
 
 def build_sql(u: Understanding, max_songs: int, per_artist: int) -> str:
-    """The ranking query for ``u`` (plain SQL on the view; validated like an LLM's answer)."""
-    where: list[str] = []
+    """The ranking query for ``u`` (plain SQL on the view; validated like an LLM's answer).
+
+    The innermost subquery reads each score column once per row (``OFFSET 0`` keeps it from being
+    flattened into the outer ones, which would extract the tag scores again for every mention);
+    the next one filters and sums them, the next ranks each artist's tracks for the artist cap.
+    """
+    cheap: list[str] = []  # conditions on plain columns, applied while reading the view
     if u.tempo:
         low, high = u.tempo
-        where += [f"tempo >= {low:g}"] if low is not None else []
-        where += [f"tempo <= {high:g}"] if high is not None else []
+        cheap += [f"tempo >= {low:g}"] if low is not None else []
+        cheap += [f"tempo <= {high:g}"] if high is not None else []
     if u.energy:
         low, high = u.energy
-        where += [f"energy >= {low:g}"] if low is not None else []
-        where += [f"energy <= {high:g}"] if high is not None else []
-    if u.years:
-        era = f" OR (year IS NULL AND {u.era_column} >= 0.1)" if u.era_column else ""
-        where.append(f"((year BETWEEN {u.years[0]} AND {u.years[1]}){era})")
+        cheap += [f"energy >= {low:g}"] if low is not None else []
+        cheap += [f"energy <= {high:g}"] if high is not None else []
     if u.artist:
         name = re.sub(r"[%_]", " ", u.artist).strip()
-        where.append(f"artist ILIKE {_quote('%' + name + '%')}")
+        cheap.append(f"artist ILIKE {_quote('%' + name + '%')}")
+    if u.years and not u.era_column:
+        cheap.append(f"year BETWEEN {u.years[0]} AND {u.years[1]}")
+    scored: list[str] = []  # conditions on the score columns, applied once they are read
+    if u.years and u.era_column:
+        scored.append(f"((year BETWEEN {u.years[0]} AND {u.years[1]}) OR (year IS NULL AND {u.era_column} >= 0.1))")
     if u.columns and u.strict:
-        where.append("(" + " OR ".join(f"{c} >= {_MATCH if c.startswith(('mood_', 'mtt_')) else _FEATURE_MATCH}"
-                                       for c in u.columns) + ")")
-    score = " + ".join(f"coalesce({c}, 0)" for c in u.columns) or "0"
-    if u.era_column:
-        score += f" + coalesce({u.era_column}, 0)"
-    condition = " AND ".join(where) or "TRUE"
-    return (f"SELECT item_id, title, artist FROM (SELECT item_id, title, artist, {score} AS score, "
-            f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY {score} DESC, item_id) AS rn "
-            f"FROM {VIEW} WHERE {condition}) AS ranked "
+        scored.append("(" + " OR ".join(f"{c} >= {_MATCH if c.startswith(('mood_', 'mtt_')) else _FEATURE_MATCH}"
+                                        for c in u.columns) + ")")
+    wanted = list(dict.fromkeys([*u.columns, *([u.era_column] if u.era_column else [])]))
+    score = " + ".join(f"coalesce({c}, 0)" for c in wanted) or "0"
+    read = ", ".join(["item_id", "title", "artist", "year", *wanted])
+    return (f"SELECT item_id, title, artist FROM ("
+            f"SELECT item_id, title, artist, score, "
+            f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, item_id) AS rn FROM ("
+            f"SELECT item_id, title, artist, {score} AS score FROM ("
+            f"SELECT {read} FROM {VIEW} WHERE {' AND '.join(cheap) or 'TRUE'} OFFSET 0) AS features "
+            f"WHERE {' AND '.join(scored) or 'TRUE'}) AS scored) AS ranked "
             f"WHERE rn <= {per_artist if not u.artist else max_songs} "
             f"ORDER BY score DESC, item_id LIMIT {max_songs}")
