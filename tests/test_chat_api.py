@@ -87,8 +87,10 @@ async def test_without_an_llm_the_request_is_understood_by_rules(app_client: Tes
     assert ids(r)[:2] == ["p1", "p2"] and "p3" not in ids(r)
     r = await ask(app_client, {"userInput": "sad 80s songs"})
     assert ids(r)[0] == "s80" and "s90" not in ids(r)
-    r = await ask(app_client, {"userInput": "fast metal like Iron Maiden"})
+    r = await ask(app_client, {"userInput": "fast metal by Iron Maiden"})
     assert ids(r) == ["m1"] and "artist like 'Iron Maiden'" in r["understood_as"]
+    r = await ask(app_client, {"userInput": "fast metal like Iron Maiden"})  # no embeddings: no sonic mix
+    assert ids(r) == ["m1"] and "No sonic mix for 'Iron Maiden'" in r["message"]
     r = await ask(app_client, {"userInput": "blorp zib"})
     assert r["query_results"] == [] and "nothing I know" in r["message"]
 
@@ -175,3 +177,23 @@ async def test_create_an_instant_playlist(app_client: TestClient, db: asyncpg.Po
     resp = await app_client.post("/chat/api/create_playlist", json={"playlist_name": "x", "item_ids": []},
                                  headers=AUTH)
     assert resp.status == 400 and "item_ids" in (await resp.json())["message"]
+
+
+def _vector(group: int, jitter: int) -> str:
+    values = [0.0] * 200
+    values[group] = 1.0
+    values[100 + jitter] = 0.05
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(app_client: TestClient, db: asyncpg.Pool) -> None:
+    groups = {"m1": 0, "m2": 0, "m3": 0, "r1": 0, "slowrock": 0, "p1": 1, "p2": 1, "p3": 1, "s80": 2, "s90": 2,
+              "r2": 3, "r3": 3, "r4": 3, "r5": 3}
+    for i, (item_id, group) in enumerate(groups.items()):
+        await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2::text::vector, 'v')",
+                         item_id, _vector(group, i))
+    r = await ask(app_client, {"userInput": "fast metal like iron maiden"})
+    # the sonic neighbours of Iron Maiden's tracks (not the seeds), then fast and metal only
+    assert ids(r) == ["m3"] and "sounding like iron maiden" in r["understood_as"]
+    r = await ask(app_client, {"userInput": "like Iron Maiden"})
+    assert ids(r)[:3] and set(ids(r)[:3]) == {"m3", "r1", "slowrock"}

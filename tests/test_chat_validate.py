@@ -92,7 +92,7 @@ HOSTILE: list[tuple[str, str]] = [
     ("SELECT item_id FROM generate_series(1, 100000000000) AS item_id", "only chat_tracks may be read"),
     ("SELECT a.item_id FROM chat_tracks a, chat_tracks b, chat_tracks c, chat_tracks d, chat_tracks e",
      "at most 4 reads of chat_tracks"),
-    ("SELECT string_agg(title, repeat('x', 100000000)) AS item_id FROM chat_tracks", "function"),
+    ("SELECT string_agg(title, repeat('x', 10000000)) AS item_id FROM chat_tracks", "function"),
     ("SELECT item_id FROM chat_tracks LIMIT (SELECT count(*) FROM chat_tracks)", "LIMIT must be a whole number"),
     ("SELECT item_id FROM chat_tracks OFFSET 100000000", "OFFSET may be at most"),
     ("SELECT item_id FROM chat_tracks CROSS JOIN LATERAL (SELECT pg_sleep(1)) s", "LATERAL"),
@@ -174,7 +174,11 @@ def test_the_rules_understand_plain_requests() -> None:
     u = rules.understand("sad 80s songs")
     assert "sad" in u.columns and u.years == (1980, 1989) and u.era_column == "mood_80s"
     u = rules.understand("fast metal like Iron Maiden")
-    assert u.artist == "Iron Maiden" and "mood_metal" in u.columns and u.tempo == (130, None)
-    assert "artist like 'Iron Maiden'" in u.summary
+    assert u.like == "Iron Maiden" and u.artist is None and "mood_metal" in u.columns and u.tempo == (130, None)
+    assert "sounding like Iron Maiden" in u.summary
+    u = rules.understand("songs by Iron Maiden")
+    assert u.artist == "Iron Maiden" and u.like is None and "artist like 'Iron Maiden'" in u.summary
+    sql = validate(rules.build_sql(rules.understand("rock"), 25, 3, within=["a'b", "c"]), 25).sql
+    assert "item_id IN ('a''b', 'c')" in sql
     assert rules.understand("hip hop from 1995").years == (1995, 1995)
     assert rules.understand("zzz qqq").empty

@@ -2,7 +2,8 @@
 
 Words map to score columns (with synonyms: "calm" is the relaxed feature and the chill tags,
 "running" is energetic and fast), tempo and energy words to ranges, decades and years to the
-year (or the era tags when the year is unknown), "by X" / "like X" to an artist match.  The
+year (or the era tags when the year is unknown), "by X" to an artist match, "like X" to the tracks
+of a sonic mix around artist X (resolved by the service, :mod:`sidecar.chat.service`).  The
 query ranks tracks by the sum of the matched scores, keeps at most ``per_artist`` songs per
 artist, and goes through the same validator as an LLM's answer.  :attr:`Understanding.summary`
 says how the request was understood.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sidecar.chat.columns import MOOD_COLUMNS, MTT_COLUMNS, VIEW
@@ -53,8 +55,8 @@ _PACE: dict[str, tuple[tuple[float | None, float | None] | None, tuple[float | N
 _DECADE = re.compile(r"\b(?:(19|20)?([0-9])0'?s|(sixties|seventies|eighties|nineties))\b")
 _DECADE_WORDS = {"sixties": 196, "seventies": 197, "eighties": 198, "nineties": 199}
 _YEAR = re.compile(r"\b(?:from |in |of )?(19[5-9][0-9]|20[0-3][0-9])\b")
-_ARTIST = re.compile(r"\b(?:by|like|artist)\s+([^,;.!?]+?)\s*(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)",
-                     re.IGNORECASE)
+_ARTIST = re.compile(r"\b(by|like|similar to|sounds like|artist)\s+([^,;.!?]+?)\s*"
+                     r"(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)", re.IGNORECASE)
 #: a tag score / a feature value that counts as a match (the prompt's "good match")
 _MATCH, _FEATURE_MATCH = 0.2, 0.5
 _STOP = {"songs", "song", "music", "tracks", "playlist", "some", "me", "the", "a", "an", "for", "of", "with",
@@ -70,12 +72,19 @@ class Understanding:
     years: tuple[int, int] | None = None
     era_column: str | None = None
     artist: str | None = None
+    #: "like X": tracks that sound like artist X's (a sonic mix), when X is a known artist
+    like: str | None = None
     #: require at least one of ``columns`` to score as a match (dropped when that finds nothing)
     strict: bool = True
 
     @property
     def empty(self) -> bool:
-        return not (self.columns or self.tempo or self.energy or self.years or self.artist)
+        return not (self.columns or self.tempo or self.energy or self.years or self.artist or self.like)
+
+    @property
+    def filters(self) -> bool:
+        """Something besides the artist: words, ranges or years."""
+        return bool(self.columns or self.tempo or self.energy or self.years)
 
     @property
     def summary(self) -> str:
@@ -90,6 +99,8 @@ class Understanding:
             parts.append(f"years {self.years[0]}-{self.years[1]}")
         if self.artist:
             parts.append(f"artist like '{self.artist}'")
+        if self.like:
+            parts.append(f"sounding like {self.like} (a sonic mix of their tracks)")
         return "; ".join(parts) if parts else "nothing I know (no mood, genre, tempo, energy, year or artist words)"
 
 
@@ -111,9 +122,12 @@ def understand(request: str) -> Understanding:
     m = _ARTIST.search(raw)
     text = _normal(raw)
     if m:
-        name = m.group(1).strip()
+        name = m.group(2).strip()
         if name and name.lower() not in _STOP and _normal(name).strip() not in _WORDS:
-            u.artist = name
+            if m.group(1).lower() in ("by", "artist"):
+                u.artist = name
+            else:
+                u.like = name
             text = text.replace(_normal(name).strip(), " ")
     d = _DECADE.search(text)
     if d:
@@ -150,10 +164,10 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def build_sql(u: Understanding, max_songs: int, per_artist: int) -> str:
+def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequence[str] = ()) -> str:
     """The ranking query for ``u`` (plain SQL on the view; validated like an LLM's answer).
 
-    The innermost subquery reads each score column once per row (``OFFSET 0`` keeps it from being
+    ``within``: only these item ids (the tracks of a sonic mix).  The innermost subquery reads each score column once per row (``OFFSET 0`` keeps it from being
     flattened into the outer ones, which would extract the tag scores again for every mention);
     the next one filters and sums them, the next ranks each artist's tracks for the artist cap.
     """
@@ -169,6 +183,8 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int) -> str:
     if u.artist:
         name = re.sub(r"[%_]", " ", u.artist).strip()
         cheap.append(f"artist ILIKE {_quote('%' + name + '%')}")
+    if within:
+        cheap.append(f"item_id IN ({', '.join(_quote(i) for i in within)})")
     if u.years and not u.era_column:
         cheap.append(f"year BETWEEN {u.years[0]} AND {u.years[1]}")
     scored: list[str] = []  # conditions on the score columns, applied once they are read

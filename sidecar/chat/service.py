@@ -20,10 +20,13 @@ from sidecar.chat import prompt, rules
 from sidecar.chat.validate import Refused, validate
 from sidecar.config import Settings
 from sidecar.db.chat import ChatQueryError, known_tracks, run_chat_query
+from sidecar.similarity.service import AmbiguousSeed, MixKind, MixService, NothingAnalysed, UnknownSeed
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+#: most tracks of a "like X" sonic mix the rules then filter and rank
+LIKE_POOL = 100
 
 
 @dataclass
@@ -110,24 +113,51 @@ async def _by_llm(runner: ChatRunner, request: str, config: AiConfig, result: Ch
 
 async def _by_rules(runner: ChatRunner, request: str, result: ChatResult) -> None:
     s = runner.settings
-    understanding = rules.understand(request)
-    result.understood = understanding.summary
-    result.log.append(f"Understood as: {understanding.summary}.")
-    if understanding.empty:
+    u = rules.understand(request)
+    within: list[str] = []
+    if u.like:
+        within = await _sounds_like(runner, u, result)
+    result.understood = u.summary
+    result.log.append(f"Understood as: {u.summary}.")
+    if u.empty:
         result.tracks = []
         result.log.append("Try words such as: calm, energetic, sad, happy, party, rock, jazz, piano, fast, "
-                          "80s, by <artist>.")
+                          "80s, by <artist>, like <artist>.")
         return
-    query = validate(rules.build_sql(understanding, s.chat_max_songs, s.max_songs_per_artist), s.chat_max_songs)
-    tracks = await runner.rows(query.sql)
-    result.executed_query = query.sql
-    if not tracks and (understanding.tempo or understanding.energy or understanding.years or understanding.columns):
-        loose = rules.Understanding(columns=understanding.columns, words=understanding.words,
-                                    artist=understanding.artist, era_column=understanding.era_column, strict=False)
-        query = validate(rules.build_sql(loose, s.chat_max_songs, s.max_songs_per_artist), s.chat_max_songs)
-        tracks = await runner.rows(query.sql)
-        result.executed_query = query.sql
+    if within and not u.filters and not u.artist:
+        result.tracks = (await known_tracks(runner.db, within))[:s.chat_max_songs]
+        result.log.append(f"{len(result.tracks)} songs.")
+        return
+    tracks = await _rules_query(runner, u, within, result)
+    if not tracks and (u.filters or within):
+        loose = rules.Understanding(columns=u.columns, words=u.words, artist=u.artist, era_column=u.era_column,
+                                    strict=False)
+        tracks = await _rules_query(runner, loose, within, result)
         result.log.append("Nothing matched every condition: the tempo, energy and year limits and the minimum "
                           "scores were dropped; the best matches by score follow.")
     result.tracks = tracks
     result.log.append(f"{len(tracks)} songs.")
+
+
+async def _rules_query(runner: ChatRunner, u: rules.Understanding, within: list[str],
+                       result: ChatResult) -> list[dict[str, Any]]:
+    s = runner.settings
+    query = validate(rules.build_sql(u, s.chat_max_songs, s.max_songs_per_artist, within), s.chat_max_songs)
+    result.executed_query = query.sql
+    return await runner.rows(query.sql)
+
+
+async def _sounds_like(runner: ChatRunner, u: rules.Understanding, result: ChatResult) -> list[str]:
+    """The item ids of a sonic mix around artist ``u.like`` (the mix engine's rules: no duplicates,
+    the artist cap); when no such artist is found, ``u.like`` becomes an artist-name match."""
+    assert u.like is not None
+    n = min(LIKE_POOL, 4 * runner.settings.chat_max_songs)
+    try:
+        mix, hit = await MixService(runner.db, runner.settings).mix_by_name(MixKind.ARTIST, u.like, n)
+    except (UnknownSeed, AmbiguousSeed, NothingAnalysed) as exc:
+        result.log.append(f"No sonic mix for '{u.like}' ({type(exc).__name__}): matching the artist name instead.")
+        u.artist, u.like = u.like, None
+        return []
+    if hit is not None:
+        u.like = hit.artist
+    return [c.item_id for c in mix.tracks]
