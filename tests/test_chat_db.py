@@ -179,3 +179,12 @@ async def test_hostile_sql_is_harmless_even_without_validation(db: asyncpg.Pool,
     assert await db.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = $1", ROLE) is False
     # what ran is harmless (checked above); what writes, escalates, sleeps or reads elsewhere did not run
     assert set(ran) <= RUN_HARMLESSLY, sorted(set(ran) - RUN_HARMLESSLY)
+
+
+async def test_at_most_four_chat_queries_run_at_once(db: asyncpg.Pool, db_dsn: str) -> None:
+    import asyncio
+
+    await setup_role(db)
+    started = time.monotonic()
+    await asyncio.gather(*(run(db_dsn, "SELECT pg_sleep(0.3)", timeout_s=5) for _ in range(8)))
+    assert time.monotonic() - started >= 0.6  # two rounds of four

@@ -9,16 +9,30 @@
   the same role and ``search_path`` limited to the ``chat`` schema;
 * through the extended protocol (a prepared statement: one statement only) and a cursor that
   fetches at most ``max_rows`` rows, whatever the query's own LIMIT;
-* with a client-side timeout on top of the server's.
+* with a client-side timeout on top of the server's, and at most :data:`MAX_CONCURRENT` such
+  connections per process (a flood of requests cannot exhaust the server's connections).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+
+#: chat queries running at once in one process; more wait their turn
+MAX_CONCURRENT = 4
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _semaphore() -> asyncio.Semaphore:
+    """One semaphore per event loop (a semaphore is bound to the loop it first waited in)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _slots:
+        _slots[loop] = asyncio.Semaphore(MAX_CONCURRENT)
+    return _slots[loop]
 
 
 class ChatQueryError(Exception):
@@ -36,11 +50,19 @@ class ChatUnavailable(Exception):
 async def run_chat_query(dsn: str, role: str, password: str, sql: str, *, max_rows: int,
                          timeout_s: float) -> list[dict[str, Any]]:
     """Rows of ``sql`` (at most ``max_rows``) run as ``role``; see the module docstring."""
+    async with _semaphore():
+        return await _run(dsn, role, password, sql, max_rows=max_rows, timeout_s=timeout_s)
+
+
+async def _run(dsn: str, role: str, password: str, sql: str, *, max_rows: int,
+               timeout_s: float) -> list[dict[str, Any]]:
     try:
         conn = await asyncpg.connect(dsn, user=role, password=password, timeout=10,
                                      server_settings={"application_name": "audiomuse-chat"})
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise ChatUnavailable(f"the read-only chat role cannot log in ({type(exc).__name__})") from exc
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise ChatUnavailable(f"cannot connect as the read-only chat role ({type(exc).__name__})") from exc
     try:
         async with asyncio.timeout(timeout_s + 2.0):
             async with conn.transaction(readonly=True):
