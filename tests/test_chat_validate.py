@@ -83,6 +83,9 @@ HOSTILE: list[tuple[str, str]] = [
     ("SELECT pg_terminate_backend(1) AS item_id FROM chat_tracks", "system function pg_terminate_backend"),
     ("SELECT pg_advisory_lock(1) AS item_id FROM chat_tracks", "system function pg_advisory_lock"),
     ("SELECT nextval('x') AS item_id FROM chat_tracks", "function nextval is not allowed"),
+    ("SELECT pg_catalog.pg_sleep(10) AS item_id FROM chat_tracks", "qualified function names"),
+    ("SELECT item_id FROM chat_tracks WHERE title = ANY(SELECT file_path FROM tracks)", "ANY / ALL is not allowed"),
+    ("SELECT item_id FROM chat_tracks TABLESAMPLE SYSTEM (1) REPEATABLE (1)", "TABLESAMPLE is not allowed"),
     ("SELECT version() AS item_id FROM chat_tracks", "version is not allowed"),
     ("SELECT item_id FROM chat_tracks WHERE tempo = 'tracks'::regclass::oid", "object identifier types"),
     ("SELECT item_id FROM chat_tracks WHERE title ~ '(a+)+$'", "regular expressions are not allowed"),
@@ -135,6 +138,10 @@ SAFE: list[tuple[str, str]] = [
      "SELECT item_id, title, artist FROM hits ORDER BY random() LIMIT 5",
      "WITH hits AS (SELECT item_id, title, artist FROM chat.chat_tracks WHERE energy > 0.6) "
      "SELECT item_id, title, artist FROM hits ORDER BY RANDOM() LIMIT 5"),
+    ("SELECT item_id FROM chat_tracks AS t WHERE EXISTS (SELECT 1 FROM chat_tracks AS u WHERE u.artist = t.artist "
+     "AND u.item_id <> t.item_id)",
+     "SELECT item_id FROM chat.chat_tracks AS t WHERE EXISTS(SELECT 1 FROM chat.chat_tracks AS u WHERE u.artist = "
+     "t.artist AND u.item_id <> t.item_id) LIMIT 25"),
     ("SELECT * FROM chat_tracks WHERE year BETWEEN 1980 AND 1989 AND scale = 'minor' AND key IS NOT NULL",
      "SELECT * FROM chat.chat_tracks WHERE year BETWEEN 1980 AND 1989 AND scale = 'minor' AND key IS NOT NULL "
      "LIMIT 25"),

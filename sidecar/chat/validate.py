@@ -51,7 +51,7 @@ _NODES: frozenset[type[exp.Expr]] = frozenset({
     exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
     exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
     exp.Between, exp.Like, exp.ILike, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe,
-    exp.Case, exp.If, exp.Cast, exp.DataType, exp.Window,
+    exp.Case, exp.If, exp.Cast, exp.DataType, exp.Window, exp.Exists,
 })
 #: functions allowed (sqlglot classes), by the name the model used
 _FUNCTIONS: frozenset[type[exp.Expr]] = frozenset({
@@ -74,6 +74,9 @@ _WHY: dict[type[exp.Expr], str] = {
     exp.RegexpLike: "regular expressions are not allowed (use ILIKE)",
     exp.RegexpILike: "regular expressions are not allowed (use ILIKE)",
     exp.ObjectIdentifier: "casts to object identifier types (regclass, regproc, oid) are not allowed",
+    exp.Dot: "qualified function names (such as pg_catalog.f()) are not allowed",
+    exp.Any: "ANY / ALL is not allowed (use IN (...))", exp.All: "ANY / ALL is not allowed (use IN (...))",
+    exp.TableSample: "TABLESAMPLE is not allowed", exp.Fetch: "FETCH FIRST is not allowed (use LIMIT)",
 }
 #: statements other than SELECT, named when an answer starts with one
 _OTHER_STATEMENTS = frozenset((
