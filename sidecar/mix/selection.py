@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from sidecar.mix.model import CAP, DUP, Candidate, Meta, MixRules, Vector, meta
 from sidecar.mix.vectors import LazyRows, NearRefs
 
@@ -85,10 +87,26 @@ class Option(NamedTuple):
     rank: int
 
 
+class _ChunkTest:
+    """Near-duplicate test of one chunk of a stream's candidates: each row's highest similarity to
+    the references there were when it was made (one matrix product), raised by this stream's own
+    picks from the chunk since (a row of the chunk's own similarity matrix each)."""
+
+    __slots__ = ("m0", "best", "gram", "own")
+
+    def __init__(self, m0: int, best: Vector, gram: Vector) -> None:
+        self.m0, self.best, self.gram = m0, best, gram
+        self.own = 0  # the stream's picks from this chunk since m0
+
+    def add(self, offset: int) -> None:
+        np.maximum(self.best, self.gram[offset], out=self.best)
+        self.own += 1
+
+
 class Stream:
     """One ranked candidate list (one per seed) being scanned, with what was put aside."""
 
-    __slots__ = ("cands", "rows", "ptr", "aside", "dups", "dupflag", "seen", "picks", "ids")
+    __slots__ = ("cands", "rows", "ptr", "aside", "dups", "dupflag", "seen", "picks", "ids", "tests", "hit")
 
     def __init__(self, cands: Sequence[Candidate], expected: int) -> None:
         self.cands = cands
@@ -100,6 +118,8 @@ class Stream:
         self.seen: dict[int, int] = {}  # rank -> references already compared against
         self.picks = 0
         self.ids: set[str] | None = None
+        self.tests: dict[int, _ChunkTest] = {}
+        self.hit: tuple[int, Meta] | None = None  # the rank next_fit returned last, and its meta
 
     def id_set(self) -> set[str]:
         if self.ids is None:
@@ -124,6 +144,18 @@ class Stream:
             self.seen[r] = refs.m
         return False
 
+    def _near(self, picker: Picker, r: int) -> bool:
+        """Is candidate r near-identical to a reference (scan order: see _ChunkTest)?"""
+        refs = picker.refs
+        shift = self.rows.shift
+        chunk_no = r >> shift
+        test = self.tests.get(chunk_no)
+        if test is None or refs.m - test.m0 != test.own:  # new, or references from elsewhere since
+            rows = self.rows.chunk(chunk_no)
+            gram = test.gram if test is not None else rows @ rows.T
+            test = self.tests[chunk_no] = _ChunkTest(refs.m, refs.best_rows(rows), gram)
+        return bool(test.best[r & ((1 << shift) - 1)] > refs.lim)
+
     def next_fit(self, picker: Picker) -> int | None:
         """Rank of the next candidate that breaks no rule, scanning on; the candidates passed
         over for the cap or as near-duplicates are put aside."""
@@ -140,9 +172,11 @@ class Stream:
             if cap and m.artist is not None and counts.get(m.artist, 0) >= cap:
                 self.aside.setdefault(m.artist, []).append(r)
                 continue
-            if self._is_dup(picker, r):
+            if picker.refs.on and self._near(picker, r):
+                self.dupflag.add(r)
                 self.dups.append(r)
                 continue
+            self.hit = (r, m)
             return r
         return None
 
@@ -195,8 +229,13 @@ class Stream:
 
     def take(self, picker: Picker, r: int, mask: int = 0) -> None:
         c = self.cands[r]
-        picker.take(c, meta(c), self.rows[r], mask)
+        hit = self.hit
+        m = hit[1] if hit is not None and hit[0] == r else meta(c)
+        picker.take(c, m, self.rows[r], mask)
         self.picks += 1
+        test = self.tests.get(r >> self.rows.shift)
+        if test is not None and picker.refs.on and picker.refs.m - test.m0 == test.own + 1:
+            test.add(r & ((1 << self.rows.shift) - 1))  # the chunk's test stays current
         if mask:
             if r in self.dupflag and r in self.dups:
                 self.dups.remove(r)

@@ -38,6 +38,7 @@ import numpy.typing as npt
 from sidecar.mix.model import ADJ, SP, Candidate, Meta, MixRules, Vector
 
 NEVER = -(1 << 30)  # "last placed at" of an album not placed yet
+_FREE = (-1, -1)  # no artist or album must come next
 
 
 def ordering_violations(metas: Sequence[Meta], rules: MixRules) -> int:
@@ -182,6 +183,8 @@ class _Orderer:
         """(artist that must come next or -1, album that must come next or -1), or None when the
         counting conditions say the tracks left cannot all be placed from here."""
         R, pos = self.n - len(self.order), len(self.order)
+        if 2 * self.art_top < R and (self.alb_top - 1) * (self.sp_top + 1) + self.sp_top + 2 <= R:
+            return _FREE  # no artist near half of what is left, no album near its limit
         forced_artist = urgent_album = -1
         if self.adj and self.n_artists:
             top = self.art_top

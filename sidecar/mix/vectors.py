@@ -55,14 +55,15 @@ class LazyRows:
         # chunk size fitted to the number of tracks this list is expected to supply
         self.shift = 4 if expected <= 6 else 5 if expected <= 14 else CHUNK_SHIFT
 
-    def __getitem__(self, r: int) -> Vector:
-        shift = self.shift
-        chunk_no = r >> shift
+    def chunk(self, chunk_no: int) -> Vector:
         chunk = self.chunks.get(chunk_no)
         if chunk is None:
-            lo = chunk_no << shift
-            chunk = self.chunks[chunk_no] = unit_rows([c.embedding for c in self.cands[lo : lo + (1 << shift)]])
-        row: Vector = chunk[r & ((1 << shift) - 1)]
+            lo = chunk_no << self.shift
+            chunk = self.chunks[chunk_no] = unit_rows([c.embedding for c in self.cands[lo : lo + (1 << self.shift)]])
+        return chunk
+
+    def __getitem__(self, r: int) -> Vector:
+        row: Vector = self.chunk(r >> self.shift)[r & ((1 << self.shift) - 1)]
         return row
 
 
@@ -93,6 +94,13 @@ class NearRefs:
         if self.mat is None or start >= self.m:
             return False
         return bool((self.mat[start : self.m] @ unit_vector).max() > self.lim)
+
+    def best_rows(self, rows: Vector) -> Vector:
+        """Each row's highest similarity to a reference (-2 when there is none)."""
+        if self.mat is None or self.m == 0:
+            return np.full(len(rows), -2.0, dtype=np.float32)
+        best: Vector = (rows @ self.mat[: self.m].T).max(axis=1)
+        return best
 
     def near_rows(self, rows: Vector) -> list[bool]:
         """``near`` for each row of *rows* (unit vectors), in one matrix product."""
