@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from test_clustering_data import insert_rows, make_files, synthetic_rows
+from clustering_data import insert_rows, make_files, synthetic_rows
 from workers import run_workers_until_idle
 
 from sidecar.app import create_app

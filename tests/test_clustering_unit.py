@@ -9,10 +9,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from clustering_data import synthetic_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
-from test_clustering_data import synthetic_rows
 
 from sidecar.clustering import fitness, sampling, search
 from sidecar.clustering.data import DIM, MOOD0, MOOD_LABELS, OTHER0, OTHER_GENRE, Library, build_library

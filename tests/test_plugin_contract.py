@@ -90,7 +90,7 @@ async def test_create_playlist(client: TestClient) -> None:
     assert resp.status == 201 and (await resp.json())["playlist_id"]
 
 
-async def test_tasks_and_unimplemented(client: TestClient) -> None:
+async def test_tasks_and_clustering_start(client: TestClient) -> None:
     resp = await client.post("/api/analysis/start", json={}, headers=AUTH)
     assert resp.status == 202
     task_id = (await resp.json())["task_id"]
@@ -101,7 +101,11 @@ async def test_tasks_and_unimplemented(client: TestClient) -> None:
     assert (await (await client.get("/api/last_task", headers=AUTH)).json())["task_id"] == task_id
     resp = await client.post(f"/api/cancel/{task_id}", headers=AUTH)
     assert resp.status == 200 and (await resp.json())["status"] == "REVOKED"
-    resp = await client.post("/api/clustering/start", json={}, headers=AUTH)
-    assert resp.status == 501
-    body = await resp.json()
-    assert body["error"] == "clustering is not implemented yet" and body["detail"]
+    # the plugins' "run clustering" button: AudioMuse-AI's start shape, then its task in /api/status
+    resp = await client.post("/api/clustering/start", json={"clustering_method": "kmeans"}, headers=AUTH)
+    assert resp.status == 202, await resp.json()
+    started = await resp.json()
+    assert started["task_type"] == "main_clustering" and started["status"] == "PENDING"
+    status = await (await client.get(f"/api/status/{started['task_id']}", headers=AUTH)).json()
+    assert status["task_id"] == started["task_id"] and status["state"] == "PENDING"
+    assert (await client.post("/api/clustering/start", json={}, headers=AUTH)).status == 409
