@@ -132,3 +132,34 @@ def test_paired_interval() -> None:
     assert lo == pytest.approx(0.2) and hi == pytest.approx(0.2)  # every difference is 0.2
     lo, hi = paired_interval([1.0, 0.0] * 20, [0.5] * 40)
     assert lo < 0 < hi
+
+
+@pytest.mark.slow
+def test_quality_bench_on_the_small_corpus(tmp_path: Path) -> None:
+    """bench/quality.py end to end on the small corpus (real music from Debian packages, analysed
+    and served by the real service), figures printed; skipped where the packages cannot be fetched.
+    Asserted: only what must hold whatever the music (raw similar_tracks is the exact nearest
+    tracks; nothing returned is nearer than the true nearest), never a timing."""
+    import json
+    import subprocess
+
+    from analysis_corpus import fetch_package
+    from quality import CORPORA, DEFAULT_CACHE
+
+    try:
+        for package in CORPORA["small"]:
+            fetch_package(package, DEFAULT_CACHE / "music")
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"the small corpus cannot be fetched here: {exc}")
+    out = tmp_path / "figures.json"
+    res = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "bench" / "quality.py"),
+                          "--corpus", "small", "--work", str(tmp_path / "work"), "--json", str(out)],
+                         capture_output=True, text=True, timeout=900)
+    print(res.stdout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    figures = json.loads(out.read_text())["answers"]
+    assert figures["raw"]["p5"] == pytest.approx(figures["seed_similar"]["p5"])
+    assert figures["raw"]["ratio"] == pytest.approx(1.0)
+    for key in ("default", "mix10", "mix50"):
+        assert figures[key]["ratio"] >= 1.0 - 1e-6
+    assert figures["mix10"]["artist_b2b"] <= figures["seed_mix10"]["artist_b2b"]
