@@ -12,19 +12,19 @@ step is near the last, and the mix starts with what is nearest to the seed and m
 
 The order is searched depth first, cheapest step first, so the first descent is that greedy
 flow; a step is only allowed when the rest can still be placed by the necessary counting
-conditions (an artist with more than half of what is left must go now; an album needs
+conditions (an artist holding half of what is left, rounded up, must come now; an album needs
 ``(m - 1) * (s + 1) + 1`` positions for its m tracks, after the ones it is still blocked for),
 and when a dead end is met anyway the search backtracks, trying one track per (artist, album)
-class (tracks of a class are interchangeable for the rules), within a budget of nodes.
+class (tracks of a class are interchangeable for the rules), within a budget of steps.
 
 When no order keeps album spacing s, it is relaxed gradually: first each album gets the
 largest spacing its own count allows in the mix (an album with half the set can at best
-alternate), then every album's spacing is lowered by one at a time down to 1 (never back to back),
-and only then to 0.  Where an album can keep the full spacing it is still preferred.  When even that
-fails (an artist holds more than half the set, only when the cap was relaxed or is off), a
-greedy order breaks the fewest rules: artist repeats last, then back-to-back albums, taking
-from the largest group while it may.  With ``relax=False`` the order stops at the first track
-that cannot be placed without breaking a rule.
+alternate), then every album's spacing is lowered one step at a time down to 1 (never back to
+back), and only then to 0.  Where an album can keep the full spacing it is still preferred.
+When even that fails (an artist holds more than half the set, which needs the cap relaxed or
+off; or the budget ran out), a greedy order breaks the fewest rules: artist repeats last, then
+back-to-back albums, taking from the largest group while it may.  With ``relax=False`` the
+order stops at the first track that cannot be placed without breaking a rule.
 """
 
 from __future__ import annotations
