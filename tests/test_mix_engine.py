@@ -974,7 +974,7 @@ PLACEHOLDER_ARTISTS = ["", "  ", "[unknown]", "[Unknown]", "Unknown", "UNKNOWN A
 
 @pytest.mark.parametrize("artist", PLACEHOLDER_ARTISTS)
 def test_placeholder_artists_are_no_artist(artist: str) -> None:
-    # "" is what the engine takes as "no artist": no cap, no spacing (engine._meta_of)
+    # "" is what the engine takes as "no artist": no cap, no spacing (sidecar.mix.model._meta_of)
     assert normalize_artist(artist) == ""
 
 
