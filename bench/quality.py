@@ -163,8 +163,8 @@ class Web:
 
 
 # ============================================================================ reading the library back
-async def read_library(dsn: str, music: Path) -> tuple[Library, dict[str, Any]]:
-    """The analysed tracks (label = package folder) and, for --spaces, their analysis rows."""
+async def read_library(dsn: str, music: Path, label: str = "package") -> tuple[Library, dict[str, Any]]:
+    """The analysed tracks (label = package folder, or album) and, for --spaces, their analysis rows."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -177,7 +177,8 @@ async def read_library(dsn: str, music: Path) -> tuple[Library, dict[str, Any]]:
     finally:
         await conn.close()
     root = str(music) + "/"
-    labels = [str(r["file_path"]).removeprefix(root).split("/", 1)[0] for r in rows]
+    labels = [str(r["file_path"]).removeprefix(root).split("/", 1)[0] if label == "package" else str(r["album_id"])
+              for r in rows]
     vectors = np.array([json.loads(r["embedding"]) for r in rows], dtype=np.float32)
     lib = Library(ids=[r["item_id"] for r in rows], labels=labels, albums=[r["album_id"] for r in rows],
                   artists=[normalize_artist(r["artist"] or "") for r in rows], vectors=vectors)
@@ -277,6 +278,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                     help="a setting for the service under test, e.g. MAX_SONGS_PER_ARTIST=0 (repeatable)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--label", choices=("package", "album"), default="package",
+                    help="what counts as the same label: the Debian package (default) or the album the service sees")
     ap.add_argument("--spaces", action="store_true",
                     help="also measure candidate similarity spaces (leave-one-out P@5, bench/quality_spaces.py)")
     args = ap.parse_args()
@@ -297,7 +300,7 @@ def main() -> None:
         web = Web(env)
         try:
             dsn = EmbeddedPostgres(data_dir).start()  # attaches to the web process' server
-            lib, extra = asyncio.run(read_library(dsn, music))
+            lib, extra = asyncio.run(read_library(dsn, music, args.label))
             for row in extra["failed"]:
                 print(f"  not analysed: {row['file_path']}: {row['failure_reason']}", flush=True)
             t0 = time.monotonic()
