@@ -60,8 +60,15 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 #: labels = packages; small: CI-sized (13 tracks), large: at least 5 labels of 8+ tracks
 CORPORA: dict[str, tuple[str, ...]] = {
     "small": ("zaz-data", "neverball-common", "funnyboat"),
-    "large": ("zaz-data", "neverball-common", "funnyboat", "blobwars-data", "singularity-music",
-              "colobot-common-sounds", "marsshooter-data"),
+    "large": (
+        "zaz-data",
+        "neverball-common",
+        "funnyboat",
+        "blobwars-data",
+        "singularity-music",
+        "colobot-common-sounds",
+        "marsshooter-data",
+    ),
 }
 #: shorter than this is a sound effect, not music (neverball's 26-s and 47-s jingles are music)
 MIN_SECONDS = 20.0
@@ -69,8 +76,12 @@ LISTENING = re.compile(r"listening on (http://\S+)")
 ANSWERS = (
     # key, title, request (path, params) or None for the seed's method, is_mix
     ("seed_similar", "similar n=10: seed method (cosine kNN, no rules)", None, False),
-    ("raw", "similar_tracks n=10, eliminate_duplicates=false", ("/api/similar_tracks",
-                                                                 {"n": "10", "eliminate_duplicates": "false"}), False),
+    (
+        "raw",
+        "similar_tracks n=10, eliminate_duplicates=false",
+        ("/api/similar_tracks", {"n": "10", "eliminate_duplicates": "false"}),
+        False,
+    ),
     ("default", "similar_tracks n=10, defaults", ("/api/similar_tracks", {"n": "10"}), False),
     ("seed_mix10", "mix n=10: seed method (seed + 9 nearest)", None, True),
     ("mix10", "/api/mix n=10", ("/api/mix", {"n": "10"}), True),
@@ -108,15 +119,21 @@ def make_music_folder(tracks: list[Track], music: Path) -> None:
 def child_env(data_dir: Path, music: Path, extra: dict[str, str]) -> dict[str, str]:
     """This shell's environment without any sidecar setting, then the run's own."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-    env.update(AUDIOMUSE_DATA_DIR=str(data_dir), LOCAL_MUSIC_DIR=str(music), MEDIASERVER_TYPE="local",
-               LOG_LEVEL="WARNING", **extra)
+    env.update(
+        AUDIOMUSE_DATA_DIR=str(data_dir),
+        LOCAL_MUSIC_DIR=str(music),
+        MEDIASERVER_TYPE="local",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
     return env
 
 
 def analyse(env: dict[str, str]) -> str:
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "sidecar", "analyze"], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "sidecar", "analyze"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if res.returncode != 0:
         raise RuntimeError(f"analyze exited {res.returncode}:\n{res.stdout}\n{res.stderr[-3000:]}")
     return f"{res.stdout.strip().splitlines()[0]} ({time.monotonic() - t0:.0f} s)"
@@ -127,8 +144,14 @@ class Web:
 
     def __init__(self, env: dict[str, str]) -> None:
         env = {**env, "WEB_PORT": str(free_port()), "WEB_PROCESSES": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "sidecar", "web"], cwd=ROOT, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "web"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.tail: list[str] = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         assert self.proc.stdout is not None
@@ -172,16 +195,26 @@ async def read_library(dsn: str, music: Path, label: str = "package") -> tuple[L
                       a.tempo, a.key, a.scale, a.energy_normalized, a.tags::text AS tags,
                       a.mtt_tags::text AS mtt_tags, a.danceable, a.aggressive, a.happy, a.party, a.relaxed, a.sad
                  FROM tracks t JOIN embeddings e USING (item_id) LEFT JOIN track_analysis a USING (item_id)
-                ORDER BY t.file_path""")
-        failed = await conn.fetch("SELECT file_path, failure_reason FROM tracks WHERE analysis_status <> 'analyzed'")
+                ORDER BY t.file_path"""
+        )
+        failed = await conn.fetch(
+            "SELECT file_path, failure_reason FROM tracks WHERE analysis_status <> 'analyzed'"
+        )
     finally:
         await conn.close()
     root = str(music) + "/"
-    labels = [str(r["file_path"]).removeprefix(root).split("/", 1)[0] if label == "package" else str(r["album_id"])
-              for r in rows]
+    labels = [
+        str(r["file_path"]).removeprefix(root).split("/", 1)[0] if label == "package" else str(r["album_id"])
+        for r in rows
+    ]
     vectors = np.array([json.loads(r["embedding"]) for r in rows], dtype=np.float32)
-    lib = Library(ids=[r["item_id"] for r in rows], labels=labels, albums=[r["album_id"] for r in rows],
-                  artists=[normalize_artist(r["artist"] or "") for r in rows], vectors=vectors)
+    lib = Library(
+        ids=[r["item_id"] for r in rows],
+        labels=labels,
+        albums=[r["album_id"] for r in rows],
+        artists=[normalize_artist(r["artist"] or "") for r in rows],
+        vectors=vectors,
+    )
     extra = {"rows": [dict(r) for r in rows], "failed": [dict(r) for r in failed]}
     return lib, extra
 
@@ -219,39 +252,59 @@ async def ask_all(base: str, lib: Library) -> dict[str, AnswerFigures]:
 # ============================================================================ report
 def report(lib: Library, figures: dict[str, AnswerFigures], loads: list[tuple[float, float, float]]) -> None:
     scorable = [s for s in lib.ids if lib.scorable(s)]
-    print(f"\n{len(lib.ids)} analysed tracks, labels: "
-          + ", ".join(f"{label} {n}" for label, n in sorted(lib.label_sizes.items()))
-          + f"; precision over the {len(scorable)} seeds whose label has another track")
+    print(
+        f"\n{len(lib.ids)} analysed tracks, labels: "
+        + ", ".join(f"{label} {n}" for label, n in sorted(lib.label_sizes.items()))
+        + f"; precision over the {len(scorable)} seeds whose label has another track"
+    )
     ceil5 = np.mean([min(5, lib.label_sizes[lib.label(s)] - 1) / 5 for s in scorable])
     ceil10 = np.mean([min(10, lib.label_sizes[lib.label(s)] - 1) / 10 for s in scorable])
-    print("| answer | P@5 | P@10 | label share (mix) | mean distance / true nearest | tracks | "
-          "album back-to-back | artist back-to-back | mean step | relaxed (answers) |")
+    print(
+        "| answer | P@5 | P@10 | label share (mix) | mean distance / true nearest | tracks | "
+        "album back-to-back | artist back-to-back | mean step | relaxed (answers) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for key, title, _request, is_mix in ANSWERS:
         f = figures[key]
         r = f.row()
         relaxed = ", ".join(f"{name} {count}" for name, count in sorted(f.relaxed.items())) or "–"
-        print(f"| {title} | {fmt(r['p5'])} | {fmt(r['p10'])} | {fmt(r['share'])} | {fmt(r['ratio'])} "
-              f"| {fmt(r['length'], 1)} | {fmt(r['album_b2b'])} | {fmt(r['artist_b2b'])} | {fmt(r['step'], 3)} "
-              f"| {relaxed if is_mix else '–'} |")
+        print(
+            f"| {title} | {fmt(r['p5'])} | {fmt(r['p10'])} | {fmt(r['share'])} | {fmt(r['ratio'])} "
+            f"| {fmt(r['length'], 1)} | {fmt(r['album_b2b'])} | {fmt(r['artist_b2b'])} | {fmt(r['step'], 3)} "
+            f"| {relaxed if is_mix else '–'} |"
+        )
     print(f"| ceiling (the library's labels) | {ceil5:.2f} | {ceil10:.2f} | | 1.00 | | | | | |")
     print("\nper label: P@5 of the similar lists, label share of the mixes")
     labels = sorted({lib.label(s) for s in scorable})
     print("| label | tracks | " + " | ".join(key for key, *_ in ANSWERS) + " |")
     print("|---|---|" + "---|" * len(ANSWERS))
     for label in labels:
-        print(f"| {label} | {lib.label_sizes[label]} | "
-              + " | ".join(fmt(float(np.mean(figures[key].by_label.get(label, [float('nan')]))))
-                           for key, *_ in ANSWERS) + " |")
-    print("load average (1/5/15 min) during the run: "
-          + "; ".join(" ".join(f"{x:.2f}" for x in load) for load in loads))
+        print(
+            f"| {label} | {lib.label_sizes[label]} | "
+            + " | ".join(
+                fmt(float(np.mean(figures[key].by_label.get(label, [float("nan")])))) for key, *_ in ANSWERS
+            )
+            + " |"
+        )
+    print(
+        "load average (1/5/15 min) during the run: "
+        + "; ".join(" ".join(f"{x:.2f}" for x in load) for load in loads)
+    )
 
 
 def save_json(path: Path, lib: Library, figures: dict[str, AnswerFigures], extra: dict[str, Any]) -> None:
-    out = {"labels": dict(lib.label_sizes), **extra,
-           "answers": {key: {**figures[key].row(), "relaxed": dict(figures[key].relaxed),
-                             "by_label": {k: float(np.mean(v)) for k, v in figures[key].by_label.items()}}
-                       for key, *_ in ANSWERS}}
+    out = {
+        "labels": dict(lib.label_sizes),
+        **extra,
+        "answers": {
+            key: {
+                **figures[key].row(),
+                "relaxed": dict(figures[key].relaxed),
+                "by_label": {k: float(np.mean(v)) for k, v in figures[key].by_label.items()},
+            }
+            for key, *_ in ANSWERS
+        },
+    }
     path.write_text(json.dumps(out, indent=1, default=str))
 
 
@@ -271,17 +324,34 @@ def main() -> None:
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="small")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the Debian packages are kept")
     ap.add_argument("--min-seconds", type=float, default=MIN_SECONDS)
-    ap.add_argument("--work", type=Path, default=None,
-                    help="folder for the music folder and the data folder (default: a temporary one, removed); "
-                         "an existing one is reused: its tracks are already analysed")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for the music folder and the data folder (default: a temporary one, removed); "
+        "an existing one is reused: its tracks are already analysed",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                    help="a setting for the service under test, e.g. MAX_SONGS_PER_ARTIST=0 (repeatable)")
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the service under test, e.g. MAX_SONGS_PER_ARTIST=0 (repeatable)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--label", choices=("package", "album"), default="package",
-                    help="what counts as the same label: the Debian package (default) or the album the service sees")
-    ap.add_argument("--spaces", action="store_true",
-                    help="also measure candidate similarity spaces (leave-one-out P@5, bench/quality_spaces.py)")
+    ap.add_argument(
+        "--label",
+        choices=("package", "album"),
+        default="package",
+        help="what counts as the same label: the Debian package (default) or the album the service sees",
+    )
+    ap.add_argument(
+        "--spaces",
+        action="store_true",
+        help="also measure candidate similarity spaces (leave-one-out P@5, bench/quality_spaces.py)",
+    )
     args = ap.parse_args()
 
     tracks = corpus_tracks(args.corpus, args.cache, args.min_seconds)
@@ -292,9 +362,12 @@ def main() -> None:
     try:
         make_music_folder(tracks, music)
         env = child_env(data_dir, music, parse_sets(args.sets))
-        print(f"corpus {args.corpus}: {len(tracks)} tracks of {args.min_seconds:.0f} s or more, "
-              f"{sum(t.seconds for t in tracks) / 60:.0f} min, {len(CORPORA[args.corpus])} packages; "
-              f"{os.cpu_count()} CPUs", flush=True)
+        print(
+            f"corpus {args.corpus}: {len(tracks)} tracks of {args.min_seconds:.0f} s or more, "
+            f"{sum(t.seconds for t in tracks) / 60:.0f} min, {len(CORPORA[args.corpus])} packages; "
+            f"{os.cpu_count()} CPUs",
+            flush=True,
+        )
         print(f"analyse: {analyse(env)}", flush=True)
         loads.append(os.getloadavg())
         web = Web(env)
@@ -315,8 +388,12 @@ def main() -> None:
 
             report_spaces(lib, extra["rows"], music)
         if args.json:
-            save_json(args.json, lib, figures, {"corpus": args.corpus, "sets": args.sets,
-                                                "loads": loads, "tracks": len(lib.ids)})
+            save_json(
+                args.json,
+                lib,
+                figures,
+                {"corpus": args.corpus, "sets": args.sets, "loads": loads, "tracks": len(lib.ids)},
+            )
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

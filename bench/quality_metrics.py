@@ -135,8 +135,9 @@ class AnswerFigures:
     relaxed: Counter[str] = field(default_factory=Counter)
     by_label: dict[str, list[float]] = field(default_factory=dict)  # label -> P@5 (or share) per seed
 
-    def add(self, lib: Library, seed_id: str, answer: Sequence[str], *, is_mix: bool,
-            relaxed: Sequence[str] = ()) -> None:
+    def add(
+        self, lib: Library, seed_id: str, answer: Sequence[str], *, is_mix: bool, relaxed: Sequence[str] = ()
+    ) -> None:
         """Score one answer: a similar list (seed not in it) or a mix (seed first)."""
         self.relaxed.update(relaxed)
         self.length.append(len([a for a in answer if a != seed_id]))
@@ -157,9 +158,16 @@ class AnswerFigures:
             self.by_label.setdefault(lib.label(seed_id), []).append(self.p5[-1])
 
     def row(self) -> dict[str, float]:
-        return {"p5": mean(self.p5), "p10": mean(self.p10), "share": mean(self.share),
-                "ratio": mean(self.ratio), "album_b2b": mean(self.album_b2b),
-                "artist_b2b": mean(self.artist_b2b), "step": mean(self.step), "length": mean(self.length)}
+        return {
+            "p5": mean(self.p5),
+            "p10": mean(self.p10),
+            "share": mean(self.share),
+            "ratio": mean(self.ratio),
+            "album_b2b": mean(self.album_b2b),
+            "artist_b2b": mean(self.artist_b2b),
+            "step": mean(self.step),
+            "length": mean(self.length),
+        }
 
 
 def loo_queries(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> list[float | None]:
@@ -191,8 +199,9 @@ def loo_precision(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> tup
     return overall, {label: mean(ps) for label, ps in sorted(per_label.items())}
 
 
-def paired_interval(a: Sequence[float | None], b: Sequence[float | None], runs: int = 2000,
-                    seed: int = 0) -> tuple[float, float]:
+def paired_interval(
+    a: Sequence[float | None], b: Sequence[float | None], runs: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """95% bootstrap interval (queries resampled) of mean(a - b) over the queries both score."""
     diffs = np.array([x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None])
     if not len(diffs):

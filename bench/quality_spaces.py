@@ -39,7 +39,9 @@ def audio_features(paths: list[str], cache: Path) -> dict[str, np.ndarray]:
     msd, mtt = pipeline.models(params)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("msd_mean", "msd_std", "mtt_mean", "mtt_std")}
     for i, path in enumerate(paths):
-        print(f"\r  MTT embedding and patch spread: {i + 1}/{len(paths)}", end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  MTT embedding and patch spread: {i + 1}/{len(paths)}", end="", file=sys.stderr, flush=True
+        )
         decoded = _audio.load_for_analysis(Path(path))
         chosen = pipeline.select_patches(pipeline._patches(decoded), params.max_patches)
         _, msd_emb = msd.predict_patches(chosen)
@@ -88,7 +90,9 @@ def whiten(x: np.ndarray, ridge: float = 0.1) -> np.ndarray:
     return result
 
 
-def spaces(rows: list[dict[str, Any]], feats: dict[str, np.ndarray], stored: np.ndarray) -> dict[str, np.ndarray]:
+def spaces(
+    rows: list[dict[str, Any]], feats: dict[str, np.ndarray], stored: np.ndarray
+) -> dict[str, np.ndarray]:
     mtt = feats["mtt_mean"].astype(np.float64)
     msd_sd, mtt_sd = feats["msd_std"].astype(np.float64), feats["mtt_std"].astype(np.float64)
     t_msd, t_mtt = _tags(rows, "tags"), _tags(rows, "mtt_tags")
@@ -107,17 +111,20 @@ def spaces(rows: list[dict[str, Any]], feats: dict[str, np.ndarray], stored: np.
         "MSD embedding, PCA-whitened (ridge 0.1)": lambda: whiten(emb),
         "MTT embedding (200-d), cosine": lambda: mtt,
         "MTT embedding, standardised": lambda: standardise(mtt),
-        "MSD + MTT embeddings, centred": lambda: np.hstack([_unit(emb) - _unit(emb).mean(axis=0),
-                                                            _unit(mtt) - _unit(mtt).mean(axis=0)]),
+        "MSD + MTT embeddings, centred": lambda: np.hstack(
+            [_unit(emb) - _unit(emb).mean(axis=0), _unit(mtt) - _unit(mtt).mean(axis=0)]
+        ),
         "MSD + MTT embeddings, standardised": lambda: np.hstack([_block(emb), _block(mtt)]),
         "MSD tag scores (50), standardised": lambda: standardise(t_msd),
         "MTT tag scores (50), standardised": lambda: standardise(t_mtt),
         "both taggers' scores (100), standardised": lambda: np.hstack([_block(t_msd), _block(t_mtt)]),
         "MSD embedding + both taggers' scores, standardised": lambda: np.hstack(
-            [_block(emb), _block(t_msd, 0.5), _block(t_mtt, 0.5)]),
+            [_block(emb), _block(t_msd, 0.5), _block(t_mtt, 0.5)]
+        ),
         "MSD embedding mean + patch spread, standardised": lambda: np.hstack([_block(emb), _block(msd_sd)]),
         "MSD + MTT, mean + spread, standardised": lambda: np.hstack(
-            [_block(emb), _block(mtt), _block(msd_sd, 0.5), _block(mtt_sd, 0.5)]),
+            [_block(emb), _block(mtt), _block(msd_sd, 0.5), _block(mtt_sd, 0.5)]
+        ),
         "MSD embedding std. + tempo/key/energy x0.2": lambda: np.hstack([_block(emb), light(0.2)]),
         "MSD embedding std. + tempo/key/energy x0.5": lambda: np.hstack([_block(emb), light(0.5)]),
         "MSD + MTT std. + tempo/key/energy x0.2": lambda: np.hstack([_block(emb), _block(mtt), light(0.2)]),
@@ -136,16 +143,22 @@ def report_spaces(lib: Library, rows: list[dict[str, Any]], music: Path) -> dict
         results[name] = {"p5": p5, "p10": p10, "by_label": per_label, "queries": loo_queries(x, labels, 5)}
     seed = results["seed: MSD embedding (stored, 200-d), cosine"]
     names = sorted(seed["by_label"])
-    print(f"\nsimilarity spaces: leave-one-out precision@5 / @10 of cosine kNN, {len(labels)} tracks "
-          f"(recomputed MSD embedding vs stored: min cosine {drift:.5f}); 95% interval of the P@5 "
-          "difference by bootstrap over the queries")
+    print(
+        f"\nsimilarity spaces: leave-one-out precision@5 / @10 of cosine kNN, {len(labels)} tracks "
+        f"(recomputed MSD embedding vs stored: min cosine {drift:.5f}); 95% interval of the P@5 "
+        "difference by bootstrap over the queries"
+    )
     print("| space | P@5 | vs seed (95% interval) | P@10 | worst label vs seed | " + " | ".join(names) + " |")
     print("|---|---|---|---|---|" + "---|" * len(names))
     for name, r in results.items():
         worst = min(r["by_label"][label] - seed["by_label"][label] for label in names)
         lo, hi = paired_interval(r["queries"], seed["queries"])
-        print(f"| {name} | {fmt(r['p5'])} | {r['p5'] - seed['p5']:+.2f} ({lo:+.2f} to {hi:+.2f}) "
-              f"| {fmt(r['p10'])} | {worst:+.2f} | " + " | ".join(fmt(r["by_label"][label]) for label in names) + " |")
+        print(
+            f"| {name} | {fmt(r['p5'])} | {r['p5'] - seed['p5']:+.2f} ({lo:+.2f} to {hi:+.2f}) "
+            f"| {fmt(r['p10'])} | {worst:+.2f} | "
+            + " | ".join(fmt(r["by_label"][label]) for label in names)
+            + " |"
+        )
     return results
 
 

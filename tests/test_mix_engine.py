@@ -276,8 +276,13 @@ def test_song_mix_strict_mode_never_breaks_a_rule(
         assert strict.tracks == relaxed.tracks
 
 
-def assert_nearest_set(tracks: Sequence[Candidate], pool: Sequence[Candidate], rules: MixRules,
-                       blocked: Sequence[Candidate] = (), via: str | None = None) -> None:
+def assert_nearest_set(
+    tracks: Sequence[Candidate],
+    pool: Sequence[Candidate],
+    rules: MixRules,
+    blocked: Sequence[Candidate] = (),
+    via: str | None = None,
+) -> None:
     """No candidate of *pool* (one ranked list) left out of *tracks* is nearer than a track of
     that list in *tracks*, unless a rule about the set excluded it: an excluded id or a seed
     (*blocked*), the same song as a track in the answer or a seed, its artist at the cap in the
@@ -294,13 +299,23 @@ def assert_nearest_set(tracks: Sequence[Candidate], pool: Sequence[Candidate], r
     for c in pool:
         if c.item_id in ids or c.distance >= farthest - 1e-9:
             continue
-        why = (c.item_id in rules.exclude_ids or c.item_id in {b.item_id for b in blocked}
-               or ident(c) in songs
-               or (rules.max_songs_per_artist and akey(c) is not None
-                   and counts[akey(c)] >= rules.max_songs_per_artist)
-               or (rules.duplicate_distance
-                   and any(cdist(c, t) < rules.duplicate_distance + 1e-4 for t in [*tracks, *blocked])))
-        assert why, f"{c.item_id} ({c.distance:.4f}) left out for a farther track ({farthest:.4f}) without a set rule"
+        why = (
+            c.item_id in rules.exclude_ids
+            or c.item_id in {b.item_id for b in blocked}
+            or ident(c) in songs
+            or (
+                rules.max_songs_per_artist
+                and akey(c) is not None
+                and counts[akey(c)] >= rules.max_songs_per_artist
+            )
+            or (
+                rules.duplicate_distance
+                and any(cdist(c, t) < rules.duplicate_distance + 1e-4 for t in [*tracks, *blocked])
+            )
+        )
+        assert why, (
+            f"{c.item_id} ({c.distance:.4f}) left out for a farther track ({farthest:.4f}) without a set rule"
+        )
 
 
 @PROPS
@@ -411,10 +426,21 @@ def small_sets(draw: st.DrawFn) -> tuple[Candidate, list[Candidate], MixRules]:
     every order."""
     size = draw(st.integers(1, 7))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    lib = [track(f"t{i}", rng.normal(size=DIM), artist=draw(st.sampled_from(["A", "B", "C", "", "[unknown]"])),
-                 album_id=draw(st.sampled_from(["x", "y", "z", None]))) for i in range(size + 1)]
-    rules = MixRules(max_songs_per_artist=0, duplicate_distance=0.0,
-                     album_spacing=draw(st.integers(0, 3)), no_artist_in_a_row=draw(st.booleans()))
+    lib = [
+        track(
+            f"t{i}",
+            rng.normal(size=DIM),
+            artist=draw(st.sampled_from(["A", "B", "C", "", "[unknown]"])),
+            album_id=draw(st.sampled_from(["x", "y", "z", None])),
+        )
+        for i in range(size + 1)
+    ]
+    rules = MixRules(
+        max_songs_per_artist=0,
+        duplicate_distance=0.0,
+        album_spacing=draw(st.integers(0, 3)),
+        no_artist_in_a_row=draw(st.booleans()),
+    )
     return lib[0], ranked(lib[0], lib[1:]), rules
 
 
@@ -967,9 +993,22 @@ def test_artists_that_match(a: str, b: str) -> None:
     assert normalize_artist(a) == normalize_artist(b)
 
 
-PLACEHOLDER_ARTISTS = ["", "  ", "[unknown]", "[Unknown]", "Unknown", "UNKNOWN ARTIST", "[Unknown Artist]",
-                       "<unknown>", "(unknown)", "{Unknown Artist}", "Various Artists", "[Various Artists]",
-                       "various artists", "[unknown] feat. Guest"]
+PLACEHOLDER_ARTISTS = [
+    "",
+    "  ",
+    "[unknown]",
+    "[Unknown]",
+    "Unknown",
+    "UNKNOWN ARTIST",
+    "[Unknown Artist]",
+    "<unknown>",
+    "(unknown)",
+    "{Unknown Artist}",
+    "Various Artists",
+    "[Various Artists]",
+    "various artists",
+    "[unknown] feat. Guest",
+]
 
 
 @pytest.mark.parametrize("artist", PLACEHOLDER_ARTISTS)
@@ -978,8 +1017,17 @@ def test_placeholder_artists_are_no_artist(artist: str) -> None:
     assert normalize_artist(artist) == ""
 
 
-@pytest.mark.parametrize("artist", ["The Unknown", "Unknown Mortal Orchestra", "Various", "Artists",
-                                    "Various Artists Tribute Band", "Unknownz"])
+@pytest.mark.parametrize(
+    "artist",
+    [
+        "The Unknown",
+        "Unknown Mortal Orchestra",
+        "Various",
+        "Artists",
+        "Various Artists Tribute Band",
+        "Unknownz",
+    ],
+)
 def test_real_artists_that_look_like_placeholders(artist: str) -> None:
     assert normalize_artist(artist) != ""
 
@@ -990,7 +1038,9 @@ def test_untagged_tracks_are_not_capped_as_one_artist(artists: list[str], seed: 
     """Untagged tracks (empty artist locally, "[unknown]" through Subsonic) are not one artist:
     the cap and the spacing rule leave them alone, so the mix needs no relaxing."""
     rng = np.random.default_rng(seed)
-    lib = [track(f"u{i}", rng.normal(size=DIM), artist=a, title=f"Untitled {i}") for i, a in enumerate(artists)]
+    lib = [
+        track(f"u{i}", rng.normal(size=DIM), artist=a, title=f"Untitled {i}") for i, a in enumerate(artists)
+    ]
     rules = MixRules(max_songs_per_artist=3, duplicate_distance=0.0)
     result = song_mix(lib[0], ranked(lib[0], lib[1:]), 10, rules)
     assert len(result.tracks) == 10 and result.relaxed == []
@@ -1000,8 +1050,10 @@ def test_untagged_tracks_are_not_capped_as_one_artist(artists: list[str], seed: 
 
 def test_ten_untagged_tracks_are_not_capped_at_three() -> None:
     rng = np.random.default_rng(1)
-    lib = [track(f"u{i}", rng.normal(size=DIM), artist="" if i % 2 else "[unknown]", title=f"Track {i}")
-           for i in range(11)]
+    lib = [
+        track(f"u{i}", rng.normal(size=DIM), artist="" if i % 2 else "[unknown]", title=f"Track {i}")
+        for i in range(11)
+    ]
     result = song_mix(lib[0], ranked(lib[0], lib[1:]), 10, MixRules(max_songs_per_artist=3))
     nearest = [t.item_id for t in [lib[0], *ranked(lib[0], lib[1:])][:10]]
     assert result.tracks[0] is lib[0] and sorted(t.item_id for t in result.tracks) == sorted(nearest)

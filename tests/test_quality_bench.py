@@ -118,8 +118,13 @@ def test_standardise_and_whiten() -> None:
 
 
 def test_key_on_the_circle_of_fifths() -> None:
-    rows = [{"key": "C", "scale": "major"}, {"key": "A", "scale": "minor"}, {"key": "G", "scale": "major"},
-            {"key": "Bb", "scale": "major"}, {"key": None, "scale": None}]
+    rows = [
+        {"key": "C", "scale": "major"},
+        {"key": "A", "scale": "minor"},
+        {"key": "G", "scale": "major"},
+        {"key": "Bb", "scale": "major"},
+        {"key": None, "scale": None},
+    ]
     c, a_minor, g, b_flat, unknown = _key_circle(rows)
     assert np.allclose(c, a_minor)  # relative keys share a place
     assert np.dot(c, g) == pytest.approx(math.cos(math.radians(30)))  # one fifth apart
@@ -152,9 +157,21 @@ def test_quality_bench_on_the_small_corpus(tmp_path: Path) -> None:
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"the small corpus cannot be fetched here: {exc}")
     out = tmp_path / "figures.json"
-    res = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "bench" / "quality.py"),
-                          "--corpus", "small", "--work", str(tmp_path / "work"), "--json", str(out)],
-                         capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parent.parent / "bench" / "quality.py"),
+            "--corpus",
+            "small",
+            "--work",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     print(res.stdout)
     assert res.returncode == 0, res.stderr[-3000:]
     figures = json.loads(out.read_text())["answers"]

@@ -67,29 +67,40 @@ async def test_ef_search_covers_large_limits(db: asyncpg.Pool, lib: tuple[list, 
     assert [len(v) for v in many.values()] == [300, 300]
 
 
-
 async def test_knn_queries_survive_parallel_plans(db: asyncpg.Pool, lib: tuple[list, np.ndarray]) -> None:
     """am_nearest sets hnsw.ef_search, which PostgreSQL forbids inside a parallel operation: on a
     large library the planner chose parallel plans for the LATERAL queries and they failed."""
     tracks, _ = lib
     async with db.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL debug_parallel_query = on; SET LOCAL parallel_setup_cost = 0; "
-                           "SET LOCAL parallel_tuple_cost = 0")
+        await conn.execute(
+            "SET LOCAL debug_parallel_query = on; SET LOCAL parallel_setup_cost = 0; "
+            "SET LOCAL parallel_tuple_cost = 0"
+        )
         seed, cands = await store.seed_and_nearest(conn, tracks[0].item_id, 100, [tracks[1].item_id])
         many = await store.nearest_many(conn, (await store.seeds_by_ids(conn, [item_id(1), item_id(2)])), 50)
     assert seed is not None and seed.item_id == tracks[0].item_id
     assert len(cands) == 100 and {tracks[0].item_id, tracks[1].item_id}.isdisjoint(c.item_id for c in cands)
     assert [len(v) for v in many.values()] == [50, 50]
 
-async def test_new_tracks_are_searchable_at_once(db: asyncpg.Pool, lib: tuple[list, np.ndarray],
-                                                client: TestClient) -> None:
+
+async def test_new_tracks_are_searchable_at_once(
+    db: asyncpg.Pool, lib: tuple[list, np.ndarray], client: TestClient
+) -> None:
     tracks, vectors = lib
     twin = vectors[3] * 1.0001 + 0.0001
-    await db.execute("INSERT INTO tracks (item_id, provider, title, artist, album, analysis_status, model_version)"
-                     " VALUES ('fresh', 'local', 'Fresh', 'Newcomer', 'Debut', 'analyzed', 'v')")
-    await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('fresh', $1, 'v')", twin)
-    body = await (await client.get("/api/similar_tracks", params={"item_id": tracks[3].item_id, "n": "5",
-                                                                  "eliminate_duplicates": "false"})).json()
+    await db.execute(
+        "INSERT INTO tracks (item_id, provider, title, artist, album, analysis_status, model_version)"
+        " VALUES ('fresh', 'local', 'Fresh', 'Newcomer', 'Debut', 'analyzed', 'v')"
+    )
+    await db.execute(
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('fresh', $1, 'v')", twin
+    )
+    body = await (
+        await client.get(
+            "/api/similar_tracks",
+            params={"item_id": tracks[3].item_id, "n": "5", "eliminate_duplicates": "false"},
+        )
+    ).json()
     assert body[0]["item_id"] == "fresh" and body[0]["distance"] < 1e-4
 
 
@@ -113,44 +124,70 @@ async def test_similar_tracks_shape_and_rules(client: TestClient, lib: tuple[lis
     assert sum(style_of[b["item_id"]] == seed.style for b in body) >= 15
 
 
-async def test_duplicates_are_eliminated_on_request(client: TestClient, db: asyncpg.Pool,
-                                                    lib: tuple[list, np.ndarray]) -> None:
+async def test_duplicates_are_eliminated_on_request(
+    client: TestClient, db: asyncpg.Pool, lib: tuple[list, np.ndarray]
+) -> None:
     tracks, vectors = lib
     seed = tracks[20]
     neighbour = exact_neighbours(vectors, 20, 1)[0]
     n_track = tracks[neighbour]
     # the neighbour's song again on a compilation, and a remaster with near-identical audio
-    await db.execute("INSERT INTO tracks (item_id, provider, title, artist, album, analysis_status, model_version)"
-                     " VALUES ('dup1', 'local', $1, $2, 'Greatest Hits', 'analyzed', 'v'),"
-                     " ('dup2', 'local', 'Other Name', 'Other Artist', 'X', 'analyzed', 'v')",
-                     n_track.title, n_track.artist)
-    await db.executemany("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
-                         [("dup1", vectors[neighbour] * 1.01), ("dup2", vectors[neighbour] + 1e-4)])
-    raw = await (await client.get("/api/similar_tracks", params={
-        "item_id": seed.item_id, "n": "10", "eliminate_duplicates": "false"})).json()
+    await db.execute(
+        "INSERT INTO tracks (item_id, provider, title, artist, album, analysis_status, model_version)"
+        " VALUES ('dup1', 'local', $1, $2, 'Greatest Hits', 'analyzed', 'v'),"
+        " ('dup2', 'local', 'Other Name', 'Other Artist', 'X', 'analyzed', 'v')",
+        n_track.title,
+        n_track.artist,
+    )
+    await db.executemany(
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+        [("dup1", vectors[neighbour] * 1.01), ("dup2", vectors[neighbour] + 1e-4)],
+    )
+    raw = await (
+        await client.get(
+            "/api/similar_tracks",
+            params={"item_id": seed.item_id, "n": "10", "eliminate_duplicates": "false"},
+        )
+    ).json()
     assert {"dup1", "dup2", n_track.item_id} <= {b["item_id"] for b in raw}
-    clean = await (await client.get("/api/similar_tracks", params={
-        "item_id": seed.item_id, "n": "10", "eliminate_duplicates": "true"})).json()
+    clean = await (
+        await client.get(
+            "/api/similar_tracks", params={"item_id": seed.item_id, "n": "10", "eliminate_duplicates": "true"}
+        )
+    ).json()
     ids = [b["item_id"] for b in clean]
     assert len(ids) == 10 and len({n_track.item_id, "dup1", "dup2"} & set(ids)) == 1
 
 
-async def test_similar_tracks_by_title_and_artist_with_typos(client: TestClient, lib: tuple[list, np.ndarray]) -> None:
+async def test_similar_tracks_by_title_and_artist_with_typos(
+    client: TestClient, lib: tuple[list, np.ndarray]
+) -> None:
     tracks, _ = lib
     t = tracks[42]
-    resp = await client.get("/api/similar_tracks", params={"title": t.title.replace("Song", "Sogn"),
-                                                           "artist": t.artist.lower(), "n": "3"})
+    resp = await client.get(
+        "/api/similar_tracks",
+        params={"title": t.title.replace("Song", "Sogn"), "artist": t.artist.lower(), "n": "3"},
+    )
     assert resp.status == 200 and len(await resp.json()) == 3
 
 
-@pytest.mark.parametrize("params, status, error", [
-    ({"item_id": "nope"}, 404, "unknown track"),
-    ({"n": "5"}, 400, "give item_id, or title and artist"),
-    ({"item_id": "x", "n": "0"}, 400, "n must be between 1 and 500"),
-    ({"item_id": "x", "n": "lots"}, 400, "n must be an integer"),
-    ({"item_id": "x", "eliminate_duplicates": "maybe"}, 400, "eliminate_duplicates must be true or false"),
-])
-async def test_similar_tracks_errors(client: TestClient, lib: Any, params: dict, status: int, error: str) -> None:
+@pytest.mark.parametrize(
+    "params, status, error",
+    [
+        ({"item_id": "nope"}, 404, "unknown track"),
+        ({"n": "5"}, 400, "give item_id, or title and artist"),
+        ({"item_id": "x", "n": "0"}, 400, "n must be between 1 and 500"),
+        ({"item_id": "x", "n": "lots"}, 400, "n must be an integer"),
+        (
+            {"item_id": "x", "eliminate_duplicates": "maybe"},
+            400,
+            "eliminate_duplicates must be true or false",
+        ),
+    ],
+)
+async def test_similar_tracks_errors(
+    client: TestClient, lib: Any, params: dict, status: int, error: str
+) -> None:
     resp = await client.get("/api/similar_tracks", params=params)
     assert resp.status == status
     assert (await resp.json())["error"] == error
@@ -170,9 +207,11 @@ async def test_not_analysed_and_empty_library(client: TestClient, db: asyncpg.Po
 
 
 async def test_search_tracks(client: TestClient, db: asyncpg.Pool, lib: Any) -> None:
-    await db.execute("INSERT INTO tracks (item_id, provider, title, artist, album) VALUES "
-                     "('s1', 'local', 'Jóga', 'Björk', 'Homogenic'), ('s2', 'local', 'Army of Me', 'Björk', 'Post'),"
-                     "('s3', 'local', '100% Pure_Love', 'Crystal Waters', 'Storyteller')")
+    await db.execute(
+        "INSERT INTO tracks (item_id, provider, title, artist, album) VALUES "
+        "('s1', 'local', 'Jóga', 'Björk', 'Homogenic'), ('s2', 'local', 'Army of Me', 'Björk', 'Post'),"
+        "('s3', 'local', '100% Pure_Love', 'Crystal Waters', 'Storyteller')"
+    )
     body = await (await client.get("/api/search_tracks", params={"search_query": "bjork"})).json()
     assert {b["item_id"] for b in body} == {"s1", "s2"}
     assert set(body[0]) >= {"item_id", "title", "author", "album"}
@@ -180,24 +219,43 @@ async def test_search_tracks(client: TestClient, db: asyncpg.Pool, lib: Any) -> 
     assert body and body[0]["item_id"] == "s1"  # typo-tolerant
     body = await (await client.get("/api/search_tracks", params={"search_query": "100% pure_"})).json()
     assert [b["item_id"] for b in body][:1] == ["s3"]  # LIKE wildcards are literal
-    page1 = await (await client.get("/api/search_tracks", params={"search_query": "song 1", "start": 0, "end": 5})).json()
-    page2 = await (await client.get("/api/search_tracks", params={"search_query": "song 1", "start": 5, "end": 10})).json()
-    assert len(page1) == 5 and len(page2) == 5 and not {b["item_id"] for b in page1} & {b["item_id"] for b in page2}
+    page1 = await (
+        await client.get("/api/search_tracks", params={"search_query": "song 1", "start": 0, "end": 5})
+    ).json()
+    page2 = await (
+        await client.get("/api/search_tracks", params={"search_query": "song 1", "start": 5, "end": 10})
+    ).json()
+    assert (
+        len(page1) == 5
+        and len(page2) == 5
+        and not {b["item_id"] for b in page1} & {b["item_id"] for b in page2}
+    )
     assert (await client.get("/api/search_tracks")).status == 400
-    assert (await client.get("/api/search_tracks", params={"search_query": "x", "start": 5, "end": 2})).status == 400
+    assert (
+        await client.get("/api/search_tracks", params={"search_query": "x", "start": 5, "end": 2})
+    ).status == 400
 
 
-async def test_find_path_starts_and_ends_at_the_songs(client: TestClient, lib: tuple[list, np.ndarray]) -> None:
+async def test_find_path_starts_and_ends_at_the_songs(
+    client: TestClient, lib: tuple[list, np.ndarray]
+) -> None:
     tracks, _ = lib
     a = next(t for t in tracks if t.style == 0)
     b = next(t for t in tracks if t.style == 5)
-    body = await (await client.get("/api/find_path", params={"start_song_id": a.item_id,
-                                                              "end_song_id": b.item_id, "max_steps": "12"})).json()
+    body = await (
+        await client.get(
+            "/api/find_path", params={"start_song_id": a.item_id, "end_song_id": b.item_id, "max_steps": "12"}
+        )
+    ).json()
     path = [p["item_id"] for p in body["path"]]
     assert path[0] == a.item_id and path[-1] == b.item_id and len(path) == 12
     assert len(set(path)) == 12 and body["total_distance"] > 0
-    assert (await client.get("/api/find_path", params={"start_song_id": a.item_id, "end_song_id": a.item_id})).status == 400
-    assert (await client.get("/api/find_path", params={"start_song_id": a.item_id, "end_song_id": "zz"})).status == 404
+    assert (
+        await client.get("/api/find_path", params={"start_song_id": a.item_id, "end_song_id": a.item_id})
+    ).status == 400
+    assert (
+        await client.get("/api/find_path", params={"start_song_id": a.item_id, "end_song_id": "zz"})
+    ).status == 404
     assert (await client.get("/api/find_path", params={"start_song_id": a.item_id})).status == 400
 
 
@@ -217,8 +275,9 @@ async def test_song_mix(client: TestClient, lib: tuple[list, np.ndarray]) -> Non
     assert body["items"][0]["item_id"] == seed.item_id  # clients play in order: the seed first
     _check_mix(body["items"], 30)
     previous = [i["item_id"] for i in body["items"][1:11]]
-    again = await (await client.get("/api/mix", params={"seed": seed.item_id, "n": "30",
-                                                         "previous": ",".join(previous)})).json()
+    again = await (
+        await client.get("/api/mix", params={"seed": seed.item_id, "n": "30", "previous": ",".join(previous)})
+    ).json()
     assert not set(previous) & {i["item_id"] for i in again["items"]}
     _check_mix(again["items"], 30)
 
@@ -230,8 +289,11 @@ async def test_multi_seed_mixes(client: TestClient, lib: tuple[list, np.ndarray]
     seed = {"album": t.album_id, "artist": t.artist, "genre": t.genre}[kind]
     body = await (await client.get("/api/mix", params={"seed": seed, "kind": kind, "n": "25"})).json()
     _check_mix(body["items"], 25)
-    seeds = {"album": {x.item_id for x in tracks if x.album_id == t.album_id},
-             "artist": set(), "genre": set()}[kind]
+    seeds = {
+        "album": {x.item_id for x in tracks if x.album_id == t.album_id},
+        "artist": set(),
+        "genre": set(),
+    }[kind]
     assert not seeds & {i["item_id"] for i in body["items"]}  # an album mix does not replay the album
 
 
@@ -246,18 +308,25 @@ async def test_mix_relaxes_rules_on_a_tiny_library(client: TestClient, db: async
     assert len(body["items"]) == 12  # everything there is
 
 
-@pytest.mark.parametrize("params, status", [
-    ({}, 400), ({"seed": "x", "kind": "mood"}, 400), ({"seed": "x", "n": "501"}, 400),
-    ({"seed": "no-such-album", "kind": "album"}, 404), ({"seed": "nobody", "kind": "artist"}, 404),
-    ({"seed": "999", "kind": "playlist"}, 404),
-])
+@pytest.mark.parametrize(
+    "params, status",
+    [
+        ({}, 400),
+        ({"seed": "x", "kind": "mood"}, 400),
+        ({"seed": "x", "n": "501"}, 400),
+        ({"seed": "no-such-album", "kind": "album"}, 404),
+        ({"seed": "nobody", "kind": "artist"}, 404),
+        ({"seed": "999", "kind": "playlist"}, 404),
+    ],
+)
 async def test_mix_errors(client: TestClient, lib: Any, params: dict, status: int) -> None:
     resp = await client.get("/api/mix", params=params)
     assert resp.status == status and "error" in await resp.json()
 
 
-async def test_create_playlist_through_the_local_provider(client: TestClient, tmp_path: Path,
-                                                          lib: tuple[list, np.ndarray]) -> None:
+async def test_create_playlist_through_the_local_provider(
+    client: TestClient, tmp_path: Path, lib: tuple[list, np.ndarray]
+) -> None:
     from audio_factory import make_library
 
     from sidecar.web.keys import PROVIDER
@@ -281,11 +350,14 @@ async def test_create_playlist_through_the_local_provider(client: TestClient, tm
     assert resp.status == 404 and (await resp.json())["error"] == "no analysed track for this playlist"
 
 
-@pytest.mark.parametrize("body, error", [
-    ({"track_ids": ["a"]}, "playlist_name must be a non-empty string"),
-    ({"playlist_name": "x", "track_ids": []}, "track_ids must be a non-empty list of track ids"),
-    ({"playlist_name": "x", "track_ids": "a,b"}, "track_ids must be a non-empty list of track ids"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ({"track_ids": ["a"]}, "playlist_name must be a non-empty string"),
+        ({"playlist_name": "x", "track_ids": []}, "track_ids must be a non-empty list of track ids"),
+        ({"playlist_name": "x", "track_ids": "a,b"}, "track_ids must be a non-empty list of track ids"),
+    ],
+)
 async def test_create_playlist_errors(client: TestClient, body: dict, error: str) -> None:
     resp = await client.post("/api/create_playlist", json=body)
     assert resp.status == 400 and (await resp.json())["error"] == error
@@ -293,8 +365,9 @@ async def test_create_playlist_errors(client: TestClient, body: dict, error: str
     assert resp.status == 404 and (await resp.json())["error"] == "not found on the media server"
 
 
-async def test_album_mates_come_first_when_they_are_nearest(client: TestClient, db: asyncpg.Pool,
-                                                            lib: tuple[list, np.ndarray]) -> None:
+async def test_album_mates_come_first_when_they_are_nearest(
+    client: TestClient, db: asyncpg.Pool, lib: tuple[list, np.ndarray]
+) -> None:
     """Issue #12: similar_tracks is the nearest tracks (no album rule): a soundtrack's own tracks,
     nearest to each other, come first, by distance; the artist cap still holds (the seed counts).
     A mix holds the same nearest tracks and only orders them: never two of the album in a row."""
@@ -304,25 +377,36 @@ async def test_album_mates_come_first_when_they_are_nearest(client: TestClient, 
     rng = np.random.default_rng(12)
     centre = rng.normal(size=200).astype(np.float32) * 3
     composers = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo"]  # a soundtrack: one composer per track
-    album = [FakeTrack(f"ost-{k}", f"Theme {k}", composers[k], "The Soundtrack", "ost-album", "Soundtrack",
-                       k + 1, 99) for k in range(6)]
+    album = [
+        FakeTrack(
+            f"ost-{k}", f"Theme {k}", composers[k], "The Soundtrack", "ost-album", "Soundtrack", k + 1, 99
+        )
+        for k in range(6)
+    ]
     album_vectors = centre + rng.normal(size=(6, 200)).astype(np.float32) * 0.3 * np.linalg.norm(centre) / 14
     # two more by the first composer, from another album, as near as the soundtrack's own tracks
-    solo = [FakeTrack(f"solo-{k}", f"Solo {k}", "Ann", "Ann Alone", "solo-album", "Soundtrack", k + 1, 99)
-            for k in range(2)]
+    solo = [
+        FakeTrack(f"solo-{k}", f"Solo {k}", "Ann", "Ann Alone", "solo-album", "Soundtrack", k + 1, 99)
+        for k in range(2)
+    ]
     solo_vectors = centre + rng.normal(size=(2, 200)).astype(np.float32) * 0.3 * np.linalg.norm(centre) / 14
     await insert_library(db, album + solo, np.vstack([album_vectors, solo_vectors]))
     seed = "ost-0"
 
-    raw = await (await client.get("/api/similar_tracks", params={
-        "item_id": seed, "n": "10", "eliminate_duplicates": "false"})).json()
+    raw = await (
+        await client.get(
+            "/api/similar_tracks", params={"item_id": seed, "n": "10", "eliminate_duplicates": "false"}
+        )
+    ).json()
     nearest = [b["item_id"] for b in raw]
     assert set(nearest[:7]) == {"ost-1", "ost-2", "ost-3", "ost-4", "ost-5", "solo-0", "solo-1"}
 
     body = await (await client.get("/api/similar_tracks", params={"item_id": seed, "n": "5"})).json()
     ids = [b["item_id"] for b in body]
     # the album-mates and at most 2 more by Ann (3 with the seed), nearest first
-    expected = [i for i in nearest if i.startswith("ost-") or i in [s for s in nearest if s.startswith("solo-")][:2]]
+    expected = [
+        i for i in nearest if i.startswith("ost-") or i in [s for s in nearest if s.startswith("solo-")][:2]
+    ]
     assert ids == expected[:5]
     assert [b["distance"] for b in body] == sorted(b["distance"] for b in body)
     assert all(i.startswith(("ost-", "solo-")) for i in ids)

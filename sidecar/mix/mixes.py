@@ -130,7 +130,9 @@ def multi_seed_mix(
     return _ordered(picker, 0, [c.distance for c in picker.chosen], rules, relax)
 
 
-def _ordered(picker: Picker, fixed: int, anchor: list[float] | None, rules: MixRules, relax: bool) -> MixResult:
+def _ordered(
+    picker: Picker, fixed: int, anchor: list[float] | None, rules: MixRules, relax: bool
+) -> MixResult:
     tracks = picker.chosen
     if not tracks:
         return MixResult([], rule_names(picker.violations))

@@ -53,7 +53,12 @@ class _PathState:
     def order_mask(self, artist: str | None, album: Hashable | None) -> int:
         """Ordering rules broken by appending a track with this artist and album."""
         mask = 0
-        if self.rules.no_artist_in_a_row and artist is not None and self.metas and self.metas[-1].artist == artist:
+        if (
+            self.rules.no_artist_in_a_row
+            and artist is not None
+            and self.metas
+            and self.metas[-1].artist == artist
+        ):
             mask = ADJ
         spacing = self.rules.album_spacing
         if spacing and album is not None and any(m.album == album for m in self.metas[-spacing:]):

@@ -87,8 +87,9 @@ class _Ranking:
         found = self.tails.get(row)
         if found is None:
             head = set(self.head[row])
-            found = self.tails[row] = [t for t in np.argsort(self.costs[row], kind="stable").tolist()
-                                       if t not in head]
+            found = self.tails[row] = [
+                t for t in np.argsort(self.costs[row], kind="stable").tolist() if t not in head
+            ]
         return found
 
 
@@ -100,8 +101,16 @@ class _Orderer:
     first track.  A node looks for its next step along that list, so the greedy descent costs
     little more than the few tracks it skips."""
 
-    def __init__(self, artists: list[int], albums: list[int], ranked: _Ranking, fixed: int, adj: bool,
-                 spacing: int, budget: int) -> None:
+    def __init__(
+        self,
+        artists: list[int],
+        albums: list[int],
+        ranked: _Ranking,
+        fixed: int,
+        adj: bool,
+        spacing: int,
+        budget: int,
+    ) -> None:
         self.artists, self.albums, self.ranked = artists, albums, ranked
         self.n, self.fixed, self.adj, self.spacing, self.budget = len(artists), fixed, adj, spacing, budget
         self.n_artists = max(artists, default=-1) + 1
@@ -222,7 +231,13 @@ class _Orderer:
         pos = len(self.order)
         last = self.order[-1] if self.order else -1
         la = self.artists[last] if last >= 0 and self.adj else -1
-        left, artists, albums, alb_last, conf = self.left, self.artists, self.albums, self.alb_last, self.spacing
+        left, artists, albums, alb_last, conf = (
+            self.left,
+            self.artists,
+            self.albums,
+            self.alb_last,
+            self.spacing,
+        )
         fallback = -1
         row = last if last >= 0 else self.n
         for part in (self.ranked.head[row], None):
@@ -256,7 +271,9 @@ class _Orderer:
             return list(self.order)
         nodes = 0
         # one frame per position: its limits (None: dead end), the classes tried there, undo info
-        stack: list[tuple[tuple[int, int] | None, set[tuple[int, int]], int]] = [(self._limits(sp), set(), NEVER)]
+        stack: list[tuple[tuple[int, int] | None, set[tuple[int, int]], int]] = [
+            (self._limits(sp), set(), NEVER)
+        ]
         while stack:
             limits, tried, prev = stack[-1]
             t = self._next(sp, limits, tried) if limits is not None else -1
@@ -299,7 +316,9 @@ class _Orderer:
                 spv = 1 if b >= 0 and pos - self.alb_last[b] <= conf else 0
                 if strict and (adj or spv):
                     continue
-                group = 0 if strict else max(self.art_left[a] if a >= 0 else 0, self.alb_left[b] if b >= 0 else 0)
+                group = (
+                    0 if strict else max(self.art_left[a] if a >= 0 else 0, self.alb_left[b] if b >= 0 else 0)
+                )
                 key = (adj, b2b, spv, -group, rank)
                 if best is None or key < best:
                     best = key
@@ -334,8 +353,15 @@ def _level_schedule(albums: list[int], n_albums: int, n: int, spacing: int) -> l
     return levels
 
 
-def sequence(tracks: Sequence[Candidate], metas: Sequence[Meta], rows: Vector, fixed: int,
-             anchor: Sequence[float] | None, rules: MixRules, relax: bool) -> tuple[list[int], int]:
+def sequence(
+    tracks: Sequence[Candidate],
+    metas: Sequence[Meta],
+    rows: Vector,
+    fixed: int,
+    anchor: Sequence[float] | None,
+    rules: MixRules,
+    relax: bool,
+) -> tuple[list[int], int]:
     """The order of *tracks* (indices; the first *fixed* stay in front) and the ADJ / SP bits of
     the rules it breaks (see the module's doc). *rows* are their unit embeddings; *anchor* the
     distance of each track to its seed (None: to the first track, a song mix's seed)."""
@@ -346,11 +372,14 @@ def sequence(tracks: Sequence[Candidate], metas: Sequence[Meta], rows: Vector, f
     art_codes: dict[str, int] = {}
     alb_codes: dict[Hashable, int] = {}
     adj = rules.no_artist_in_a_row
-    artists = [art_codes.setdefault(m.artist, len(art_codes)) if adj and m.artist is not None else -1
-               for m in metas]
+    artists = [
+        art_codes.setdefault(m.artist, len(art_codes)) if adj and m.artist is not None else -1 for m in metas
+    ]
     spacing = rules.album_spacing
-    albums = [alb_codes.setdefault(m.album, len(alb_codes)) if spacing and m.album is not None else -1
-              for m in metas]
+    albums = [
+        alb_codes.setdefault(m.album, len(alb_codes)) if spacing and m.album is not None else -1
+        for m in metas
+    ]
     dist = 1.0 - np.clip(rows @ rows.T, -1.0, 1.0)
     anchors = np.asarray(anchor, dtype=np.float32) if anchor is not None else dist[0]
     # row t: the cost of following t; the extra last row: of coming first (the anchor alone)

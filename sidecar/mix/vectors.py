@@ -59,7 +59,9 @@ class LazyRows:
         chunk = self.chunks.get(chunk_no)
         if chunk is None:
             lo = chunk_no << self.shift
-            chunk = self.chunks[chunk_no] = unit_rows([c.embedding for c in self.cands[lo : lo + (1 << self.shift)]])
+            chunk = self.chunks[chunk_no] = unit_rows(
+                [c.embedding for c in self.cands[lo : lo + (1 << self.shift)]]
+            )
         return chunk
 
     def __getitem__(self, r: int) -> Vector:

@@ -69,7 +69,9 @@ class UnknownSeed(Exception):
     """The seed does not exist, or has not been analysed (``reason`` says which).  When it was
     taken as a name, ``suggestions`` holds the nearest names (possibly none); else ``None``."""
 
-    def __init__(self, what: str, reason: str, suggestions: Sequence[AlbumHit | ArtistHit] | None = None) -> None:
+    def __init__(
+        self, what: str, reason: str, suggestions: Sequence[AlbumHit | ArtistHit] | None = None
+    ) -> None:
         super().__init__(f"{what}: {reason}")
         self.what, self.reason = what, reason
         self.suggestions = None if suggestions is None else list(suggestions)
@@ -102,8 +104,9 @@ def _artist_keys(hit: ArtistHit) -> list[str]:
     return [_artist_key(hit.artist)]
 
 
-def pick_by_name(seed: str, kind: MixKind, hits: Sequence[Hit], keys: Callable[[Hit], list[str]],
-                 seed_key: str) -> Hit:
+def pick_by_name(
+    seed: str, kind: MixKind, hits: Sequence[Hit], keys: Callable[[Hit], list[str]], seed_key: str
+) -> Hit:
     """The one hit ``seed`` names, in three steps, the first that finds any deciding:
 
     1. names equal to the seed (case, accents and punctuation aside; for artists a leading
@@ -121,8 +124,13 @@ def pick_by_name(seed: str, kind: MixKind, hits: Sequence[Hit], keys: Callable[[
                 return found[0]
             if found:
                 raise AmbiguousSeed(seed, kind, found)
-    scored = sorted(((max((SequenceMatcher(None, seed_key, k).ratio() for k in keys(h)), default=0.0), i)
-                     for i, h in enumerate(hits)), key=lambda si: (-si[0], si[1]))
+    scored = sorted(
+        (
+            (max((SequenceMatcher(None, seed_key, k).ratio() for k in keys(h)), default=0.0), i)
+            for i, h in enumerate(hits)
+        ),
+        key=lambda si: (-si[0], si[1]),
+    )
     if scored and seed_key and scored[0][0] >= CLEAR_MATCH:
         close = [hits[i] for score, i in scored if score > scored[0][0] - CLEAR_MARGIN]
         if len(close) == 1:
@@ -147,10 +155,13 @@ class MixService:
     settings: Settings
 
     def rules(self, previous: Sequence[str] = (), eliminate_duplicates: bool = True) -> MixRules:
-        return MixRules(max_songs_per_artist=self.settings.max_songs_per_artist,
-                        duplicate_distance=self.settings.duplicate_distance_threshold_cosine
-                        if eliminate_duplicates else 0.0,
-                        exclude_ids=frozenset(previous))
+        return MixRules(
+            max_songs_per_artist=self.settings.max_songs_per_artist,
+            duplicate_distance=self.settings.duplicate_distance_threshold_cosine
+            if eliminate_duplicates
+            else 0.0,
+            exclude_ids=frozenset(previous),
+        )
 
     async def _require_library(self) -> None:
         if not await store.anything_analysed(self.db):
@@ -170,13 +181,15 @@ class MixService:
             return NothingAnalysed()
         return UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
 
-    async def _seed_and_pool(self, seed: Candidate | str, k: int,
-                             exclude: Sequence[str] = ()) -> tuple[Candidate, list[Candidate]]:
+    async def _seed_and_pool(
+        self, seed: Candidate | str, k: int, exclude: Sequence[str] = ()
+    ) -> tuple[Candidate, list[Candidate]]:
         """The seed (a stored track, or its id) and its ``k`` nearest candidates, ``exclude`` left out;
         one round trip when given an id."""
         if isinstance(seed, Candidate):
-            return seed, await store.nearest(self.db, seed.embedding, k, exclude=[seed.item_id, *exclude],
-                                             seed_id=seed.item_id)
+            return seed, await store.nearest(
+                self.db, seed.embedding, k, exclude=[seed.item_id, *exclude], seed_id=seed.item_id
+            )
         found, cands = await store.seed_and_nearest(self.db, seed, k, exclude)
         if found is None:
             raise await self._unknown_track(seed)
@@ -264,8 +277,9 @@ class MixService:
             return await self.song_mix(seed, n, previous)
         return await self.multi_mix(await self.seeds_for(kind, seed), n, previous)
 
-    async def mix_by_name(self, kind: MixKind, seed: str, n: int,
-                          previous: Sequence[str] = ()) -> tuple[MixResult, AlbumHit | ArtistHit | None]:
+    async def mix_by_name(
+        self, kind: MixKind, seed: str, n: int, previous: Sequence[str] = ()
+    ) -> tuple[MixResult, AlbumHit | ArtistHit | None]:
         """:meth:`mix`, an album or artist seed also taken as a name when it is no album id or
         exact artist name; the album or artist the name stood for comes back too (``None`` when
         the seed was used as it is)."""
@@ -336,8 +350,9 @@ class MixService:
         ceiling = {sid: (cands[-1].distance if cands else 1.0) for sid, cands in by_seed.items()}
         matches = []
         for key, per_seed in best.items():
-            divergence = sum(per_seed[s.item_id].distance if s.item_id in per_seed else ceiling[s.item_id]
-                             for s in seeds) / len(seeds)
+            divergence = sum(
+                per_seed[s.item_id].distance if s.item_id in per_seed else ceiling[s.item_id] for s in seeds
+            ) / len(seeds)
             pairs = [(s, per_seed[s.item_id]) for s in seeds if s.item_id in per_seed]
             matches.append(ArtistMatch(names[key], divergence, pairs))
         matches.sort(key=lambda m: (m.divergence, m.artist))
