@@ -74,8 +74,16 @@ TARGET_SPEEDUP = 6.0
 TARGET_PEAK_RSS_MB = 600.0
 
 STAGES = ("decode_s", "mel_s", "model_s", "tempo_s", "key_s", "other_s", "store_s")
-STAGE_LABELS = {"decode_s": "decode", "mel_s": "mel", "model_s": "model", "tempo_s": "tempo",
-                "key_s": "key", "other_s": "other", "store_s": "store", "total": "total"}
+STAGE_LABELS = {
+    "decode_s": "decode",
+    "mel_s": "mel",
+    "model_s": "model",
+    "tempo_s": "tempo",
+    "key_s": "key",
+    "other_s": "other",
+    "store_s": "store",
+    "total": "total",
+}
 
 
 # ============================================================================ measurements
@@ -127,9 +135,19 @@ class OurPipeline:
         # a new track row every time, so that each store is a first analysis (an insert)
         self._stored += 1
         item_id = f"bench-{self._stored}"
-        await library.upsert_tracks(self.pool, "local", [LibraryTrack(
-            item_id=item_id, title=track.path.name, album=track.package, duration_s=track.seconds,
-            file_path=str(track.path))])
+        await library.upsert_tracks(
+            self.pool,
+            "local",
+            [
+                LibraryTrack(
+                    item_id=item_id,
+                    title=track.path.name,
+                    album=track.package,
+                    duration_s=track.seconds,
+                    file_path=str(track.path),
+                )
+            ],
+        )
         t0 = time.perf_counter()
         result = analyze_path(track.path, AnalysisParams(max_patches=max_patches))
         analysis_s = time.perf_counter() - t0
@@ -143,12 +161,17 @@ class OurPipeline:
 
 
 def seed_run(answer: dict[str, Any]) -> Run:
-    return Run(answer["timings"], answer["total_s"], answer["patches"],
-               np.asarray(answer["embedding"], dtype=np.float32))
+    return Run(
+        answer["timings"],
+        answer["total_s"],
+        answer["patches"],
+        np.asarray(answer["embedding"], dtype=np.float32),
+    )
 
 
-async def measure(corpus: list[Track], settings: list[int], runs: int, ours: OurPipeline,
-                  seed: SeedWorker | None) -> list[TrackResult]:
+async def measure(
+    corpus: list[Track], settings: list[int], runs: int, ours: OurPipeline, seed: SeedWorker | None
+) -> list[TrackResult]:
     """``runs`` passes over the corpus; in each, every track goes through the seed's pipeline and then
     ours at each setting, so that the two are compared under the same machine load."""
     results = [TrackResult(t) for t in corpus]
@@ -167,27 +190,52 @@ def rss_probe(path: Path, max_patches: int, warmup: Path, runs: int) -> dict[str
     probes = []
     for r in range(runs):
         progress(f"memory, max_patches={max_patches}, run {r + 1}/{runs}")
-        out = subprocess.run([sys.executable, str(BENCH / "analysis_rss.py"), str(path), "--max-patches",
-                              str(max_patches), "--warmup", str(warmup)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(BENCH / "analysis_rss.py"),
+                str(path),
+                "--max-patches",
+                str(max_patches),
+                "--warmup",
+                str(warmup),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         probes.append(json.loads(out.strip().splitlines()[-1]))
-    return {"rss_models_mb": max(p["rss_models_mb"] for p in probes),
-            "rss_warm_mb": max(p["rss_warm_mb"] for p in probes),
-            "peak_rss_mb": max(p["peak_rss_mb"] for p in probes),
-            "analysis_s": median([p["analysis_s"] for p in probes]),
-            "source_minutes": probes[0]["source_seconds"] / 60,
-            "minutes_analysed": probes[0]["seconds_analysed"] / 60,
-            "patches": probes[0]["patches"]}
+    return {
+        "rss_models_mb": max(p["rss_models_mb"] for p in probes),
+        "rss_warm_mb": max(p["rss_warm_mb"] for p in probes),
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in probes),
+        "analysis_s": median([p["analysis_s"] for p in probes]),
+        "source_minutes": probes[0]["source_seconds"] / 60,
+        "minutes_analysed": probes[0]["seconds_analysed"] / 60,
+        "patches": probes[0]["patches"],
+    }
 
 
 def save_raw(results: list[TrackResult], path: Path) -> None:
     """Every run's figures (without the embeddings), for a closer look."""
+
     def runs(rs: list[Run]) -> list[dict[str, Any]]:
         return [{"total_s": r.total_s, "patches": r.patches, **r.stages} for r in rs]
 
-    path.write_text(json.dumps([{"track": res.track.name, "seconds": res.track.seconds, "seed": runs(res.seed),
-                                 "ours": {str(k): runs(rs) for k, rs in res.ours.items()}}
-                                for res in results], indent=1))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "track": res.track.name,
+                    "seconds": res.track.seconds,
+                    "seed": runs(res.seed),
+                    "ours": {str(k): runs(rs) for k, rs in res.ours.items()},
+                }
+                for res in results
+            ],
+            indent=1,
+        )
+    )
 
 
 def progress(message: str) -> None:
@@ -246,8 +294,10 @@ def at_four_minutes(results: list[TrackResult], setting: int | None) -> float:
 
 def speedups(results: list[TrackResult], setting: int) -> list[float]:
     """Per track: median over runs of seed time / our time in the same run."""
-    return [median([s.total_s / o.total_s for s, o in zip(res.seed, res.ours[setting], strict=True)])
-            for res in results]
+    return [
+        median([s.total_s / o.total_s for s, o in zip(res.seed, res.ours[setting], strict=True)])
+        for res in results
+    ]
 
 
 def cosines_to_all(results: list[TrackResult], setting: int) -> list[float]:
@@ -304,30 +354,44 @@ class Report:
 
     def header(self) -> str:
         minutes = sum(t.minutes for t in self.corpus)
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), platform.processor())
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
         before, after = ("/".join(f"{v:.1f}" for v in load) for load in (self.load_before, self.load_after))
         one_time = f"ours: models {self.our_load_s:.2f} s + warm-up {self.our_warmup_s:.2f} s"
         if self.seed is not None:
-            one_time += (f"; seed: TensorFlow + checkpoint {self.seed.load_s:.2f} s + warm-up "
-                         f"{self.seed.warmup_s:.2f} s (librosa/numba compilation)")
-        return "\n".join([
-            f"Corpus {self.args.corpus} ({', '.join(CORPORA[self.args.corpus])}): {len(self.corpus)} tracks "
-            f">= 60 s, {minutes:.1f} min of music (median track {median([t.minutes for t in self.corpus]):.1f} "
-            "min).",
-            f"Machine: {cpu}, {os.cpu_count()} cores; load average (1/5/15 min) {before} at start, {after} at end.",
-            f"{self.args.runs} runs; medians over runs, then over tracks. ANALYSIS_MAX_PATCHES={self.setting} "
-            "for the end-to-end, stage, speed-up and memory figures.",
-            f"One-time per process, not in the per-track times: {one_time}.",
-        ])
+            one_time += (
+                f"; seed: TensorFlow + checkpoint {self.seed.load_s:.2f} s + warm-up "
+                f"{self.seed.warmup_s:.2f} s (librosa/numba compilation)"
+            )
+        return "\n".join(
+            [
+                f"Corpus {self.args.corpus} ({', '.join(CORPORA[self.args.corpus])}): {len(self.corpus)} tracks "
+                f">= 60 s, {minutes:.1f} min of music (median track {median([t.minutes for t in self.corpus]):.1f} "
+                "min).",
+                f"Machine: {cpu}, {os.cpu_count()} cores; load average (1/5/15 min) {before} at start, {after} at end.",
+                f"{self.args.runs} runs; medians over runs, then over tracks. ANALYSIS_MAX_PATCHES={self.setting} "
+                "for the end-to-end, stage, speed-up and memory figures.",
+                f"One-time per process, not in the per-track times: {one_time}.",
+            ]
+        )
 
     def per_track_table(self) -> str:
         rows = []
         ratio = speedups(self.results, self.setting) if self.has_seed else []
         for i, res in enumerate(self.results):
             ours = median([r.total_s for r in res.ours[self.setting]])
-            row: list[object] = [res.track.name, f"{res.track.minutes:.1f}", res.ours[0][0].patches,
-                                 f"{ours:.2f}"]
+            row: list[object] = [
+                res.track.name,
+                f"{res.track.minutes:.1f}",
+                res.ours[0][0].patches,
+                f"{ours:.2f}",
+            ]
             if self.has_seed:
                 seed = median([r.total_s for r in res.seed])
                 row += [f"{seed:.2f}", f"{1 / ratio[i]:.3f}", x(ratio[i])]
@@ -342,13 +406,18 @@ class Report:
         seed = stage_stats(self.results, None) if self.has_seed else None
         rows = []
         for stage in (*STAGES, "total"):
-            row: list[object] = [STAGE_LABELS[stage], f"{ours.per_track[stage]:.3f}",
-                                 f"{ours.per_4min[stage]:.3f}"]
+            row: list[object] = [
+                STAGE_LABELS[stage],
+                f"{ours.per_track[stage]:.3f}",
+                f"{ours.per_4min[stage]:.3f}",
+            ]
             if seed is not None:
                 has = stage not in ("other_s", "store_s")
-                row += [f"{seed.per_track[stage]:.3f}" if has else "-",
-                        f"{seed.per_4min[stage]:.3f}" if has else "-",
-                        x(seed.per_4min[stage] / ours.per_4min[stage]) if has and ours.per_4min[stage] else "-"]
+                row += [
+                    f"{seed.per_track[stage]:.3f}" if has else "-",
+                    f"{seed.per_4min[stage]:.3f}" if has else "-",
+                    x(seed.per_4min[stage] / ours.per_4min[stage]) if has and ours.per_4min[stage] else "-",
+                ]
             rows.append(row)
         headers = ["stage", "ours s/track", "ours s/4-min track"]
         if seed is not None:
@@ -360,106 +429,217 @@ class Report:
         if self.has_seed:
             cos = [cosine(res.seed[0].embedding, res.ours[0][0].embedding) for res in self.results]
             seed = stage_stats(self.results, None)
-            rows.append(["seed (TensorFlow, all)", median([res.seed[0].patches for res in self.results]), "-",
-                         f"{min(cos):.5f}", f"{median(cos):.5f}", f"{seed.per_track['total']:.2f}",
-                         f"{seed.per_4min['total']:.2f}"])
+            rows.append(
+                [
+                    "seed (TensorFlow, all)",
+                    median([res.seed[0].patches for res in self.results]),
+                    "-",
+                    f"{min(cos):.5f}",
+                    f"{median(cos):.5f}",
+                    f"{seed.per_track['total']:.2f}",
+                    f"{seed.per_4min['total']:.2f}",
+                ]
+            )
         for k in [0, *sorted(k for k in self.sweep if k > 0)]:
             cos = cosines_to_all(self.results, k)
             stats = stage_stats(self.results, k)
             cut = sum(res.ours[0][0].patches > k > 0 for res in self.results)
-            rows.append([f"{k}" if k else "0 (all)", median([res.ours[k][0].patches for res in self.results]),
-                         f"{cut}/{len(self.results)}", f"{min(cos):.5f}", f"{median(cos):.5f}",
-                         f"{stats.per_track['total']:.2f}", f"{stats.per_4min['total']:.2f}"])
-        return md_table(["max_patches", "patches/track", "tracks cut", "min cos", "median cos", "s/track",
-                         "s/4-min track"], rows)
+            rows.append(
+                [
+                    f"{k}" if k else "0 (all)",
+                    median([res.ours[k][0].patches for res in self.results]),
+                    f"{cut}/{len(self.results)}",
+                    f"{min(cos):.5f}",
+                    f"{median(cos):.5f}",
+                    f"{stats.per_track['total']:.2f}",
+                    f"{stats.per_4min['total']:.2f}",
+                ]
+            )
+        return md_table(
+            [
+                "max_patches",
+                "patches/track",
+                "tracks cut",
+                "min cos",
+                "median cos",
+                "s/track",
+                "s/4-min track",
+            ],
+            rows,
+        )
 
     def memory_table(self) -> str:
-        rows = [[f"{k}" if k else "0 (all)", f"{m['source_minutes']:.0f} min, {m['minutes_analysed']:.0f} "
-                 f"min analysed, {m['patches']} patches", f"{m['rss_models_mb']:.0f} MB",
-                 f"{m['rss_warm_mb']:.0f} MB", f"{m['peak_rss_mb']:.0f} MB", f"{m['analysis_s']:.2f} s"]
-                for k, m in self.memory.items()]
-        return md_table(["max_patches", "file", "RSS after model load", "after a 10-s warm-up", "peak RSS",
-                         "analysis time"], rows)
+        rows = [
+            [
+                f"{k}" if k else "0 (all)",
+                f"{m['source_minutes']:.0f} min, {m['minutes_analysed']:.0f} "
+                f"min analysed, {m['patches']} patches",
+                f"{m['rss_models_mb']:.0f} MB",
+                f"{m['rss_warm_mb']:.0f} MB",
+                f"{m['peak_rss_mb']:.0f} MB",
+                f"{m['analysis_s']:.2f} s",
+            ]
+            for k, m in self.memory.items()
+        ]
+        return md_table(
+            [
+                "max_patches",
+                "file",
+                "RSS after model load",
+                "after a 10-s warm-up",
+                "peak RSS",
+                "analysis time",
+            ],
+            rows,
+        )
 
     def targets(self) -> list[tuple[str, str, bool | None]]:
         four = at_four_minutes(self.results, self.setting)
         rate = stage_stats(self.results, self.setting).per_4min["total"]
         rows: list[tuple[str, str, bool | None]] = [
-            (f"<= {TARGET_S_PER_4MIN:.1f} s per 4-minute track, end to end",
-             f"{four:.2f} s (fit at 4 min; {rate:.2f} s per 4 min of music over the corpus)",
-             four <= TARGET_S_PER_4MIN)]
+            (
+                f"<= {TARGET_S_PER_4MIN:.1f} s per 4-minute track, end to end",
+                f"{four:.2f} s (fit at 4 min; {rate:.2f} s per 4 min of music over the corpus)",
+                four <= TARGET_S_PER_4MIN,
+            )
+        ]
         if self.has_seed:
             ratio = median(speedups(self.results, self.setting))
             seed_four = at_four_minutes(self.results, None)
             seed_rate = stage_stats(self.results, None).per_4min["total"]
-            rows.append((f">= {TARGET_SPEEDUP:.0f}x the seed pipeline (4-minute track)",
-                         f"{x(seed_four / four)} ({seed_four:.2f} s / {four:.2f} s; median per track "
-                         f"{x(ratio)}, whole corpus {x(seed_rate / rate)})", seed_four / four >= TARGET_SPEEDUP))
+            rows.append(
+                (
+                    f">= {TARGET_SPEEDUP:.0f}x the seed pipeline (4-minute track)",
+                    f"{x(seed_four / four)} ({seed_four:.2f} s / {four:.2f} s; median per track "
+                    f"{x(ratio)}, whole corpus {x(seed_rate / rate)})",
+                    seed_four / four >= TARGET_SPEEDUP,
+                )
+            )
         else:
             rows.append((f">= {TARGET_SPEEDUP:.0f}x the seed pipeline", "not measured (--skip-seed)", None))
         peak = self.memory[self.setting]["peak_rss_mb"]
-        rows.append((f"peak RSS <= {TARGET_PEAK_RSS_MB:.0f} MB (60-minute file)", f"{peak:.0f} MB",
-                     peak <= TARGET_PEAK_RSS_MB))
+        rows.append(
+            (
+                f"peak RSS <= {TARGET_PEAK_RSS_MB:.0f} MB (60-minute file)",
+                f"{peak:.0f} MB",
+                peak <= TARGET_PEAK_RSS_MB,
+            )
+        )
         return rows
 
     def targets_table(self) -> str:
-        return md_table(["target", "measured", ""],
-                        [(t, m, "-" if ok is None else met(ok)) for t, m, ok in self.targets()])
+        return md_table(
+            ["target", "measured", ""],
+            [(t, m, "-" if ok is None else met(ok)) for t, m, ok in self.targets()],
+        )
 
     def recommendation(self) -> str:
         k = recommend(self.results, self.sweep)
         if k is None:
-            return (f"No max_patches setting keeps every track within cosine {MIN_COSINE} of the all-patches "
-                    "embedding: use ANALYSIS_MAX_PATCHES=0 (all).")
+            return (
+                f"No max_patches setting keeps every track within cosine {MIN_COSINE} of the all-patches "
+                "embedding: use ANALYSIS_MAX_PATCHES=0 (all)."
+            )
         cos = cosines_to_all(self.results, k)
-        return (f"Recommended ANALYSIS_MAX_PATCHES={k}: the smallest setting whose worst track stays within "
-                f"cosine {MIN_COSINE} of the all-patches embedding (min {min(cos):.5f}, median "
-                f"{median(cos):.5f} over {len(cos)} tracks).")
+        return (
+            f"Recommended ANALYSIS_MAX_PATCHES={k}: the smallest setting whose worst track stays within "
+            f"cosine {MIN_COSINE} of the all-patches embedding (min {min(cos):.5f}, median "
+            f"{median(cos):.5f} over {len(cos)} tracks)."
+        )
 
     def command(self) -> str:
         return shlex.join(["python", "bench/analysis.py", *sys.argv[1:]])
 
     def text(self) -> str:
-        parts = [self.header(), "", f"Per track, end to end (max_patches={self.setting}):", self.per_track_table(),
-                 "", "Per stage:", self.stage_table(), "",
-                 "Embedding fidelity (cosine to our all-patches float32 embedding) and time per setting:",
-                 self.fidelity_table(), "", "Worker memory, 60-minute file (fresh process):", self.memory_table(),
-                 "", "Targets:", self.targets_table(), "", self.recommendation()]
+        parts = [
+            self.header(),
+            "",
+            f"Per track, end to end (max_patches={self.setting}):",
+            self.per_track_table(),
+            "",
+            "Per stage:",
+            self.stage_table(),
+            "",
+            "Embedding fidelity (cosine to our all-patches float32 embedding) and time per setting:",
+            self.fidelity_table(),
+            "",
+            "Worker memory, 60-minute file (fresh process):",
+            self.memory_table(),
+            "",
+            "Targets:",
+            self.targets_table(),
+            "",
+            self.recommendation(),
+        ]
         return "\n".join(parts)
 
     def readme_block(self) -> str:
-        return "\n".join([
-            "### Analysis (`bench/analysis.py`)", "",
-            f"`{self.command()}` ({time.strftime('%Y-%m-%d')}).", "",
-            self.header(), "",
-            self.targets_table(), "",
-            "Per stage, in seconds:", "", self.stage_table(), "",
-            "Embedding fidelity and time per `ANALYSIS_MAX_PATCHES`:", "", self.fidelity_table(), "",
-            "Memory of a worker analysing a 60-minute file:", "", self.memory_table(), "",
-            self.recommendation(),
-        ])
+        return "\n".join(
+            [
+                "### Analysis (`bench/analysis.py`)",
+                "",
+                f"`{self.command()}` ({time.strftime('%Y-%m-%d')}).",
+                "",
+                self.header(),
+                "",
+                self.targets_table(),
+                "",
+                "Per stage, in seconds:",
+                "",
+                self.stage_table(),
+                "",
+                "Embedding fidelity and time per `ANALYSIS_MAX_PATCHES`:",
+                "",
+                self.fidelity_table(),
+                "",
+                "Memory of a worker analysing a 60-minute file:",
+                "",
+                self.memory_table(),
+                "",
+                self.recommendation(),
+            ]
+        )
 
 
 # ============================================================================ main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=3, help="repetitions; medians are reported (default 3)")
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="small")
-    ap.add_argument("--max-patches", type=int, nargs="+", default=list(DEFAULT_SWEEP), metavar="N",
-                    help=f"settings compared with all patches (default {' '.join(map(str, DEFAULT_SWEEP))})")
+    ap.add_argument(
+        "--max-patches",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SWEEP),
+        metavar="N",
+        help=f"settings compared with all patches (default {' '.join(map(str, DEFAULT_SWEEP))})",
+    )
     default_setting = Settings.model_fields["analysis_max_patches"].default
-    ap.add_argument("--setting", type=int, default=default_setting, metavar="N",
-                    help="ANALYSIS_MAX_PATCHES of the end-to-end, stage, speed-up and memory figures "
-                         f"(default: the configured default, {default_setting})")
-    ap.add_argument("--seed-python", type=Path,
-                    help="python of an existing environment with TensorFlow, librosa and musicnn 0.1.0 "
-                         "(default: made once in <cache>/seed-venv from models/requirements-convert.txt)")
+    ap.add_argument(
+        "--setting",
+        type=int,
+        default=default_setting,
+        metavar="N",
+        help="ANALYSIS_MAX_PATCHES of the end-to-end, stage, speed-up and memory figures "
+        f"(default: the configured default, {default_setting})",
+    )
+    ap.add_argument(
+        "--seed-python",
+        type=Path,
+        help="python of an existing environment with TensorFlow, librosa and musicnn 0.1.0 "
+        "(default: made once in <cache>/seed-venv from models/requirements-convert.txt)",
+    )
     ap.add_argument("--skip-seed", action="store_true", help="do not run the seed's pipeline")
-    ap.add_argument("--long-minutes", type=int, default=60, help="length of the memory test file (default 60)")
-    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"cache folder (default {DEFAULT_CACHE})")
+    ap.add_argument(
+        "--long-minutes", type=int, default=60, help="length of the memory test file (default 60)"
+    )
+    ap.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help=f"cache folder (default {DEFAULT_CACHE})"
+    )
     args = ap.parse_args(argv)
     if args.runs < 1 or min(args.max_patches) < 0 or args.setting < 0:
         ap.error("--runs must be positive and max_patches settings non-negative")
@@ -506,8 +686,19 @@ async def run(args: argparse.Namespace) -> Report:
 
     save_raw(results, cache / f"analysis-{args.corpus}.json")
     memory = {k: rss_probe(long_file, k, warmup, args.runs) for k in dict.fromkeys([args.setting, 0])}
-    return Report(args, corpus, results, args.setting, sweep, our_load_s, our_warmup_s, seed, memory,
-                  load_before, os.getloadavg())
+    return Report(
+        args,
+        corpus,
+        results,
+        args.setting,
+        sweep,
+        our_load_s,
+        our_warmup_s,
+        seed,
+        memory,
+        load_before,
+        os.getloadavg(),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,8 +139,9 @@ def make_long_file(tracks: list[Track], dest_dir: Path, minutes: int = 60) -> Pa
     dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     remaining = minutes * 60 * rate
-    with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels, format="FLAC",
-                      subtype="PCM_16") as out:
+    with sf.SoundFile(
+        str(tmp), "w", samplerate=rate, channels=channels, format="FLAC", subtype="PCM_16"
+    ) as out:
         for block in _looping_blocks(sources, rate):
             block = block[:remaining]
             if block.shape[1] != channels:  # mono source: the same signal on both sides

@@ -51,10 +51,19 @@ def main() -> int:
     t0 = time.perf_counter()
     result = analyze_path(args.file, params)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"rss_models_mb": loaded_mb, "rss_warm_mb": warm_mb, "peak_rss_mb": peak_rss_mb(),
-                      "analysis_s": seconds, "seconds_analysed": result.features["seconds_analysed"],
-                      "source_seconds": result.features["source_seconds"],
-                      "patches": result.features["patches"]}))
+    print(
+        json.dumps(
+            {
+                "rss_models_mb": loaded_mb,
+                "rss_warm_mb": warm_mb,
+                "peak_rss_mb": peak_rss_mb(),
+                "analysis_s": seconds,
+                "seconds_analysed": result.features["seconds_analysed"],
+                "source_seconds": result.features["source_seconds"],
+                "patches": result.features["patches"],
+            }
+        )
+    )
     return 0
 
 

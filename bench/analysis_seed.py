@@ -55,13 +55,22 @@ class SeedWorker:
     """bench/seed_pipeline.py in a subprocess: ``analyze(path)`` returns its JSON answer."""
 
     def __init__(self, python: Path, warmup_clip: Path, log_path: Path) -> None:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-               "PYTHONWARNINGS": "ignore"}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONWARNINGS": "ignore",
+        }
         self.log_path = log_path
         self._log: TextIO = log_path.open("w")
-        self._proc = subprocess.Popen([str(python), str(SEED_SCRIPT), "--warmup", str(warmup_clip)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                      text=True, env=env)
+        self._proc = subprocess.Popen(
+            [str(python), str(SEED_SCRIPT), "--warmup", str(warmup_clip)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+        )
         ready = self._read()
         self.load_s: float = ready["load_s"]
         self.warmup_s: float = ready["warmup_s"]

@@ -84,10 +84,20 @@ def run_fake_jellyfin(n: int, port_out: Any, ready: Any) -> None:
 
     vectors, styles = make_embeddings(n, styles=max(12, n // 2000), seed=42)
     del vectors
-    tracks = [FakeTrack.build(t.title, t.artist, t.album, Path(f"/music/{t.item_id}.flac"), id=t.item_id,
-                              genres=[t.genre], index_number=t.track_number, duration_s=200.0,
-                              date_created=datetime(2024, 1, 1, tzinfo=UTC))
-              for t in make_tracks(n, styles)]
+    tracks = [
+        FakeTrack.build(
+            t.title,
+            t.artist,
+            t.album,
+            Path(f"/music/{t.item_id}.flac"),
+            id=t.item_id,
+            genres=[t.genre],
+            index_number=t.track_number,
+            duration_s=200.0,
+            date_created=datetime(2024, 1, 1, tzinfo=UTC),
+        )
+        for t in make_tracks(n, styles)
+    ]
 
     async def serve() -> None:
         fake = FakeJellyfin(tracks, token=TOKEN, strict=False)
@@ -117,12 +127,17 @@ def run_sidecar(env: dict[str, str], ready: Any) -> None:
 
     async def serve() -> None:
         main = create_app(settings, Endpoints(env["DATABASE_URL"], env["REDIS_URL"]))
-        runners = [web.AppRunner(main, access_log=None), web.AppRunner(jellyfin.create_app(main), access_log=None)]
+        runners = [
+            web.AppRunner(main, access_log=None),
+            web.AppRunner(jellyfin.create_app(main), access_log=None),
+        ]
         await runners[0].setup()
         await runners[1].setup()
         shared = settings.web_processes > 1
         await web.TCPSite(runners[0], "127.0.0.1", int(env["WEB_PORT"]), reuse_port=shared).start()
-        await web.TCPSite(runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"]), reuse_port=shared).start()
+        await web.TCPSite(
+            runners[1], "127.0.0.1", int(env["JELLYFIN_BRIDGE_PORT"]), reuse_port=shared
+        ).start()
         gc.collect()  # as audiomuse web does once it listens (sidecar/cli.py)
         gc.freeze()
         ready.set()
@@ -150,7 +165,9 @@ def server_timing(header: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+);dur=([\d.]+)", header)}
 
 
-async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
+async def load(
+    urls: list[str], clients: int, headers: dict[str, str]
+) -> tuple[list[dict[str, float]], float]:
     """Per request {latency, and the Server-Timing parts} in ms, and the wall time, of GETs
     at ``clients`` concurrency."""
     import aiohttp
@@ -159,6 +176,7 @@ async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[
     queue = list(reversed(urls))
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+
         async def client() -> None:
             while queue:
                 results.append(await timed_get(http, queue.pop(), time.perf_counter()))
@@ -168,8 +186,9 @@ async def load(urls: list[str], clients: int, headers: dict[str, str]) -> tuple[
         return results, time.perf_counter() - t0
 
 
-async def open_loop(urls: list[str], rate: float, clients: int,
-                    headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
+async def open_loop(
+    urls: list[str], rate: float, clients: int, headers: dict[str, str]
+) -> tuple[list[dict[str, float]], float]:
     """Like :func:`load`, but requests arrive at random (Poisson) at ``rate`` per second, at
     most ``clients`` in flight; latency counts from the planned arrival (no coordinated omission)."""
     import aiohttp
@@ -178,6 +197,7 @@ async def open_loop(urls: list[str], rate: float, clients: int,
     rng = random.Random(2)
     gate = asyncio.Semaphore(clients)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), headers=headers) as http:
+
         async def one(url: str, planned: float) -> None:
             async with gate:
                 results.append(await timed_get(http, url, planned))
@@ -192,8 +212,9 @@ async def open_loop(urls: list[str], rate: float, clients: int,
         return results, time.perf_counter() - t0
 
 
-async def wrk_clients(base: str, urls: list[str], rate: float, clients: int, seconds: float,
-                      headers: dict[str, str]) -> tuple[list[dict[str, float]], float]:
+async def wrk_clients(
+    base: str, urls: list[str], rate: float, clients: int, seconds: float, headers: dict[str, str]
+) -> tuple[list[dict[str, float]], float]:
     """Like :func:`open_loop`, with wrk (C, from Debian's package) as the load generator: each of
     ``clients`` connections is a client that asks for a random one of ``urls``, waits for the
     answer and thinks for an exponentially distributed time (mean ``clients / rate``), for
@@ -202,12 +223,30 @@ async def wrk_clients(base: str, urls: list[str], rate: float, clients: int, sec
     with tempfile.TemporaryDirectory() as tmp:
         paths, out = Path(tmp) / "paths", Path(tmp) / "out.tsv"
         paths.write_text("".join(url.removeprefix(base) + "\n" for url in urls))
-        cmd = ["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "10s",
-               "-s", str(Path(__file__).with_name("wrk_clients.lua")), *(a for k, v in headers.items()
-                                                                       for a in ("-H", f"{k}: {v}")), base]
-        env = {**os.environ, "PATHS_FILE": str(paths), "OUT_FILE": str(out), "THINK_MS": str(clients / rate * 1000)}
-        proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT)
+        cmd = [
+            "wrk",
+            "-t",
+            str(clients),
+            "-c",
+            str(clients),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(Path(__file__).with_name("wrk_clients.lua")),
+            *(a for k, v in headers.items() for a in ("-H", f"{k}: {v}")),
+            base,
+        ]
+        env = {
+            **os.environ,
+            "PATHS_FILE": str(paths),
+            "OUT_FILE": str(out),
+            "THINK_MS": str(clients / rate * 1000),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         output, _ = await proc.communicate()
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"wrk failed: {output.decode(errors='replace')}")
@@ -244,12 +283,15 @@ def added_row(mixes: list[dict[str, float]], direct: list[dict[str, float]]) -> 
     return f"  {'added vs direct (mix included)':<36} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms"
 
 
-async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
-                seeds: list[str]) -> dict[str, float]:
+async def bench(
+    args: argparse.Namespace, bridge: str, api: str, jellyfin: str, seeds: list[str]
+) -> dict[str, float]:
     import aiohttp
 
-    auth = {"Authorization": f'MediaBrowser Client="bench", Device="bench", DeviceId="bench", Version="1", '
-                             f'Token="{TOKEN}"'}
+    auth = {
+        "Authorization": f'MediaBrowser Client="bench", Device="bench", DeviceId="bench", Version="1", '
+        f'Token="{TOKEN}"'
+    }
     rng = random.Random(1)
     chosen = [rng.choice(seeds) for _ in range(args.requests)]
     mix_urls = [f"{bridge}/Items/{seed}/InstantMix?limit={args.limit}" for seed in chosen]
@@ -264,8 +306,10 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
             ids_for[url] = ",".join(i["Id"] for i in body["Items"])
     direct_urls = [f"{jellyfin}/Items?ids={ids_for[u]}&enableTotalRecordCount=false" for u in mix_urls]
 
-    print(f"\nJellyfin bridge: {args.tracks} tracks, limit={args.limit}, {args.requests} requests per line "
-          "(300 at 1 client)")
+    print(
+        f"\nJellyfin bridge: {args.tracks} tracks, limit={args.limit}, {args.requests} requests per line "
+        "(300 at 1 client)"
+    )
 
     def report(title: str, mixes: list[dict[str, float]], wall: float) -> list[float]:
         layer = [r["latency"] - r["mix"] - r["upstream"] for r in mixes]
@@ -275,7 +319,12 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
         print(row("  of which Jellyfin /Items?ids=", col(mixes, "upstream")))
         print(row("  bridge layer (own overhead)", layer))
         print(row("    in the bridge's handler", col(mixes, "bridge")))
-        print(row("    outside it (queueing, sockets)", [x - r["bridge"] for x, r in zip(layer, mixes, strict=True)]))
+        print(
+            row(
+                "    outside it (queueing, sockets)",
+                [x - r["bridge"] for x, r in zip(layer, mixes, strict=True)],
+            )
+        )
         return layer
 
     figures: dict[str, float] = {}
@@ -290,22 +339,28 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
         cpu_api = (cpu_seconds(args.sidecar_pids) - cpu0) / n * 1000
         ping, pwall = await load([f"{bridge}/System/Ping"] * n, clients, {})
         ping_direct, pdwall = await load([f"{jellyfin}/System/Ping"] * n, clients, {})
-        title = f"{clients} client{'s' if clients > 1 else ''}" + (", closed loop (saturation)" if clients > 1 else "")
+        title = f"{clients} client{'s' if clients > 1 else ''}" + (
+            ", closed loop (saturation)" if clients > 1 else ""
+        )
         layer = report(title, mixes, wall)
         print(row("Jellyfin /Items?ids= direct", col(direct, "latency"), dwall))
         print(added_row(mixes, direct))
         print(row("/api/mix (same mixes, no bridge)", col(api_mix, "latency"), awall))
         print(row("pass-through /System/Ping", col(ping, "latency"), pwall))
         print(row("/System/Ping direct", col(ping_direct, "latency"), pdwall))
-        print(f"  sidecar CPU per request: bridge mix {cpu_bridge:.2f} ms, /api/mix {cpu_api:.2f} ms "
-              f"(bridge layer {cpu_bridge - cpu_api:.2f} ms)")
+        print(
+            f"  sidecar CPU per request: bridge mix {cpu_bridge:.2f} ms, /api/mix {cpu_api:.2f} ms "
+            f"(bridge layer {cpu_bridge - cpu_api:.2f} ms)"
+        )
         figures[f"layer_p99_{clients}"] = pct(layer, 99)
     for rate in args.rates:
         for generator in args.load_generator:
             if generator == "wrk":
                 title = f"{args.clients} clients (wrk), each thinking {args.clients / rate:g} s on average"
                 mixes, wall = await wrk_clients(bridge, mix_urls, rate, args.clients, args.open_seconds, auth)
-                direct, dwall = await wrk_clients(jellyfin, direct_urls, rate, args.clients, args.open_seconds, auth)
+                direct, dwall = await wrk_clients(
+                    jellyfin, direct_urls, rate, args.clients, args.open_seconds, auth
+                )
             else:
                 n = min(len(mix_urls), int(rate * args.open_seconds))
                 title = f"{args.clients} clients (aiohttp), open loop at {rate:g} mixes/s ({n} requests)"
@@ -318,8 +373,10 @@ async def bench(args: argparse.Namespace, bridge: str, api: str, jellyfin: str,
     print()
     for key, value in figures.items():
         note = "; closed loop, saturated: every request queues" if key == f"layer_p99_{args.clients}" else ""
-        print(f" bridge layer p99, {key.removeprefix('layer_p99_').replace('_', ' ')}: {value:.2f} ms "
-              f"({'within' if value <= 10 else 'over'} the 10 ms target{note})")
+        print(
+            f" bridge layer p99, {key.removeprefix('layer_p99_').replace('_', ' ')}: {value:.2f} ms "
+            f"({'within' if value <= 10 else 'over'} the 10 ms target{note})"
+        )
     return figures
 
 
@@ -353,20 +410,30 @@ def load_generators(value: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tracks", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--web-processes", type=int, default=1,
-                        help="sidecar processes sharing the ports (WEB_PROCESSES)")
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="sidecar processes sharing the ports (WEB_PROCESSES)"
+    )
     parser.add_argument("--limit", type=int, default=50, help="mix length asked for (clients send 50-200)")
-    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 50.0],
-                        help="mixes per second of the open-loop runs (default 10,50: 50 clients asking for a "
-                             "mix every 5 s, every second)")
-    parser.add_argument("--load-generator", type=load_generators,
-                        default=["wrk"] if shutil.which("wrk") else ["aiohttp"],
-                        help="who sends the --rates runs: wrk (C; Debian package wrk; the default when "
-                             "installed) and/or aiohttp (this process), comma-separated")
+    parser.add_argument(
+        "--rates",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[10.0, 50.0],
+        help="mixes per second of the open-loop runs (default 10,50: 50 clients asking for a "
+        "mix every 5 s, every second)",
+    )
+    parser.add_argument(
+        "--load-generator",
+        type=load_generators,
+        default=["wrk"] if shutil.which("wrk") else ["aiohttp"],
+        help="who sends the --rates runs: wrk (C; Debian package wrk; the default when "
+        "installed) and/or aiohttp (this process), comma-separated",
+    )
     parser.add_argument("--open-seconds", type=float, default=30.0, help="length of each open-loop run")
     args = parser.parse_args()
 
@@ -388,11 +455,20 @@ def main() -> None:
             raise SystemExit("the stand-in Jellyfin did not start")
         jellyfin = f"http://127.0.0.1:{port.value}"
         bridge_port, web_port = free_port(), free_port()
-        env = {"MEDIASERVER_TYPE": "jellyfin", "JELLYFIN_URL": jellyfin, "JELLYFIN_USER_ID": "0" * 32,
-               "JELLYFIN_TOKEN": TOKEN, "JELLYFIN_BRIDGE_PORT": str(bridge_port), "WEB_PORT": str(web_port),
-               "DATABASE_URL": dsn,
-               "REDIS_URL": redis_url, "AUDIOMUSE_DATA_DIR": str(workdir / "data"), "LOG_LEVEL": "WARNING",
-               "AI_CHAT_DB_USER_NAME": "ai_user_bench_bridge", "WEB_PROCESSES": str(args.web_processes)}
+        env = {
+            "MEDIASERVER_TYPE": "jellyfin",
+            "JELLYFIN_URL": jellyfin,
+            "JELLYFIN_USER_ID": "0" * 32,
+            "JELLYFIN_TOKEN": TOKEN,
+            "JELLYFIN_BRIDGE_PORT": str(bridge_port),
+            "WEB_PORT": str(web_port),
+            "DATABASE_URL": dsn,
+            "REDIS_URL": redis_url,
+            "AUDIOMUSE_DATA_DIR": str(workdir / "data"),
+            "LOG_LEVEL": "WARNING",
+            "AI_CHAT_DB_USER_NAME": "ai_user_bench_bridge",
+            "WEB_PROCESSES": str(args.web_processes),
+        }
         args.sidecar_pids = []
         for _ in range(args.web_processes):
             ready = ctx.Event()
@@ -401,7 +477,9 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("the sidecar did not start")
             args.sidecar_pids.append(procs[-1].pid)
-        asyncio.run(bench(args, f"http://127.0.0.1:{bridge_port}", f"http://127.0.0.1:{web_port}", jellyfin, ids))
+        asyncio.run(
+            bench(args, f"http://127.0.0.1:{bridge_port}", f"http://127.0.0.1:{web_port}", jellyfin, ids)
+        )
     finally:
         for proc in procs:
             proc.terminate()

@@ -58,8 +58,16 @@ def _init(n: int) -> None:
     limit_threads()
 
 
-def _batch(n: int, values: dict[str, Any], k_range: tuple[int, int], elites: list[dict[str, Any]], index: int,
-           start: int, runs: int, min_size: int) -> tuple[int, float | None, dict[str, Any] | None]:
+def _batch(
+    n: int,
+    values: dict[str, Any],
+    k_range: tuple[int, int],
+    elites: list[dict[str, Any]],
+    index: int,
+    start: int,
+    runs: int,
+    min_size: int,
+) -> tuple[int, float | None, dict[str, Any] | None]:
     assert _LIB is not None
     b = Batch(_LIB, ClusteringParams.model_validate(values), k_range, elites, index, start, runs, 7, min_size)
     for _ in range(runs):
@@ -81,23 +89,40 @@ def ours(n: int, params: ClusteringParams, runs: int, workers: int) -> tuple[flo
         pending: set[Future[Any]] = set()
         launched = 0
         while launched < batches or pending:
-            while launched < batches and len(pending) < params.max_concurrent_batch_jobs and len(pending) < workers:
+            while (
+                launched < batches
+                and len(pending) < params.max_concurrent_batch_jobs
+                and len(pending) < workers
+            ):
                 start = launched * per
-                pending.add(pool.submit(_batch, n, values, k_range, [e for _, e in elites], launched, start,
-                                        min(per, runs - start), min_size))
+                pending.add(
+                    pool.submit(
+                        _batch,
+                        n,
+                        values,
+                        k_range,
+                        [e for _, e in elites],
+                        launched,
+                        start,
+                        min(per, runs - start),
+                        min_size,
+                    )
+                )
                 launched += 1
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
                 _, score, run = f.result()
                 if score is not None and run is not None:
                     best = max(best, score)
-                    elites = sorted([*elites, (score, run)], key=lambda e: -e[0])[:params.top_n_elites]
+                    elites = sorted([*elites, (score, run)], key=lambda e: -e[0])[: params.top_n_elites]
     return time.perf_counter() - t0, best
 
 
 def seed_vector(lib: Library) -> np.ndarray:
     """Upstream's 13-d vector: tempo, energy, the first five mood labels, six features."""
-    return np.hstack([lib.vectors[:, :2], lib.vectors[:, MOOD0:MOOD0 + 5], lib.vectors[:, OTHER0:OTHER0 + 6]])
+    return np.hstack(
+        [lib.vectors[:, :2], lib.vectors[:, MOOD0 : MOOD0 + 5], lib.vectors[:, OTHER0 : OTHER0 + 6]]
+    )
 
 
 def seed_faithful(lib: Library, params: ClusteringParams, runs: int) -> tuple[float, float]:
@@ -119,15 +144,28 @@ def seed_faithful(lib: Library, params: ClusteringParams, runs: int) -> tuple[fl
             km = KMeans(n_clusters=run["n_clusters"], init="k-means++", n_init=10).fit(data)
             labels, centres = km.labels_, dict(enumerate(km.cluster_centers_))
         elif run["method"] == "gmm":
-            gm = GaussianMixture(n_components=run["n_clusters"], covariance_type="full", init_params="k-means++",
-                                 n_init=10, reg_covar=1e-4).fit(data)
+            gm = GaussianMixture(
+                n_components=run["n_clusters"],
+                covariance_type="full",
+                init_params="k-means++",
+                n_init=10,
+                reg_covar=1e-4,
+            ).fit(data)
             labels, centres = gm.predict(data), dict(enumerate(gm.means_))
         else:
             labels = DBSCAN(eps=run["eps"], min_samples=run["min_samples"]).fit_predict(data)
             centres = {int(c): data[labels == c].mean(axis=0) for c in np.unique(labels) if c >= 0}
-        fitted = Fitted(data, labels.astype(np.int64), {c: v for c, v in centres.items() if np.any(labels == c)})
-        cands = candidates(lib, sample, fitted, max_distance=params.max_distance,
-                           max_per_artist=params.max_songs_per_artist, min_size=params.playlist_floor(n))
+        fitted = Fitted(
+            data, labels.astype(np.int64), {c: v for c, v in centres.items() if np.any(labels == c)}
+        )
+        cands = candidates(
+            lib,
+            sample,
+            fitted,
+            max_distance=params.max_distance,
+            max_per_artist=params.max_songs_per_artist,
+            min_size=params.playlist_floor(n),
+        )
         score, _ = fitness.score(lib, fitted, cands, params)
         if cands:
             best = max(best, score)
@@ -145,9 +183,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="processes (the worker's work slots)")
     args = ap.parse_args()
     lib, params = make_library(args.tracks)
-    print(f"{len(lib)} tracks, cluster range {auto_range(len(lib))}, smallest playlist "
-          f"{params.playlist_floor(len(lib))}, {args.workers} processes")
-    print("| method | ours: runs | wall s | s/run | best | seed: runs | wall s | s/run | best | speed per run |")
+    print(
+        f"{len(lib)} tracks, cluster range {auto_range(len(lib))}, smallest playlist "
+        f"{params.playlist_floor(len(lib))}, {args.workers} processes"
+    )
+    print(
+        "| method | ours: runs | wall s | s/run | best | seed: runs | wall s | s/run | best | speed per run |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for method in args.methods:
         p = params.model_copy(update={"cluster_algorithm": method})
@@ -155,8 +197,11 @@ def main() -> None:
         seed_runs = args.seed_gmm_runs if method == "gmm" else args.seed_runs
         wall, best = ours(len(lib), p, runs, args.workers)
         s_wall, s_best = seed_faithful(lib, p, seed_runs)
-        print(f"| {method} | {runs} | {wall:.1f} | {wall / runs:.3f} | {best:.3f} | {seed_runs} | {s_wall:.1f} | "
-              f"{s_wall / seed_runs:.3f} | {s_best:.3f} | {(s_wall / seed_runs) / (wall / runs):.1f}x |", flush=True)
+        print(
+            f"| {method} | {runs} | {wall:.1f} | {wall / runs:.3f} | {best:.3f} | {seed_runs} | {s_wall:.1f} | "
+            f"{s_wall / seed_runs:.3f} | {s_best:.3f} | {(s_wall / seed_runs) / (wall / runs):.1f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

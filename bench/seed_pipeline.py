@@ -91,8 +91,10 @@ class MusicnnTF:
         """``[N, 187, 96]`` patches -> (tags ``[N, 50]``, embeddings ``[N, 200]``)."""
         tags, embeddings = [], []
         for start in range(0, patches.shape[0], BATCH):
-            t, e = self.session.run([TF_TAGS, TF_EMBEDDING], feed_dict={
-                TF_INPUT: patches[start:start + BATCH], TF_IS_TRAINING: False})
+            t, e = self.session.run(
+                [TF_TAGS, TF_EMBEDDING],
+                feed_dict={TF_INPUT: patches[start : start + BATCH], TF_IS_TRAINING: False},
+            )
             tags.append(t)
             embeddings.append(e)
         return np.concatenate(tags), np.concatenate(embeddings)
@@ -111,9 +113,14 @@ def log_mel_patches(y: np.ndarray) -> np.ndarray:
 def estimate_key(y: np.ndarray) -> tuple[str, str]:
     """Krumhansl-Schmuckler on the mean chroma: the best correlated of the 24 rotated profiles."""
     chroma = librosa.feature.chroma_stft(y=y, sr=SR).mean(axis=1)
-    best = max(((np.corrcoef(chroma, np.roll(profile, tonic))[0, 1], KEYS[tonic], scale)
-                for scale, profile in (("major", KRUMHANSL_MAJOR), ("minor", KRUMHANSL_MINOR))
-                for tonic in range(12)), key=lambda c: c[0])
+    best = max(
+        (
+            (np.corrcoef(chroma, np.roll(profile, tonic))[0, 1], KEYS[tonic], scale)
+            for scale, profile in (("major", KRUMHANSL_MAJOR), ("minor", KRUMHANSL_MINOR))
+            for tonic in range(12)
+        ),
+        key=lambda c: c[0],
+    )
     return best[1], best[2]
 
 
@@ -138,9 +145,17 @@ def analyze(path: str, model: MusicnnTF) -> dict:
     lap("tempo_s")
     key, scale = estimate_key(y)
     lap("key_s")
-    return {"path": path, "seconds": y.shape[0] / SR, "patches": int(patches.shape[0]), "timings": timings,
-            "total_s": time.perf_counter() - start, "embedding": embedding.tolist(),
-            "tempo": float(np.atleast_1d(tempo)[0]), "key": key, "scale": scale}
+    return {
+        "path": path,
+        "seconds": y.shape[0] / SR,
+        "patches": int(patches.shape[0]),
+        "timings": timings,
+        "total_s": time.perf_counter() - start,
+        "embedding": embedding.tolist(),
+        "tempo": float(np.atleast_1d(tempo)[0]),
+        "key": key,
+        "scale": scale,
+    }
 
 
 def emit(message: dict) -> None:
@@ -161,8 +176,18 @@ def main() -> int:
     t0 = time.perf_counter()
     analyze(args.warmup, model)
     warmup_s = time.perf_counter() - t0
-    emit({"ready": True, "load_s": load_s, "warmup_s": warmup_s,
-          "versions": {"tensorflow": tf.__version__, "librosa": librosa.__version__, "numpy": np.__version__}})
+    emit(
+        {
+            "ready": True,
+            "load_s": load_s,
+            "warmup_s": warmup_s,
+            "versions": {
+                "tensorflow": tf.__version__,
+                "librosa": librosa.__version__,
+                "numpy": np.__version__,
+            },
+        }
+    )
     for line in sys.stdin:
         path = line.strip()
         if not path:

@@ -67,14 +67,15 @@ async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespac
     t0 = time.perf_counter()
     chunk = 100_000
     for i in range(0, n, chunk):
-        await insert_library(conn, tracks[i:i + chunk], vectors[i:i + chunk])
+        await insert_library(conn, tracks[i : i + chunk], vectors[i : i + chunk])
     load_s = time.perf_counter() - t0
     await conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
     await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
     t0 = time.perf_counter()
     await conn.execute(
         f"CREATE INDEX embeddings_hnsw_cosine_idx ON embeddings USING hnsw (embedding vector_cosine_ops) "
-        f"WITH (m = {args.m}, ef_construction = {args.ef_construction})")
+        f"WITH (m = {args.m}, ef_construction = {args.ef_construction})"
+    )
     build_s = time.perf_counter() - t0
     await conn.execute("VACUUM ANALYZE tracks")
     await conn.execute("VACUUM ANALYZE embeddings")
@@ -82,21 +83,45 @@ async def prepare_database(pg: EmbeddedPostgres, n: int, args: argparse.Namespac
     table_bytes = await conn.fetchval("SELECT pg_total_relation_size('embeddings')")
     # warm the index and the heap into shared buffers / the OS cache
     await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-    await conn.execute("SELECT pg_prewarm('embeddings_hnsw_cosine_idx'), pg_prewarm('embeddings'), "
-                       "pg_prewarm('tracks')")
+    await conn.execute(
+        "SELECT pg_prewarm('embeddings_hnsw_cosine_idx'), pg_prewarm('embeddings'), pg_prewarm('tracks')"
+    )
     await conn.close()
-    return {"dsn": dsn, "vectors": vectors, "ids": [t.item_id for t in tracks], "gen_s": gen_s,
-            "load_s": load_s, "build_s": build_s, "index_mb": index_bytes / 2**20, "table_mb": table_bytes / 2**20}
+    return {
+        "dsn": dsn,
+        "vectors": vectors,
+        "ids": [t.item_id for t in tracks],
+        "gen_s": gen_s,
+        "load_s": load_s,
+        "build_s": build_s,
+        "index_mb": index_bytes / 2**20,
+        "table_mb": table_bytes / 2**20,
+    }
 
 
-def start_web(dsn: str, redis_url: str, port: int, workdir: Path, processes: int,
-              pool_size: int = 4) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "WEB_PORT": str(port),
-           "WEB_PROCESSES": str(processes),
-           "AUDIOMUSE_DATA_DIR": str(workdir), "LOG_LEVEL": "WARNING", "DB_POOL_MAX_SIZE": str(pool_size),
-           "DB_POOL_MIN_SIZE": str(pool_size), "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw"}
-    proc = subprocess.Popen([sys.executable, "-m", "sidecar", "web"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def start_web(
+    dsn: str, redis_url: str, port: int, workdir: Path, processes: int, pool_size: int = 4
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "REDIS_URL": redis_url,
+        "WEB_PORT": str(port),
+        "WEB_PROCESSES": str(processes),
+        "AUDIOMUSE_DATA_DIR": str(workdir),
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX_SIZE": str(pool_size),
+        "DB_POOL_MIN_SIZE": str(pool_size),
+        "AI_CHAT_DB_USER_PASSWORD": "bench-readonly-pw",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "web"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -134,15 +159,19 @@ async def single_client(base: str, data: dict, rng: np.random.Generator, args: a
     mix_ms: list[float] = []
     async with aiohttp.ClientSession() as http:
         for i in rng.choice(len(ids), size=args.recall_queries, replace=False):
-            async with http.get(f"{base}/api/similar_tracks", params={
-                    "item_id": ids[i], "n": "50", "eliminate_duplicates": "false"}) as resp:
+            async with http.get(
+                f"{base}/api/similar_tracks",
+                params={"item_id": ids[i], "n": "50", "eliminate_duplicates": "false"},
+            ) as resp:
                 body = await resp.json()
                 assert resp.status == 200, body
                 got = {x["item_id"] for x in body}
             exact = {ids[j] for j in exact_top(vectors, unit, int(i), 50)}
             recalls.append(len(got & exact) / 50)
-        for path, params, sink in (("/api/similar_tracks", {"n": "10"}, sim_ms),
-                                   ("/api/mix", {"n": "50", "kind": "song"}, mix_ms)):
+        for path, params, sink in (
+            ("/api/similar_tracks", {"n": "10"}, sim_ms),
+            ("/api/mix", {"n": "50", "kind": "song"}, mix_ms),
+        ):
             seeds = rng.choice(len(ids), size=args.latency_queries)
             for j, i in enumerate(seeds):
                 key = "item_id" if path.endswith("similar_tracks") else "seed"
@@ -152,8 +181,13 @@ async def single_client(base: str, data: dict, rng: np.random.Generator, args: a
                     assert resp.status == 200, await resp.text()
                 if j >= 20:  # first requests warm connections and caches
                     sink.append((time.perf_counter() - t0) * 1000)
-    return {"recall@50": float(np.mean(recalls)), "similar_p50_ms": pct(sim_ms, 50),
-            "similar_p99_ms": pct(sim_ms, 99), "mix_p50_ms": pct(mix_ms, 50), "mix_p99_ms": pct(mix_ms, 99)}
+    return {
+        "recall@50": float(np.mean(recalls)),
+        "similar_p50_ms": pct(sim_ms, 50),
+        "similar_p99_ms": pct(sim_ms, 99),
+        "mix_p50_ms": pct(mix_ms, 50),
+        "mix_p99_ms": pct(mix_ms, 99),
+    }
 
 
 WRK_SCRIPT = """
@@ -177,12 +211,33 @@ def load_wrk(base: str, ids: list[str], args: argparse.Namespace, workdir: Path)
     idfile.write_text("\n".join(ids[i] for i in sample))
     script = workdir / "mix.lua"
     script.write_text(WRK_SCRIPT % (idfile, 7))
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(args.clients), "-d", f"{args.duration}s", "--latency",
-                          "-s", str(script), base], capture_output=True, text=True, timeout=args.duration + 60)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(args.clients),
+            "-d",
+            f"{args.duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=args.duration + 60,
+    )
     line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
     reqs, dur_us, p50, p99, _mean, errors = line.split()[1:]
-    return {"loader": "wrk", "mixes_per_s": int(reqs) / (int(dur_us) / 1e6), "load_p50_ms": float(p50) / 1000,
-            "load_p99_ms": float(p99) / 1000, "errors": int(errors)}
+    return {
+        "loader": "wrk",
+        "mixes_per_s": int(reqs) / (int(dur_us) / 1e6),
+        "load_p50_ms": float(p50) / 1000,
+        "load_p99_ms": float(p99) / 1000,
+        "errors": int(errors),
+    }
 
 
 async def load_python(base: str, ids: list[str], args: argparse.Namespace) -> dict:
@@ -208,15 +263,24 @@ async def load_python(base: str, ids: list[str], args: argparse.Namespace) -> di
         t0 = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(args.clients)))
         elapsed = time.perf_counter() - t0
-    return {"loader": "python", "mixes_per_s": len(lat) / elapsed, "load_p50_ms": pct(lat, 50),
-            "load_p99_ms": pct(lat, 99), "errors": errors}
+    return {
+        "loader": "python",
+        "mixes_per_s": len(lat) / elapsed,
+        "load_p50_ms": pct(lat, 50),
+        "load_p99_ms": pct(lat, 99),
+        "errors": errors,
+    }
 
 
-async def run_size(n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.Namespace, workdir: Path) -> dict:
+async def run_size(
+    n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.Namespace, workdir: Path
+) -> dict:
     print(f"== {n:,} tracks: generating and loading ...", flush=True)
     data = await prepare_database(pg, n, args)
-    print(f"   load {data['load_s']:.1f}s, HNSW build {data['build_s']:.1f}s, index {data['index_mb']:.0f} MB",
-          flush=True)
+    print(
+        f"   load {data['load_s']:.1f}s, HNSW build {data['build_s']:.1f}s, index {data['index_mb']:.0f} MB",
+        flush=True,
+    )
     port = free_port()
     web = start_web(data["dsn"], redis_url, port, workdir, args.web_processes, args.db_pool_size)
     base = f"http://127.0.0.1:{port}"
@@ -227,8 +291,10 @@ async def run_size(n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.
             load = load_wrk(base, data["ids"], args, workdir)
         else:
             load = await load_python(base, data["ids"], args)
-        print(f"   {args.clients} clients: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in load.items()})}",
-              flush=True)
+        print(
+            f"   {args.clients} clients: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in load.items()})}",
+            flush=True,
+        )
     finally:
         stop(web)
     return {"n": n, **{k: v for k, v in data.items() if k not in ("vectors", "ids", "dsn")}, **single, **load}
@@ -237,21 +303,34 @@ async def run_size(n: int, pg: EmbeddedPostgres, redis_url: str, args: argparse.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
-    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                    / "audiomuse-bench" / "similarity")
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "audiomuse-bench"
+        / "similarity",
+    )
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--maintenance-work-mem", default="2GB")
-    ap.add_argument("--build-workers", type=int, default=1, help="parallel maintenance workers besides the leader")
+    ap.add_argument(
+        "--build-workers", type=int, default=1, help="parallel maintenance workers besides the leader"
+    )
     ap.add_argument("--shared-buffers", default="2GB")
     ap.add_argument("--recall-queries", type=int, default=200)
     ap.add_argument("--latency-queries", type=int, default=500)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--web-processes", type=int, default=2, help="WEB_PROCESSES of the server under test")
-    ap.add_argument("--db-pool-size", type=int, default=4,
-                    help="DB_POOL_MIN_SIZE = DB_POOL_MAX_SIZE of each web process under test")
+    ap.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=4,
+        help="DB_POOL_MIN_SIZE = DB_POOL_MAX_SIZE of each web process under test",
+    )
     ap.add_argument("--duration", type=int, default=20)
-    ap.add_argument("--python-loader", action="store_true", help="use the aiohttp load generator even if wrk exists")
+    ap.add_argument(
+        "--python-loader", action="store_true", help="use the aiohttp load generator even if wrk exists"
+    )
     args = ap.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="am-bench-"))
@@ -271,15 +350,25 @@ def main() -> None:
     finally:
         valkey.stop()
         pg.stop()
-    print(f"\nHNSW m={args.m}, ef_construction={args.ef_construction}, ef_search=max(100, LIMIT), "
-          f"shared_buffers={args.shared_buffers}, WEB_PROCESSES={args.web_processes}, {os.cpu_count()} cores, "
-          f"loader={results[-1]['loader']}")
-    cols = [("n", "tracks", "{:,}"), ("load_s", "load s", "{:.1f}"), ("build_s", "build s", "{:.1f}"),
-            ("index_mb", "index MB", "{:.0f}"), ("recall@50", "recall@50", "{:.4f}"),
-            ("similar_p50_ms", "similar p50 ms", "{:.2f}"), ("similar_p99_ms", "similar p99 ms", "{:.2f}"),
-            ("mix_p50_ms", "mix p50 ms", "{:.2f}"), ("mix_p99_ms", "mix p99 ms", "{:.2f}"),
-            ("mixes_per_s", f"mixes/s @{args.clients}", "{:.0f}"), ("load_p99_ms", "p99 ms @load", "{:.1f}"),
-            ("errors", "errors", "{}")]
+    print(
+        f"\nHNSW m={args.m}, ef_construction={args.ef_construction}, ef_search=max(100, LIMIT), "
+        f"shared_buffers={args.shared_buffers}, WEB_PROCESSES={args.web_processes}, {os.cpu_count()} cores, "
+        f"loader={results[-1]['loader']}"
+    )
+    cols = [
+        ("n", "tracks", "{:,}"),
+        ("load_s", "load s", "{:.1f}"),
+        ("build_s", "build s", "{:.1f}"),
+        ("index_mb", "index MB", "{:.0f}"),
+        ("recall@50", "recall@50", "{:.4f}"),
+        ("similar_p50_ms", "similar p50 ms", "{:.2f}"),
+        ("similar_p99_ms", "similar p99 ms", "{:.2f}"),
+        ("mix_p50_ms", "mix p50 ms", "{:.2f}"),
+        ("mix_p99_ms", "mix p99 ms", "{:.2f}"),
+        ("mixes_per_s", f"mixes/s @{args.clients}", "{:.0f}"),
+        ("load_p99_ms", "p99 ms @load", "{:.1f}"),
+        ("errors", "errors", "{}"),
+    ]
     print("| " + " | ".join(c[1] for c in cols) + " |")
     print("|" + "---|" * len(cols))
     for r in results:

@@ -27,10 +27,11 @@ from sidecar.web.keys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
 log = logging.getLogger(__name__)
 
 
-
 def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, api_token_middleware(settings.api_token)],
-                          client_max_size=4 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, api_token_middleware(settings.api_token)],
+        client_max_size=4 * 1024 * 1024,
+    )
     app[SETTINGS] = settings
     app[ENDPOINTS] = endpoints
     app.cleanup_ctx.append(_resources)
@@ -41,15 +42,18 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings, endpoints = app[SETTINGS], app[ENDPOINTS]
-    pool, applied = await open_database(endpoints.postgres_dsn, min_size=settings.db_pool_min_size,
-                                        max_size=settings.db_pool_max_size)
+    pool, applied = await open_database(
+        endpoints.postgres_dsn, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+    )
     if applied:
         log.info("schema migrations applied: %s", applied)
     try:
         async with pool.acquire() as conn:
             await ensure_chat_role(conn, settings.ai_chat_db_user_name, settings.ai_chat_db_user_password)
         app[DB] = pool
-        app[QUEUE] = await create_arq_pool(RedisSettings.from_dsn(endpoints.redis_url), default_queue_name=WORK_QUEUE)
+        app[QUEUE] = await create_arq_pool(
+            RedisSettings.from_dsn(endpoints.redis_url), default_queue_name=WORK_QUEUE
+        )
         app[PROVIDER] = make_provider(settings)
         yield
     finally:

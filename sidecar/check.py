@@ -24,8 +24,15 @@ async def run_checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str
         try:
             results.append((name, True, await asyncio.wait_for(probe, timeout=60)))
         except Exception as exc:
-            results.append((name, False, f"{type(exc).__name__}: {exc}" if not str(exc).startswith(
-                ("Jellyfin", "Subsonic", "local")) else str(exc)))
+            results.append(
+                (
+                    name,
+                    False,
+                    f"{type(exc).__name__}: {exc}"
+                    if not str(exc).startswith(("Jellyfin", "Subsonic", "local"))
+                    else str(exc),
+                )
+            )
 
     async def database() -> str:
         conn = await asyncpg.connect(endpoints.postgres_dsn, timeout=10)
@@ -35,8 +42,11 @@ async def run_checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str
             if vector is None:
                 raise RuntimeError(f"PostgreSQL {version} has no pgvector extension")
             latest = migrations()[-1].version
-            note = "up to date" if schema == latest else f"{latest - schema} migration(s) pending, " \
-                                                          f"run `audiomuse db migrate`"
+            note = (
+                "up to date"
+                if schema == latest
+                else f"{latest - schema} migration(s) pending, run `audiomuse db migrate`"
+            )
             return f"PostgreSQL {version}, pgvector {vector}, schema version {schema} ({note})"
         finally:
             await conn.close()

@@ -21,8 +21,11 @@ log = logging.getLogger("audiomuse")
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
@@ -61,6 +64,7 @@ def _describe(settings: Settings, endpoints: Endpoints) -> str:
 
 # -- commands ------------------------------------------------------------------------------
 
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from sidecar.supervise import Supervised, stop_all
 
@@ -69,8 +73,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         version, applied = asyncio.run(_migrate(endpoints))
         print(f"AudioMuse sidecar: {_describe(settings, endpoints)}; schema version {version}", flush=True)
         env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
-        children = [Supervised("worker", [sys.executable, "-m", "sidecar", "worker"], env),
-                    *web_siblings(settings, endpoints)]
+        children = [
+            Supervised("worker", [sys.executable, "-m", "sidecar", "worker"], env),
+            *web_siblings(settings, endpoints),
+        ]
         try:
             asyncio.run(serve_web(settings, endpoints, supervising(children)))
         finally:
@@ -97,6 +103,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
+
         async def run() -> None:
             group = WorkerGroup(settings, endpoints)  # built inside the loop it runs on
             await group.open()
@@ -144,8 +151,17 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
-        task = asyncio.run(run_here(settings, endpoints, LIBRARY_SYNC_TASK, SYNC_LIBRARY, (args.recent,),
-                                     {"num_recent_albums": args.recent}, sync_progress_line))
+        task = asyncio.run(
+            run_here(
+                settings,
+                endpoints,
+                LIBRARY_SYNC_TASK,
+                SYNC_LIBRARY,
+                (args.recent,),
+                {"num_recent_albums": args.recent},
+                sync_progress_line,
+            )
+        )
     d = task.get("details") or {}
     print({"status": task.get("status"), **{k: v for k, v in d.items() if k != "num_recent_albums"}})
     if task.get("interrupted"):
@@ -160,16 +176,27 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
-        task = asyncio.run(run_here(settings, endpoints, MAIN_ANALYSIS_TASK, RUN_ANALYSIS, (args.recent, None),
-                                     {"num_recent_albums": args.recent}, analysis_progress_line))
+        task = asyncio.run(
+            run_here(
+                settings,
+                endpoints,
+                MAIN_ANALYSIS_TASK,
+                RUN_ANALYSIS,
+                (args.recent, None),
+                {"num_recent_albums": args.recent},
+                analysis_progress_line,
+            )
+        )
     d = task.get("details") or {}
     done = int(d.get("tracks_analyzed", 0)) + int(d.get("tracks_failed", 0))
     if task.get("interrupted"):
         print(f"cancelled: {done} of {d.get('tracks_total', '?')} tracks analysed; run again to resume")
         return 130
-    print(f"{task.get('status')}: {d.get('tracks_analyzed', 0)} analysed, {d.get('tracks_failed', 0)} failed, "
-          f"{d.get('tracks_total', 0)} tracks in {d.get('albums_total', 0)} albums "
-          f"({d.get('albums_skipped', 0)} already analysed)")
+    print(
+        f"{task.get('status')}: {d.get('tracks_analyzed', 0)} analysed, {d.get('tracks_failed', 0)} failed, "
+        f"{d.get('tracks_total', 0)} tracks in {d.get('albums_total', 0)} albums "
+        f"({d.get('albums_skipped', 0)} already analysed)"
+    )
     for r in d.get("failure_reasons") or []:
         print(f"  failed {r['count']:>5} x {r['reason']}  (e.g. {r['example']})")
     for a in d.get("albums_failed") or []:
@@ -182,8 +209,11 @@ def cmd_analyze(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiomuse", description="AudioMuse sidecar: sonic analysis, "
-                                     "instant mixes and playlists for Jellyfin, Navidrome or a music folder.")
+    parser = argparse.ArgumentParser(
+        prog="audiomuse",
+        description="AudioMuse sidecar: sonic analysis, "
+        "instant mixes and playlists for Jellyfin, Navidrome or a music folder.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run everything: embedded servers where none is configured, web app, worker")
     web_cmd = sub.add_parser("web", help="run the web app and API only (WEB_PROCESSES processes)")
@@ -194,16 +224,29 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("migrate", help="apply pending schema migrations")
     sub.add_parser("check", help="validate the configuration and reach the database, Redis and media server")
     analyze = sub.add_parser("analyze", help="analyse the library here, with a progress bar")
-    analyze.add_argument("--recent", type=int, default=None, help="only the N newest albums (default: "
-                         "NUM_RECENT_ALBUMS; 0 = all)")
+    analyze.add_argument(
+        "--recent",
+        type=int,
+        default=None,
+        help="only the N newest albums (default: NUM_RECENT_ALBUMS; 0 = all)",
+    )
     sync = sub.add_parser("sync", help="read the media server's albums and tracks into the database")
-    sync.add_argument("--recent", type=int, default=None, help="only the N newest albums (default: "
-                      "NUM_RECENT_ALBUMS; 0 = all)")
+    sync.add_argument(
+        "--recent",
+        type=int,
+        default=None,
+        help="only the N newest albums (default: NUM_RECENT_ALBUMS; 0 = all)",
+    )
     return parser
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "up": cmd_up, "web": cmd_web, "worker": cmd_worker, "check": cmd_check, "sync": cmd_sync, "analyze": cmd_analyze,
+    "up": cmd_up,
+    "web": cmd_web,
+    "worker": cmd_worker,
+    "check": cmd_check,
+    "sync": cmd_sync,
+    "analyze": cmd_analyze,
     "db migrate": cmd_migrate,
 }
 

@@ -34,8 +34,11 @@ async def freeze_heap_then_wait_for_stop_signal() -> None:
     await wait_for_stop_signal()
 
 
-async def serve_web(settings: Settings, endpoints: Endpoints,
-                    until: Callable[[], Awaitable[None]] = freeze_heap_then_wait_for_stop_signal) -> None:
+async def serve_web(
+    settings: Settings,
+    endpoints: Endpoints,
+    until: Callable[[], Awaitable[None]] = freeze_heap_then_wait_for_stop_signal,
+) -> None:
     """The web app, and the protocol bridges whose ports are set, until a stop signal."""
     from aiohttp import web
 
@@ -48,8 +51,12 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
     await runners[0].setup()  # runs the main app's start-up: pool, queue, provider
     try:
         shared = settings.web_processes > 1  # several processes accept on the same ports
-        await listen(web.TCPSite(runners[0], settings.web_host, settings.web_port, reuse_port=shared),
-                      "WEB_PORT", settings.web_host, settings.web_port)
+        await listen(
+            web.TCPSite(runners[0], settings.web_host, settings.web_port, reuse_port=shared),
+            "WEB_PORT",
+            settings.web_host,
+            settings.web_port,
+        )
         port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
         for name, bridge_port, factory in configured_bridges(settings):
@@ -57,8 +64,12 @@ async def serve_web(settings: Settings, endpoints: Endpoints,
             await runner.setup()
             runners.append(runner)
             variable = "JELLYFIN_BRIDGE_PORT" if "jellyfin" in name.lower() else "SUBSONIC_BRIDGE_PORT"
-            await listen(web.TCPSite(runner, settings.bridge_host, bridge_port, reuse_port=shared),
-                          variable, settings.bridge_host, bridge_port)
+            await listen(
+                web.TCPSite(runner, settings.bridge_host, bridge_port, reuse_port=shared),
+                variable,
+                settings.bridge_host,
+                bridge_port,
+            )
             actual = runner.addresses[0][1] if runner.addresses else bridge_port
             print(f"{name} listening on http://{settings.bridge_host}:{actual}", flush=True)
         await until()
@@ -74,9 +85,13 @@ async def listen(site: Any, variable: str, host: str, port: int) -> None:
         await site.start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise RuntimeError(f"{variable}={port}: {host}:{port} is already in use by another program "
-                               f"(another audiomuse?); stop it or set {variable} to a free port") from None
-        raise RuntimeError(f"{variable}={port}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise RuntimeError(
+                f"{variable}={port}: {host}:{port} is already in use by another program "
+                f"(another audiomuse?); stop it or set {variable} to a free port"
+            ) from None
+        raise RuntimeError(
+            f"{variable}={port}: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 def supervising(children: list[Any]) -> Callable[[], Awaitable[None]]:
@@ -102,5 +117,7 @@ def web_siblings(settings: Settings, endpoints: Endpoints) -> list[Any]:
     from sidecar.supervise import Supervised
 
     env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
-    return [Supervised(f"web process {i + 2}", [sys.executable, "-m", "sidecar", "web", "--single"], env)
-            for i in range(settings.web_processes - 1)]
+    return [
+        Supervised(f"web process {i + 2}", [sys.executable, "-m", "sidecar", "web", "--single"], env)
+        for i in range(settings.web_processes - 1)
+    ]

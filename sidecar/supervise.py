@@ -35,8 +35,9 @@ def _die_with_parent() -> None:
 
 
 class Supervised:
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], *,
-                 first_pause_s: float = FIRST_PAUSE_S) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], *, first_pause_s: float = FIRST_PAUSE_S
+    ) -> None:
         self.name, self.argv, self.env = name, list(argv), dict(env)
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -45,8 +46,9 @@ class Supervised:
         self.restarts = 0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+        )
         self.started_at = time.monotonic()
 
     async def watch(self, poll_s: float = 0.5) -> None:
@@ -59,14 +61,23 @@ class Supervised:
             ran = time.monotonic() - self.started_at
             if ran >= HEALTHY_AFTER_S:
                 self.pause_s = self.first_pause_s
-            log.error("%s exited with code %s after %.0f s; restarting in %.0f s", self.name, code, ran,
-                      self.pause_s)
+            log.error(
+                "%s exited with code %s after %.0f s; restarting in %.0f s",
+                self.name,
+                code,
+                ran,
+                self.pause_s,
+            )
             await asyncio.sleep(self.pause_s)
             self.pause_s = min(MAX_PAUSE_S, self.pause_s * 2)
             self.restarts += 1
             self.start()
-            log.info("%s restarted (pid %s, restart %d)", self.name, self.process.pid if self.process else "?",
-                     self.restarts)
+            log.info(
+                "%s restarted (pid %s, restart %d)",
+                self.name,
+                self.process.pid if self.process else "?",
+                self.restarts,
+            )
 
     def stop(self, timeout_s: float = 60.0) -> None:
         child = self.process

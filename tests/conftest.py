@@ -118,7 +118,9 @@ def subsonic_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, li
 
 
 @pytest.fixture(scope="session")
-def subsonic_server(subsonic_library: tuple[Path, list[Any]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def subsonic_server(
+    subsonic_library: tuple[Path, list[Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """One real Subsonic server (supysonic) for the session, shared by the provider and bridge
     tests (they only read its library; tests that need a server of their own start one)."""
     from servers.supysonic import running_supysonic

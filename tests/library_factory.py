@@ -32,8 +32,9 @@ def item_id(n: int) -> str:
     return hashlib.md5(f"track-{n}".encode()).hexdigest()
 
 
-def make_embeddings(n: int, *, styles: int = 12, latent: int = 16, seed: int = 0,
-                    spread: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+def make_embeddings(
+    n: int, *, styles: int = 12, latent: int = 16, seed: int = 0, spread: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
     """(vectors [n, 200] float32, style of each row)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(styles, latent))
@@ -44,12 +45,30 @@ def make_embeddings(n: int, *, styles: int = 12, latent: int = 16, seed: int = 0
     return vectors.astype(np.float32), style
 
 
-GENRES = ["Rock", "Electronic", "Jazz", "Classical", "Pop", "Metal", "Ambient", "Folk", "Hip-Hop", "Soul",
-          "Punk", "House"]
+GENRES = [
+    "Rock",
+    "Electronic",
+    "Jazz",
+    "Classical",
+    "Pop",
+    "Metal",
+    "Ambient",
+    "Folk",
+    "Hip-Hop",
+    "Soul",
+    "Punk",
+    "House",
+]
 
 
-def make_tracks(n: int, styles: np.ndarray, *, artists_per_style: int = 6, tracks_per_album: int = 10,
-                tracks_per_artist: int | None = None) -> list[FakeTrack]:
+def make_tracks(
+    n: int,
+    styles: np.ndarray,
+    *,
+    artists_per_style: int = 6,
+    tracks_per_album: int = 10,
+    tracks_per_artist: int | None = None,
+) -> list[FakeTrack]:
     """Titles, artists, albums and genres for ``n`` tracks of the given styles.
 
     By default each style has ``artists_per_style`` artists (small test libraries); with
@@ -71,27 +90,73 @@ def make_tracks(n: int, styles: np.ndarray, *, artists_per_style: int = 6, track
         album_no = k // tracks_per_album
         artist = f"Artist {s}-{a}"
         album = f"Album {s}-{a}-{album_no}"
-        tracks.append(FakeTrack(item_id(i), f"Song {i}", artist, album,
-                                hashlib.md5(album.encode()).hexdigest(), GENRES[s % len(GENRES)],
-                                k % tracks_per_album + 1, s))
+        tracks.append(
+            FakeTrack(
+                item_id(i),
+                f"Song {i}",
+                artist,
+                album,
+                hashlib.md5(album.encode()).hexdigest(),
+                GENRES[s % len(GENRES)],
+                k % tracks_per_album + 1,
+                s,
+            )
+        )
     return tracks
 
 
-async def insert_library(db: asyncpg.Pool | asyncpg.Connection, tracks: list[FakeTrack], vectors: np.ndarray,
-                         provider: str = "local") -> None:
+async def insert_library(
+    db: asyncpg.Pool | asyncpg.Connection,
+    tracks: list[FakeTrack],
+    vectors: np.ndarray,
+    provider: str = "local",
+) -> None:
     """Insert tracks as analysed, with their embeddings (COPY, fast enough for 1M rows)."""
-    rows = [(t.item_id, provider, t.title, t.artist, t.album, t.artist, t.album_id, t.track_number, 200.0,
-             2000 + t.style, [t.genre], "analyzed", "test-v1") for t in tracks]
+    rows = [
+        (
+            t.item_id,
+            provider,
+            t.title,
+            t.artist,
+            t.album,
+            t.artist,
+            t.album_id,
+            t.track_number,
+            200.0,
+            2000 + t.style,
+            [t.genre],
+            "analyzed",
+            "test-v1",
+        )
+        for t in tracks
+    ]
     conn_ctx = db.acquire() if isinstance(db, asyncpg.Pool) else None
     conn = await conn_ctx.__aenter__() if conn_ctx else db
     try:
         await conn.copy_records_to_table(
-            "tracks", records=rows,
-            columns=["item_id", "provider", "title", "artist", "album", "album_artist", "album_id",
-                     "track_number", "duration_s", "year", "genres", "analysis_status", "model_version"])
+            "tracks",
+            records=rows,
+            columns=[
+                "item_id",
+                "provider",
+                "title",
+                "artist",
+                "album",
+                "album_artist",
+                "album_id",
+                "track_number",
+                "duration_s",
+                "year",
+                "genres",
+                "analysis_status",
+                "model_version",
+            ],
+        )
         await conn.copy_records_to_table(
-            "embeddings", records=[(t.item_id, v, "test-v1") for t, v in zip(tracks, vectors, strict=True)],
-            columns=["item_id", "embedding", "model_version"])
+            "embeddings",
+            records=[(t.item_id, v, "test-v1") for t, v in zip(tracks, vectors, strict=True)],
+            columns=["item_id", "embedding", "model_version"],
+        )
     finally:
         if conn_ctx:
             await conn_ctx.__aexit__(None, None, None)

@@ -21,11 +21,18 @@ def _settings(**env: str) -> Any:
 
 
 def _config(base_url: str, timeout: float = 5.0) -> AiConfig:
-    return AiConfig(provider=AiProvider.OPENAI, base_url=base_url, model="test-model", api_key="sk-test",
-                    timeout=timeout, max_songs_in_prompt=25)
+    return AiConfig(
+        provider=AiProvider.OPENAI,
+        base_url=base_url,
+        model="test-model",
+        api_key="sk-test",
+        timeout=timeout,
+        max_songs_in_prompt=25,
+    )
 
 
 # --- configuration ---------------------------------------------------------------------------
+
 
 def test_provider_none_means_no_config() -> None:
     assert ai_config(_settings()) is None
@@ -34,21 +41,37 @@ def test_provider_none_means_no_config() -> None:
 
 
 def test_openai_from_settings() -> None:
-    config = ai_config(_settings(AI_MODEL_PROVIDER="openai", OPENAI_SERVER_URL="https://openrouter.ai/api/v1/",
-                                 OPENAI_MODEL_NAME="meta/llama-3", OPENAI_API_KEY="sk-secret",
-                                 AI_REQUEST_TIMEOUT_SECONDS="7", MAX_SONGS_IN_AI_PROMPT="9"))
-    assert config == AiConfig(provider=AiProvider.OPENAI, base_url="https://openrouter.ai/api/v1",
-                              model="meta/llama-3", api_key="sk-secret", timeout=7.0, max_songs_in_prompt=9)
+    config = ai_config(
+        _settings(
+            AI_MODEL_PROVIDER="openai",
+            OPENAI_SERVER_URL="https://openrouter.ai/api/v1/",
+            OPENAI_MODEL_NAME="meta/llama-3",
+            OPENAI_API_KEY="sk-secret",
+            AI_REQUEST_TIMEOUT_SECONDS="7",
+            MAX_SONGS_IN_AI_PROMPT="9",
+        )
+    )
+    assert config == AiConfig(
+        provider=AiProvider.OPENAI,
+        base_url="https://openrouter.ai/api/v1",
+        model="meta/llama-3",
+        api_key="sk-secret",
+        timeout=7.0,
+        max_songs_in_prompt=9,
+    )
     assert "sk-secret" not in repr(config)
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("http://127.0.0.1:11434", "http://127.0.0.1:11434/v1"),
-    ("http://ollama:11434/", "http://ollama:11434/v1"),
-    ("http://ollama:11434/v1", "http://ollama:11434/v1"),
-    ("http://ollama:11434/api/generate", "http://ollama:11434/v1"),  # what upstream asked for
-    ("http://ollama:11434/api/chat", "http://ollama:11434/v1"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://127.0.0.1:11434", "http://127.0.0.1:11434/v1"),
+        ("http://ollama:11434/", "http://ollama:11434/v1"),
+        ("http://ollama:11434/v1", "http://ollama:11434/v1"),
+        ("http://ollama:11434/api/generate", "http://ollama:11434/v1"),  # what upstream asked for
+        ("http://ollama:11434/api/chat", "http://ollama:11434/v1"),
+    ],
+)
 def test_ollama_uses_its_openai_compatible_endpoint(url: str, expected: str) -> None:
     config = ai_config(_settings(AI_MODEL_PROVIDER="ollama", OLLAMA_SERVER_URL=url))
     assert config is not None and config.base_url == expected
@@ -68,35 +91,60 @@ def test_gemini_needs_a_key_and_defaults_to_its_openai_endpoint() -> None:
 
 def test_overrides_replace_settings_per_request() -> None:
     settings = _settings(AI_MODEL_PROVIDER="OLLAMA")
-    config = ai_config(settings, {"ai_model_provider": "openai", "openai_server_url": "http://llm.local:8080/v1",
-                                  "openai_api_key": "k", "ai_model": "qwen3:4b", "ai_request_timeout_seconds": 2.5,
-                                  "ollama_model_name": "", "gemini_api_key": None})
-    assert config == AiConfig(provider=AiProvider.OPENAI, base_url="http://llm.local:8080/v1", model="qwen3:4b",
-                              api_key="k", timeout=2.5, max_songs_in_prompt=25)
-    config = ai_config(settings, {"ollama_server_url": "http://other:11434", "ollama_model_name": "mistral:7b"})
+    config = ai_config(
+        settings,
+        {
+            "ai_model_provider": "openai",
+            "openai_server_url": "http://llm.local:8080/v1",
+            "openai_api_key": "k",
+            "ai_model": "qwen3:4b",
+            "ai_request_timeout_seconds": 2.5,
+            "ollama_model_name": "",
+            "gemini_api_key": None,
+        },
+    )
+    assert config == AiConfig(
+        provider=AiProvider.OPENAI,
+        base_url="http://llm.local:8080/v1",
+        model="qwen3:4b",
+        api_key="k",
+        timeout=2.5,
+        max_songs_in_prompt=25,
+    )
+    config = ai_config(
+        settings, {"ollama_server_url": "http://other:11434", "ollama_model_name": "mistral:7b"}
+    )
     assert config is not None and (config.base_url, config.model) == ("http://other:11434/v1", "mistral:7b")
-    config = ai_config(settings, {"ai_provider": "gemini", "gemini_api_key": "g", "gemini_model_name": "gemini-x"})
-    assert config is not None and (config.provider, config.model, config.api_key) == (AiProvider.GEMINI,
-                                                                                       "gemini-x", "g")
+    config = ai_config(
+        settings, {"ai_provider": "gemini", "gemini_api_key": "g", "gemini_model_name": "gemini-x"}
+    )
+    assert config is not None and (config.provider, config.model, config.api_key) == (
+        AiProvider.GEMINI,
+        "gemini-x",
+        "g",
+    )
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"ai_provider": "claude"}, r"^ai_provider: must be one of NONE, OPENAI, OLLAMA, GEMINI"),
-    ({"ai_model_provider": 3}, r"^ai_model_provider: must be one of"),
-    ({"ai_provider": "OLLAMA", "ai_model_provider": "OLLAMA"}, r"^ai_provider: give either"),
-    ({"ai_provider": "OPENAI"}, r"^openai_server_url: is required"),
-    ({"ollama_server_url": "ftp://x"}, r"^ollama_server_url: must be an http\(s\):// URL"),
-    ({"ollama_server_url": "localhost:11434"}, r"^ollama_server_url: must be an http"),
-    ({"ai_provider": "OPENAI", "openai_server_url": "not a url"}, r"^openai_server_url: must be an http"),
-    ({"ollama_model_name": 12}, r"^ollama_model_name: must be a non-empty string"),
-    ({"ai_model": "   "}, r"^ai_model: must be a non-empty string"),
-    ({"ai_request_timeout_seconds": 0}, r"^ai_request_timeout_seconds: must be a positive number"),
-    ({"ai_request_timeout_seconds": "10"}, r"^ai_request_timeout_seconds: must be a positive number"),
-    ({"ai_request_timeout_seconds": True}, r"^ai_request_timeout_seconds: must be a positive number"),
-    ({"ai_request_timeout_seconds": float("nan")}, r"^ai_request_timeout_seconds: must be a positive"),
-    ({"ai_provider": "GEMINI"}, r"^gemini_api_key: is required"),
-    ({"openai_key": "sk"}, r"^openai_key: unknown AI setting"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"ai_provider": "claude"}, r"^ai_provider: must be one of NONE, OPENAI, OLLAMA, GEMINI"),
+        ({"ai_model_provider": 3}, r"^ai_model_provider: must be one of"),
+        ({"ai_provider": "OLLAMA", "ai_model_provider": "OLLAMA"}, r"^ai_provider: give either"),
+        ({"ai_provider": "OPENAI"}, r"^openai_server_url: is required"),
+        ({"ollama_server_url": "ftp://x"}, r"^ollama_server_url: must be an http\(s\):// URL"),
+        ({"ollama_server_url": "localhost:11434"}, r"^ollama_server_url: must be an http"),
+        ({"ai_provider": "OPENAI", "openai_server_url": "not a url"}, r"^openai_server_url: must be an http"),
+        ({"ollama_model_name": 12}, r"^ollama_model_name: must be a non-empty string"),
+        ({"ai_model": "   "}, r"^ai_model: must be a non-empty string"),
+        ({"ai_request_timeout_seconds": 0}, r"^ai_request_timeout_seconds: must be a positive number"),
+        ({"ai_request_timeout_seconds": "10"}, r"^ai_request_timeout_seconds: must be a positive number"),
+        ({"ai_request_timeout_seconds": True}, r"^ai_request_timeout_seconds: must be a positive number"),
+        ({"ai_request_timeout_seconds": float("nan")}, r"^ai_request_timeout_seconds: must be a positive"),
+        ({"ai_provider": "GEMINI"}, r"^gemini_api_key: is required"),
+        ({"openai_key": "sk"}, r"^openai_key: unknown AI setting"),
+    ],
+)
 def test_bad_overrides_name_their_field(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ai_config(_settings(AI_MODEL_PROVIDER="OLLAMA"), overrides)
@@ -110,6 +158,7 @@ def test_override_errors_do_not_echo_keys() -> None:
 
 # --- complete() against the scripted server ---------------------------------------------------
 
+
 async def test_answer_and_request_shape() -> None:
     async with FakeOpenAI([Answer("Hello there")]) as server:
         assert await complete(_config(server.base_url), HELLO) == "Hello there"
@@ -122,8 +171,14 @@ async def test_answer_and_request_shape() -> None:
 
 async def test_server_without_key_still_gets_a_bearer_header() -> None:
     async with FakeOpenAI([Answer("ok")]) as server:
-        config = AiConfig(provider=AiProvider.OLLAMA, base_url=server.base_url, model="m", api_key=None,
-                          timeout=5, max_songs_in_prompt=25)
+        config = AiConfig(
+            provider=AiProvider.OLLAMA,
+            base_url=server.base_url,
+            model="m",
+            api_key=None,
+            timeout=5,
+            max_songs_in_prompt=25,
+        )
         assert await complete(config, HELLO) == "ok"
         server.assert_no_violations()
 
@@ -151,12 +206,15 @@ async def test_no_retry_after_a_4xx(status: int) -> None:
         assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize("body, reason", [
-    ('{"id": "chatcmpl-1", "choices": [ this is not json', "the AI server's answer is not JSON"),
-    ('{"unexpected": true}', "the AI server's answer is not a chat completion"),
-    ('{"id": "x", "choices": []}', "the AI server's answer is not a chat completion"),
-    ("[]", None),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ('{"id": "chatcmpl-1", "choices": [ this is not json', "the AI server's answer is not JSON"),
+        ('{"unexpected": true}', "the AI server's answer is not a chat completion"),
+        ('{"id": "x", "choices": []}', "the AI server's answer is not a chat completion"),
+        ("[]", None),
+    ],
+)
 async def test_malformed_body_is_an_ai_error(body: str, reason: str | None) -> None:
     async with FakeOpenAI([Malformed(body)]) as server:
         with pytest.raises(AiError) as info:
@@ -202,11 +260,13 @@ async def test_the_fake_refuses_requests_outside_the_contract() -> None:
 
     async with FakeOpenAI([Answer("x")]) as server, aiohttp.ClientSession() as http:
         url = server.base_url + "/chat/completions"
-        bad = [{"messages": [{"role": "user", "content": "hi"}]},                      # no model
-               {"model": "m", "messages": []},                                           # no messages
-               {"model": "m", "messages": [{"role": "robot", "content": "hi"}]},         # bad role
-               {"model": "m", "messages": [{"role": "user"}]},                           # no content
-               {"model": "m", "messages": [{"role": "user", "content": "hi"}], "prompt": "x"}]  # not chat
+        bad = [
+            {"messages": [{"role": "user", "content": "hi"}]},  # no model
+            {"model": "m", "messages": []},  # no messages
+            {"model": "m", "messages": [{"role": "robot", "content": "hi"}]},  # bad role
+            {"model": "m", "messages": [{"role": "user"}]},  # no content
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], "prompt": "x"},
+        ]  # not chat
         for body in bad:
             async with http.post(url, json=body, headers={"Authorization": "Bearer k"}) as r:
                 assert r.status == 400

@@ -26,36 +26,65 @@ from sidecar.ai import (
 from sidecar.ai.naming import naming_messages, tempo_band, unique_name
 from sidecar.config import load_settings
 
-PROFILE = PlaylistProfile(moods={"rock": 0.62, "pop": 0.51, "indie": 0.40, "alternative": 0.33},
-                          tempo_bpm=120.0, energy=0.45,
-                          other_features={"sad": 0.71, "relaxed": 0.66, "danceable": 0.55, "party": 0.10})
+PROFILE = PlaylistProfile(
+    moods={"rock": 0.62, "pop": 0.51, "indie": 0.40, "alternative": 0.33},
+    tempo_bpm=120.0,
+    energy=0.45,
+    other_features={"sad": 0.71, "relaxed": 0.66, "danceable": 0.55, "party": 0.10},
+)
 FALLBACK = "Rock_Pop_Indie_Medium_Sad_Relaxed"
 SONGS = [(f"Song {i}", f"Artist {i}") for i in range(1, 41)]
 
 
 # --- deterministic names -------------------------------------------------------------------
 
-@pytest.mark.parametrize("profile, expected", [
-    (PROFILE, FALLBACK),  # the upstream example: 3 moods, tempo band, 2 features >= 0.5
-    (PlaylistProfile({"jazz": 0.3}, 60.0, 0.1, {"relaxed": 0.9}), "Jazz_Slow_Relaxed"),
-    (PlaylistProfile({}, 80.0, 0.2), "Mixed_Slow"),
-    (PlaylistProfile({"rock": 0.01, "pop": 0.005}, 150.0, 0.9), "Mixed_Fast"),  # 0.01 is not above 0.01
-    (PlaylistProfile({"rock": 0.5, "pop": -0.9}, 150.0, 0.9), "Mixed_Fast"),  # scores sum to <= 0
-    (PlaylistProfile({"alternative rock": 0.5, "80s": 0.4, "Hip-Hop": 0.3, "soul": 0.2}, 160.0, 0.8),
-     "Alternative Rock_80s_Hip-Hop_Fast"),  # str.title() would say 80S
-    (PlaylistProfile({"happy": 0.5, "pop": 0.4}, 100.0, 0.6, {"happy": 0.8, "danceable": 0.6, "party": 0.55}),
-     "Happy_Pop_Medium_Danceable_Party"),  # a feature already named as a mood is not repeated
-    (PlaylistProfile({"b": 0.5, "a": 0.5, "c": 0.5, "d": 0.5}, 100.0, 0.5), "A_B_C_Medium"),  # ties by label
-    (PlaylistProfile({"rock": 0.5}, 100.0, 0.5, {"sad": 0.5, "relaxed": 0.49}), "Rock_Medium_Sad"),
-    (PlaylistProfile({"rock": math.nan, "folk": 0.2}, math.nan, math.nan, {"sad": math.nan}), "Folk_Medium"),
-    (PlaylistProfile({"female vocalists": 0.4, "rnb": 0.3}, 145.6, 0.5), "Female Vocalists_Rnb_Fast"),
-])
+
+@pytest.mark.parametrize(
+    "profile, expected",
+    [
+        (PROFILE, FALLBACK),  # the upstream example: 3 moods, tempo band, 2 features >= 0.5
+        (PlaylistProfile({"jazz": 0.3}, 60.0, 0.1, {"relaxed": 0.9}), "Jazz_Slow_Relaxed"),
+        (PlaylistProfile({}, 80.0, 0.2), "Mixed_Slow"),
+        (PlaylistProfile({"rock": 0.01, "pop": 0.005}, 150.0, 0.9), "Mixed_Fast"),  # 0.01 is not above 0.01
+        (PlaylistProfile({"rock": 0.5, "pop": -0.9}, 150.0, 0.9), "Mixed_Fast"),  # scores sum to <= 0
+        (
+            PlaylistProfile({"alternative rock": 0.5, "80s": 0.4, "Hip-Hop": 0.3, "soul": 0.2}, 160.0, 0.8),
+            "Alternative Rock_80s_Hip-Hop_Fast",
+        ),  # str.title() would say 80S
+        (
+            PlaylistProfile(
+                {"happy": 0.5, "pop": 0.4}, 100.0, 0.6, {"happy": 0.8, "danceable": 0.6, "party": 0.55}
+            ),
+            "Happy_Pop_Medium_Danceable_Party",
+        ),  # a feature already named as a mood is not repeated
+        (
+            PlaylistProfile({"b": 0.5, "a": 0.5, "c": 0.5, "d": 0.5}, 100.0, 0.5),
+            "A_B_C_Medium",
+        ),  # ties by label
+        (PlaylistProfile({"rock": 0.5}, 100.0, 0.5, {"sad": 0.5, "relaxed": 0.49}), "Rock_Medium_Sad"),
+        (
+            PlaylistProfile({"rock": math.nan, "folk": 0.2}, math.nan, math.nan, {"sad": math.nan}),
+            "Folk_Medium",
+        ),
+        (PlaylistProfile({"female vocalists": 0.4, "rnb": 0.3}, 145.6, 0.5), "Female Vocalists_Rnb_Fast"),
+    ],
+)
 def test_deterministic_name(profile: PlaylistProfile, expected: str) -> None:
     assert deterministic_name(profile) == expected
 
 
-@pytest.mark.parametrize("bpm, band", [(40.0, "Slow"), (92.7, "Slow"), (92.8, "Medium"), (145.5, "Medium"),
-                                       (145.6, "Fast"), (210.0, "Fast"), (math.inf, "Medium")])
+@pytest.mark.parametrize(
+    "bpm, band",
+    [
+        (40.0, "Slow"),
+        (92.7, "Slow"),
+        (92.8, "Medium"),
+        (145.5, "Medium"),
+        (145.6, "Fast"),
+        (210.0, "Fast"),
+        (math.inf, "Medium"),
+    ],
+)
 def test_tempo_bands(bpm: float, band: str) -> None:
     assert tempo_band(bpm) == band
 
@@ -72,70 +101,80 @@ def test_unique_name_ignores_case_and_the_automatic_suffix() -> None:
 NAME = "Velvet Midnight Hours"
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (NAME, NAME),
-    (f"<think>They want something calm.\nMaybe neon?</think>\n\n{NAME}", NAME),
-    (f"<THINKING>plan</THINKING>{NAME}", NAME),
-    (f"the user wants a calm name</think>{NAME}", NAME),  # the opening tag never printed
-    (f"[INST] name it [/INST] {NAME}", NAME),
-    (f"[THOUGHT]hmm[/THOUGHT]{NAME}", NAME),
-    (f"<|channel|>analysis<|message|>think<|end|><|start|>assistant<|channel|>final<|message|>{NAME}", NAME),
-    ("<think>I keep thinking and never finish the thought about Velvet Midnight", None),
-    (f"Sure! Here's a name for your playlist:\n\n**{NAME}**\n\nIt captures the late-night mood.", NAME),
-    (f'Playlist Name: "{NAME}"', NAME),
-    (f"Title: {NAME}", NAME),
-    (f"1. {NAME}", NAME),
-    (f"Here are some options:\n1. {NAME}\n2. Neon Rain Boulevard", NAME),
-    (f"Sure! How about **{NAME}**? It fits the mood.", NAME),
-    (f'I would call it "{NAME}".', NAME),
-    (f"\u201c{NAME}\u201d", NAME),
-    (f"'{NAME}'", NAME),
-    (f"# {NAME}", NAME),
-    (f"```\n{NAME}\n```", NAME),
-    (f'{{"name": "{NAME}"}}', NAME),
-    (f"Sure!\n{NAME}", NAME),
-    (f"Sure, {NAME}.", NAME),
-    (f"{NAME} (2)", NAME),  # numbering is ours to add
-    (f"{NAME} - a playlist for slow drives home after the last show", NAME),
-    (f"{NAME} \u2013 for late drives with the windows down and no hurry", NAME),
-    ("\U0001d415\U0001d41e\U0001d425\U0001d42f\U0001d41e\U0001d42d Midnight Hours", NAME),  # math bold
-    ("\uff36\uff45\uff4c\uff56\uff45\uff54 Midnight Hours", NAME),  # full-width
-    ("Caf\u00e9 Nights in Montr\u00e9al \U0001f319\u2728", "Cafe Nights in Montreal"),
-    ("Velvet_Midnight_Hours", NAME),
-    ("Rockin' Through The Night!", "Rockin' Through The Night!"),
-    (f"How about {NAME}?", NAME),
-    (f"The name is {NAME}", NAME),
-    (f"I would name it {NAME}.", NAME),
-    (f"**Playlist Name:** {NAME}", NAME),
-    (f"<think>\n\n</think>\n\n{NAME}", NAME),  # an empty reasoning block (qwen3)
-    (f"{NAME}\n\nExplanation: calm, nocturnal, a little sad.", NAME),
-    ("Call It a Night: Slow Songs", "Call It a Night Slow Songs"),  # a name, not a preamble
-    ("What About Us: Songs of Doubt", "What About Us Songs of Doubt"),
-    ("Playlist: Neon", None),
-    ("Neon", None),  # too short
-    ("A Very Long Name That Goes On And On Past The Limit Of Forty", None),
-    ("asdkj 12391 @@@ !!! 0x00ff ###", None),  # garbage
-    ("1234567890 1234567890", None),  # no words
-    ("\U0001f3b5\U0001f3b6\U0001f3b8\U0001f941", None),  # emoji only
-    ("I'm sorry, but I can't help with naming this playlist.", None),
-    ("Error: model not loaded, try again later", None),
-    ("As an AI language model I cannot", None),
-    ("", None),
-    ("   \n\t ", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (NAME, NAME),
+        (f"<think>They want something calm.\nMaybe neon?</think>\n\n{NAME}", NAME),
+        (f"<THINKING>plan</THINKING>{NAME}", NAME),
+        (f"the user wants a calm name</think>{NAME}", NAME),  # the opening tag never printed
+        (f"[INST] name it [/INST] {NAME}", NAME),
+        (f"[THOUGHT]hmm[/THOUGHT]{NAME}", NAME),
+        (
+            f"<|channel|>analysis<|message|>think<|end|><|start|>assistant<|channel|>final<|message|>{NAME}",
+            NAME,
+        ),
+        ("<think>I keep thinking and never finish the thought about Velvet Midnight", None),
+        (f"Sure! Here's a name for your playlist:\n\n**{NAME}**\n\nIt captures the late-night mood.", NAME),
+        (f'Playlist Name: "{NAME}"', NAME),
+        (f"Title: {NAME}", NAME),
+        (f"1. {NAME}", NAME),
+        (f"Here are some options:\n1. {NAME}\n2. Neon Rain Boulevard", NAME),
+        (f"Sure! How about **{NAME}**? It fits the mood.", NAME),
+        (f'I would call it "{NAME}".', NAME),
+        (f"\u201c{NAME}\u201d", NAME),
+        (f"'{NAME}'", NAME),
+        (f"# {NAME}", NAME),
+        (f"```\n{NAME}\n```", NAME),
+        (f'{{"name": "{NAME}"}}', NAME),
+        (f"Sure!\n{NAME}", NAME),
+        (f"Sure, {NAME}.", NAME),
+        (f"{NAME} (2)", NAME),  # numbering is ours to add
+        (f"{NAME} - a playlist for slow drives home after the last show", NAME),
+        (f"{NAME} \u2013 for late drives with the windows down and no hurry", NAME),
+        ("\U0001d415\U0001d41e\U0001d425\U0001d42f\U0001d41e\U0001d42d Midnight Hours", NAME),  # math bold
+        ("\uff36\uff45\uff4c\uff56\uff45\uff54 Midnight Hours", NAME),  # full-width
+        ("Caf\u00e9 Nights in Montr\u00e9al \U0001f319\u2728", "Cafe Nights in Montreal"),
+        ("Velvet_Midnight_Hours", NAME),
+        ("Rockin' Through The Night!", "Rockin' Through The Night!"),
+        (f"How about {NAME}?", NAME),
+        (f"The name is {NAME}", NAME),
+        (f"I would name it {NAME}.", NAME),
+        (f"**Playlist Name:** {NAME}", NAME),
+        (f"<think>\n\n</think>\n\n{NAME}", NAME),  # an empty reasoning block (qwen3)
+        (f"{NAME}\n\nExplanation: calm, nocturnal, a little sad.", NAME),
+        ("Call It a Night: Slow Songs", "Call It a Night Slow Songs"),  # a name, not a preamble
+        ("What About Us: Songs of Doubt", "What About Us Songs of Doubt"),
+        ("Playlist: Neon", None),
+        ("Neon", None),  # too short
+        ("A Very Long Name That Goes On And On Past The Limit Of Forty", None),
+        ("asdkj 12391 @@@ !!! 0x00ff ###", None),  # garbage
+        ("1234567890 1234567890", None),  # no words
+        ("\U0001f3b5\U0001f3b6\U0001f3b8\U0001f941", None),  # emoji only
+        ("I'm sorry, but I can't help with naming this playlist.", None),
+        ("Error: model not loaded, try again later", None),
+        ("As an AI language model I cannot", None),
+        ("", None),
+        ("   \n\t ", None),
+        (None, None),
+    ],
+)
 def test_clean_name(raw: str | None, expected: str | None) -> None:
     assert clean_name(raw) == expected
 
 
 def test_clean_names_are_plain_ascii_within_the_window() -> None:
-    for raw in ["\u00c5ngstr\u00f6m Dreams of the North", "Za\u017c\u00f3\u0142\u0107 g\u0119\u015bl\u0105 "
-                "ja\u017a\u0144", "\u2605 Starlit \u2605 Avenue \u2605 Nights \u2605"]:
+    for raw in [
+        "\u00c5ngstr\u00f6m Dreams of the North",
+        "Za\u017c\u00f3\u0142\u0107 g\u0119\u015bl\u0105 ja\u017a\u0144",
+        "\u2605 Starlit \u2605 Avenue \u2605 Nights \u2605",
+    ]:
         name = clean_name(raw)
         assert name is not None and name.isascii() and 15 <= len(name) <= 40, (raw, name)
 
 
 # --- the prompt ------------------------------------------------------------------------------
+
 
 def test_prompt_holds_profile_songs_and_taken_names() -> None:
     messages = naming_messages(PROFILE, SONGS, {"Old Name One", "Old Name Two"}, max_songs=3)
@@ -151,16 +190,26 @@ def test_prompt_holds_profile_songs_and_taken_names() -> None:
 
 # --- name_playlist against the scripted server --------------------------------------------
 
+
 def _config(server: FakeOpenAI, **env: str) -> AiConfig:
-    env_settings = load_settings(env={"AI_MODEL_PROVIDER": "OPENAI", "OPENAI_SERVER_URL": server.base_url,
-                                      "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL_NAME": "namer",
-                                      "MAX_SONGS_IN_AI_PROMPT": "5", **env})
+    env_settings = load_settings(
+        env={
+            "AI_MODEL_PROVIDER": "OPENAI",
+            "OPENAI_SERVER_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_MODEL_NAME": "namer",
+            "MAX_SONGS_IN_AI_PROMPT": "5",
+            **env,
+        }
+    )
     config = ai_config(env_settings)
     assert config is not None
     return config
 
 
-async def _name(script: list[Any], avoid: set[str] | None = None, **env: str) -> tuple[NamingResult, FakeOpenAI]:
+async def _name(
+    script: list[Any], avoid: set[str] | None = None, **env: str
+) -> tuple[NamingResult, FakeOpenAI]:
     async with FakeOpenAI(script) as server:
         result = await name_playlist(_config(server, **env), PROFILE, SONGS, avoid or set())
         server.assert_no_violations()
@@ -210,8 +259,11 @@ async def test_timeout_falls_back_in_time() -> None:
     started = time.monotonic()
     result, server = await _name([Answer(NAME, delay=3.0)], AI_REQUEST_TIMEOUT_SECONDS="1")
     elapsed = time.monotonic() - started
-    assert (result.name, result.source, result.note) == (FALLBACK, "fallback", "AI naming failed: no answer "
-                                                         "within 1 s")
+    assert (result.name, result.source, result.note) == (
+        FALLBACK,
+        "fallback",
+        "AI naming failed: no answer within 1 s",
+    )
     assert elapsed < 2.0
     assert len(server.requests) == 1
 
@@ -259,5 +311,9 @@ async def test_unexpected_errors_never_escape(monkeypatch: pytest.MonkeyPatch) -
 @given(st.text(max_size=300))
 def test_clean_name_only_returns_plain_names(raw: str) -> None:
     name = clean_name(raw)
-    assert name is None or (15 <= len(name) <= 40 and re.fullmatch(r"[A-Za-z0-9 \-&'!.,?()\[\]]+", name)
-                            and name == name.strip() and "  " not in name)
+    assert name is None or (
+        15 <= len(name) <= 40
+        and re.fullmatch(r"[A-Za-z0-9 \-&'!.,?()\[\]]+", name)
+        and name == name.strip()
+        and "  " not in name
+    )

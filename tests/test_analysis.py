@@ -36,10 +36,22 @@ from sidecar.web.keys import DB
 MELODIES = [[220, 277, 330, 440], [196, 247, 294, 392], [262, 330, 392, 523], [147, 185, 220, 294]]
 
 
-def make_album(root: Path, artist: str, album: str, n: int, seconds: float = 8.0, start: int = 0) -> list[Path]:
-    return [make_track(root / artist / album / f"{i + 1:02d} Song {start + i}.flac", seconds=seconds,
-                       melody=MELODIES[(start + i) % len(MELODIES)], seed=start + i, title=f"Song {start + i}",
-                       artist=artist, album=album, track_number=i + 1) for i in range(n)]
+def make_album(
+    root: Path, artist: str, album: str, n: int, seconds: float = 8.0, start: int = 0
+) -> list[Path]:
+    return [
+        make_track(
+            root / artist / album / f"{i + 1:02d} Song {start + i}.flac",
+            seconds=seconds,
+            melody=MELODIES[(start + i) % len(MELODIES)],
+            seed=start + i,
+            title=f"Song {start + i}",
+            artist=artist,
+            album=album,
+            track_number=i + 1,
+        )
+        for i in range(n)
+    ]
 
 
 def add_bad_files(album_dir: Path) -> dict[str, str]:
@@ -51,10 +63,18 @@ def add_bad_files(album_dir: Path) -> dict[str, str]:
     sf.write(album_dir / "93 silent.wav", np.zeros(16000 * 6, dtype=np.float32), 16000)
     make_track(album_dir / "94 short.flac", seconds=1.5, title="94 short")
     t = np.arange(8000 * 10) / 8000
-    six = np.stack([0.3 * np.sin(2 * np.pi * (200 + 50 * c) * t) for c in range(6)], axis=1).astype(np.float32)
+    six = np.stack([0.3 * np.sin(2 * np.pi * (200 + 50 * c) * t) for c in range(6)], axis=1).astype(
+        np.float32
+    )
     sf.write(album_dir / "95 surround8k.wav", six, 8000)
-    return {"90 empty": "empty", "91 corrupt": "corrupt", "92 text": "not_audio", "93 silent": "silent",
-            "94 short": "too_short", "95 surround8k": ""}
+    return {
+        "90 empty": "empty",
+        "91 corrupt": "corrupt",
+        "92 text": "not_audio",
+        "93 silent": "silent",
+        "94 short": "too_short",
+        "95 surround8k": "",
+    }
 
 
 async def run_worker_until_idle(settings: Any, endpoints: Endpoints) -> None:
@@ -65,8 +85,13 @@ async def run_worker_until_idle(settings: Any, endpoints: Endpoints) -> None:
 async def client(make_settings: Any, endpoints: Endpoints, tmp_path: Path) -> AsyncIterator[TestClient]:
     music = tmp_path / "music"
     music.mkdir(exist_ok=True)
-    c = TestClient(TestServer(create_app(make_settings({"LOCAL_MUSIC_DIR": str(music)},
-                                                       ai_chat_db_user_name="ai_user_an"), endpoints)))
+    c = TestClient(
+        TestServer(
+            create_app(
+                make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_an"), endpoints
+            )
+        )
+    )
     await c.start_server()
     yield c
     await c.close()
@@ -82,23 +107,37 @@ def test_select_patches_spreads_evenly() -> None:
 def test_pipeline_on_a_real_file(tmp_path: Path) -> None:
     path = make_track(tmp_path / "a.mp3", seconds=20, melody=MELODIES[0], title="x")
     r = analyze_path(path, AnalysisParams(top_n_moods=4))
-    assert r.embedding.shape == (200,) and r.embedding.dtype == np.float32 and np.all(np.isfinite(r.embedding))
+    assert (
+        r.embedding.shape == (200,) and r.embedding.dtype == np.float32 and np.all(np.isfinite(r.embedding))
+    )
     assert len(r.tags) == 50 and len(r.mtt_tags) == 50 and "rock" in r.tags and "guitar" in r.mtt_tags
     assert len(r.moods) == 4 and r.moods[0] == max(r.tags, key=r.tags.get)
     assert r.tempo is None or 40 <= r.tempo <= 200
-    assert r.key in {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"} and r.scale in {"major", "minor"}
+    assert r.key in {"C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"} and r.scale in {
+        "major",
+        "minor",
+    }
     assert 0 <= r.energy_normalized <= 1 and set(r.other_features) == {
-        "danceable", "aggressive", "happy", "party", "relaxed", "sad"}
+        "danceable",
+        "aggressive",
+        "happy",
+        "party",
+        "relaxed",
+        "sad",
+    }
     assert all(0 <= v <= 1 for v in r.other_features.values())
     assert r.features["patches"] == 6 and r.features["complete"]
     # a budget of patches keeps the embedding close to the all-patches one
     budget = analyze_path(path, AnalysisParams(max_patches=3))
-    cos = float(budget.embedding @ r.embedding / np.linalg.norm(budget.embedding) / np.linalg.norm(r.embedding))
+    cos = float(
+        budget.embedding @ r.embedding / np.linalg.norm(budget.embedding) / np.linalg.norm(r.embedding)
+    )
     assert budget.features["patches"] == 3 and cos > 0.95
 
 
-async def test_every_track_ends_analysed_or_failed_with_reason(make_settings: Any, endpoints: Endpoints,
-                                                               tmp_path: Path, client: TestClient) -> None:
+async def test_every_track_ends_analysed_or_failed_with_reason(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, client: TestClient
+) -> None:
     music = tmp_path / "music"
     make_album(music, "Band", "Good", 3)
     expected = add_bad_files(music / "Band" / "Good")
@@ -115,13 +154,18 @@ async def test_every_track_ends_analysed_or_failed_with_reason(make_settings: An
     assert task is not None and task["status"] == "SUCCESS", task
     d = task["details"]
     assert d["tracks_total"] == 9 and d["tracks_analyzed"] + d["tracks_failed"] == 9 and d["adds_up"]
-    assert task["log"][-1].startswith(f"done: {d['tracks_analyzed']} analysed + {d['tracks_failed']} failed = 9")
-    rows = {r["title"]: r for r in await db.fetch(
-        "SELECT title, analysis_status, failure_reason FROM tracks")}
+    assert task["log"][-1].startswith(
+        f"done: {d['tracks_analyzed']} analysed + {d['tracks_failed']} failed = 9"
+    )
+    rows = {
+        r["title"]: r for r in await db.fetch("SELECT title, analysis_status, failure_reason FROM tracks")
+    }
     for title, reason in expected.items():
         row = rows[title]
         if reason:
-            assert row["analysis_status"] == "failed" and row["failure_reason"].startswith(reason + ":"), dict(row)
+            assert row["analysis_status"] == "failed" and row["failure_reason"].startswith(reason + ":"), (
+                dict(row)
+            )
         else:
             assert row["analysis_status"] == "analyzed", dict(row)
     for i in range(3):
@@ -145,8 +189,13 @@ async def test_every_track_ends_analysed_or_failed_with_reason(make_settings: An
     assert await db.fetchval("SELECT max(analyzed_at) FROM track_analysis") == before
 
 
-async def test_new_model_version_reanalyses(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
-                                            client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_new_model_version_reanalyses(
+    make_settings: Any,
+    endpoints: Endpoints,
+    tmp_path: Path,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     music = tmp_path / "music"
     make_album(music, "Band", "Good", 2)
     settings = make_settings({"LOCAL_MUSIC_DIR": str(music)})
@@ -158,7 +207,11 @@ async def test_new_model_version_reanalyses(make_settings: Any, endpoints: Endpo
     resp = await client.post("/api/analysis/start", json={})
     await run_worker_until_idle(settings, endpoints)
     task = await tasks.get(db, (await resp.json())["task_id"])
-    assert task is not None and task["details"]["albums_to_analyse"] == 1 and task["details"]["tracks_analyzed"] == 2
+    assert (
+        task is not None
+        and task["details"]["albums_to_analyse"] == 1
+        and task["details"]["tracks_analyzed"] == 2
+    )
     new = {r[0] for r in await db.fetch("SELECT DISTINCT model_version FROM embeddings")}
     assert len(new) == 1 and new != old
 
@@ -169,7 +222,9 @@ async def test_bad_start_requests(client: TestClient) -> None:
         assert resp.status == 400 and "error" in await resp.json()
 
 
-async def test_cancel_mid_run(make_settings: Any, endpoints: Endpoints, tmp_path: Path, client: TestClient) -> None:
+async def test_cancel_mid_run(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, client: TestClient
+) -> None:
     music = tmp_path / "music"
     for a in range(3):
         make_album(music, f"Artist {a}", f"Album {a}", 4, seconds=12, start=10 * a)
@@ -196,25 +251,41 @@ async def test_cancel_mid_run(make_settings: Any, endpoints: Endpoints, tmp_path
 
 
 @pytest.mark.slow
-async def test_sigkill_mid_album_then_restart(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
-                                              client: TestClient) -> None:
+async def test_sigkill_mid_album_then_restart(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, client: TestClient
+) -> None:
     music = tmp_path / "music"
     make_album(music, "Solo", "Long Album", 8, seconds=15)
     db: asyncpg.Pool = client.app[DB]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIASERVER_"))}
-    env.update({"DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url,
-                "LOCAL_MUSIC_DIR": str(music), "AUDIOMUSE_DATA_DIR": str(tmp_path / "data"),
-                "TASK_ORPHAN_SECONDS": "2", "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DATABASE_URL": endpoints.postgres_dsn,
+            "REDIS_URL": endpoints.redis_url,
+            "LOCAL_MUSIC_DIR": str(music),
+            "AUDIOMUSE_DATA_DIR": str(tmp_path / "data"),
+            "TASK_ORPHAN_SECONDS": "2",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     task_id = (await (await client.post("/api/analysis/start", json={})).json())["task_id"]
 
     def start_worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "worker"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     first = start_worker()
     deadline = time.monotonic() + 120
     while await db.fetchval("SELECT count(*) FROM tracks WHERE analysis_status = 'analyzed'") < 2:
-        assert time.monotonic() < deadline and first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline and first.poll() is None, (
+            first.stderr.read() if first.stderr else ""
+        )
         await asyncio.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
@@ -238,8 +309,9 @@ async def test_sigkill_mid_album_then_restart(make_settings: Any, endpoints: End
     assert await db.fetchval("SELECT count(DISTINCT item_id) FROM embeddings") == 8
 
 
-async def test_analysis_through_a_real_subsonic_server(make_settings: Any, endpoints: Endpoints, tmp_path: Path,
-                                                       db: asyncpg.Pool) -> None:
+async def test_analysis_through_a_real_subsonic_server(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, db: asyncpg.Pool
+) -> None:
     from servers.supysonic import running_supysonic
 
     from sidecar.web.keys import QUEUE
@@ -248,9 +320,15 @@ async def test_analysis_through_a_real_subsonic_server(make_settings: Any, endpo
     make_album(music, "Remote", "Streamed", 3, seconds=8)
     make_empty_file(music / "Remote" / "Streamed" / "04 empty.flac")  # supysonic skips it: not a track
     with running_supysonic(music, tmp_path / "supysonic") as server:
-        settings = make_settings({"MEDIASERVER_TYPE": "navidrome", "NAVIDROME_URL": server.base_url,
-                                  "NAVIDROME_USER": server.user, "NAVIDROME_PASSWORD": server.password},
-                                 ai_chat_db_user_name="ai_user_sub")
+        settings = make_settings(
+            {
+                "MEDIASERVER_TYPE": "navidrome",
+                "NAVIDROME_URL": server.base_url,
+                "NAVIDROME_USER": server.user,
+                "NAVIDROME_PASSWORD": server.password,
+            },
+            ai_chat_db_user_name="ai_user_sub",
+        )
         c = TestClient(TestServer(create_app(settings, endpoints)))
         await c.start_server()
         try:

@@ -35,7 +35,9 @@ async def _client(settings: Any, endpoints: Endpoints) -> TestClient:
 
 @pytest_asyncio.fixture
 async def client(make_settings: Any, endpoints: Endpoints, music: Path) -> AsyncIterator[TestClient]:
-    c = await _client(make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_app"), endpoints)
+    c = await _client(
+        make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_app"), endpoints
+    )
     yield c
     await c.close()
 
@@ -44,15 +46,19 @@ async def _drain_queue(redis_url: str) -> None:
     from redis.asyncio import Redis
 
     r = Redis.from_url(redis_url)
-    keys = ([k async for k in r.scan_iter(f"{WORK_QUEUE}*")] + [k async for k in r.scan_iter(f"{CONTROL_QUEUE}*")]
-            + [k async for k in r.scan_iter("arq:*")])
+    keys = (
+        [k async for k in r.scan_iter(f"{WORK_QUEUE}*")]
+        + [k async for k in r.scan_iter(f"{CONTROL_QUEUE}*")]
+        + [k async for k in r.scan_iter("arq:*")]
+    )
     if keys:
         await r.delete(*keys)
     await r.aclose()
 
 
-async def test_healthz_reports_database_redis_and_worker(client: TestClient, make_settings: Any,
-                                                         endpoints: Endpoints, music: Path) -> None:
+async def test_healthz_reports_database_redis_and_worker(
+    client: TestClient, make_settings: Any, endpoints: Endpoints, music: Path
+) -> None:
     # no worker running: the web app works (200) but says so
     resp = await client.get("/healthz")
     assert resp.status == 200
@@ -60,7 +66,10 @@ async def test_healthz_reports_database_redis_and_worker(client: TestClient, mak
     assert body["status"] == "degraded" and body["redis"]["status"] == "degraded"
     assert "no worker has reported" in body["redis"]["worker"]
     assert body["database"]["status"] == "ok" and body["database"]["version"].startswith("18")
-    assert body["database"]["pgvector"] == "0.8.6" and body["database"]["schema_version"] == migrations()[-1].version
+    assert (
+        body["database"]["pgvector"] == "0.8.6"
+        and body["database"]["schema_version"] == migrations()[-1].version
+    )
     # a worker reports: ok
     group = WorkerGroup(make_settings({"LOCAL_MUSIC_DIR": str(music)}), endpoints)
     await group.open()
@@ -81,11 +90,14 @@ async def test_healthz_reports_database_redis_and_worker(client: TestClient, mak
     assert (await (await client.get("/healthz")).json())["status"] == "degraded"
 
 
-async def test_healthz_says_503_when_the_database_is_gone(make_settings: Any, endpoints: Endpoints,
-                                                         music: Path) -> None:
+async def test_healthz_says_503_when_the_database_is_gone(
+    make_settings: Any, endpoints: Endpoints, music: Path
+) -> None:
     from sidecar.web.keys import DB
 
-    c = await _client(make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_app"), endpoints)
+    c = await _client(
+        make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_app"), endpoints
+    )
     try:
         await c.app[DB].close()
         resp = await c.get("/healthz")
@@ -97,8 +109,14 @@ async def test_healthz_says_503_when_the_database_is_gone(make_settings: Any, en
 
 
 async def test_config_is_redacted(make_settings: Any, endpoints: Endpoints, music: Path) -> None:
-    settings = make_settings({"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": "s3cret-token",
-                              "AI_CHAT_DB_USER_PASSWORD": "chat-password-1"}, ai_chat_db_user_name="ai_user_app")
+    settings = make_settings(
+        {
+            "LOCAL_MUSIC_DIR": str(music),
+            "API_TOKEN": "s3cret-token",
+            "AI_CHAT_DB_USER_PASSWORD": "chat-password-1",
+        },
+        ai_chat_db_user_name="ai_user_app",
+    )
     c = await _client(settings, endpoints)
     try:
         resp = await c.get("/api/config", headers={"Authorization": "Bearer s3cret-token"})
@@ -111,8 +129,12 @@ async def test_config_is_redacted(make_settings: Any, endpoints: Endpoints, musi
 
 
 async def test_api_token_guards_the_api(make_settings: Any, endpoints: Endpoints, music: Path) -> None:
-    c = await _client(make_settings({"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": "tok"},
-                                    ai_chat_db_user_name="ai_user_app"), endpoints)
+    c = await _client(
+        make_settings(
+            {"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": "tok"}, ai_chat_db_user_name="ai_user_app"
+        ),
+        endpoints,
+    )
     try:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic tok"}):
             resp = await c.get("/api/active_tasks", headers=headers)
@@ -137,8 +159,13 @@ async def test_task_endpoints(client: TestClient) -> None:
     child = await tasks.create(db, "album_analysis", parent_task_id=parent)
     await tasks.update(db, parent, status="PROGRESS", progress=40, details={"albums": 5}, log_line="working")
     body = await (await client.get(f"/api/status/{parent}")).json()
-    assert (body["status"], body["state"], body["progress"], body["details"], body["status_message"]) == \
-        ("PROGRESS", "PROGRESS", 40, {"albums": 5}, "working")
+    assert (body["status"], body["state"], body["progress"], body["details"], body["status_message"]) == (
+        "PROGRESS",
+        "PROGRESS",
+        40,
+        {"albums": 5},
+        "working",
+    )
     assert [t["task_id"] for t in await (await client.get("/api/active_tasks")).json()] == [parent]
     assert (await (await client.get("/api/last_task")).json())["task_id"] == parent
     resp = await client.post(f"/api/cancel/{parent}")
@@ -151,7 +178,9 @@ async def test_task_endpoints(client: TestClient) -> None:
 
 
 async def test_bad_requests_get_json_errors(client: TestClient) -> None:
-    resp = await client.post("/api/library/sync", data=b"{not json", headers={"Content-Type": "application/json"})
+    resp = await client.post(
+        "/api/library/sync", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert resp.status == 400 and (await resp.json())["error"] == "body is not valid JSON"
     resp = await client.post("/api/library/sync", json=[1, 2])
     assert resp.status == 400 and (await resp.json())["error"] == "body must be a JSON object"
@@ -163,8 +192,9 @@ async def test_bad_requests_get_json_errors(client: TestClient) -> None:
     assert resp.status == 405 and "error" in await resp.json()
 
 
-async def test_library_sync_through_the_worker(client: TestClient, make_settings: Any, endpoints: Endpoints,
-                                               music: Path, valkey_url: str) -> None:
+async def test_library_sync_through_the_worker(
+    client: TestClient, make_settings: Any, endpoints: Endpoints, music: Path, valkey_url: str
+) -> None:
     from sidecar.web.keys import DB
 
     await _drain_queue(valkey_url)
@@ -176,8 +206,15 @@ async def test_library_sync_through_the_worker(client: TestClient, make_settings
     await run_workers_until_idle(make_settings({"LOCAL_MUSIC_DIR": str(music)}), endpoints)
     task = await tasks.get(client.app[DB], started["task_id"])
     assert task is not None and task["status"] == "SUCCESS" and task["progress"] == 100
-    assert task["details"] == {"num_recent_albums": 0, "albums_total": 4, "albums_done": 4,
-                               "albums_failed": 0, "tracks": 9, "tracks_rejected": 0, "tracks_removed": 0}
+    assert task["details"] == {
+        "num_recent_albums": 0,
+        "albums_total": 4,
+        "albums_done": 4,
+        "albums_failed": 0,
+        "tracks": 9,
+        "tracks_rejected": 0,
+        "tracks_removed": 0,
+    }
     stats = await (await client.get("/api/library/stats")).json()
     assert stats == {"pending": 9, "analyzing": 0, "analyzed": 0, "failed": 0}
     rows = await client.app[DB].fetch("SELECT title, artist, album, year, genres FROM tracks ORDER BY title")
@@ -190,8 +227,12 @@ def test_the_web_process_does_not_import_the_analysis_stack() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, sidecar.app, sidecar.serve, sidecar.bridge.jellyfin, sidecar.bridge.subsonic; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'librosa') "
-            "or m.startswith('sidecar.ml') or m.startswith('sidecar.jobs.analysis')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    code = (
+        "import sys, sidecar.app, sidecar.serve, sidecar.bridge.jellyfin, sidecar.bridge.subsonic; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'librosa') "
+        "or m.startswith('sidecar.ml') or m.startswith('sidecar.jobs.analysis')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "[]", out.stdout

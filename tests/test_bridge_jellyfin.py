@@ -76,17 +76,27 @@ class Env:
     def service(self) -> MixService:
         return MixService(self.db, self.settings)
 
-    def auth(self, form: str = "Authorization", token: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    def auth(
+        self, form: str = "Authorization", token: str | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
         return AUTH_FORMS[form](token or self.fake.token)
 
-    async def get(self, path: str, params: dict[str, str] | None = None, *, form: str = "Authorization",
-                  token: str | None = None, headers: dict[str, str] | None = None,
-                  direct: bool = False) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async def get(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        form: str = "Authorization",
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        direct: bool = False,
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
         """GET through the bridge (or straight to the fake): (status, JSON or bytes, response)."""
         auth_headers, auth_query = self.auth(form, token)
         base = self.fake.base_url if direct else self.bridge_url
-        async with self.http.get(base + path, params={**(params or {}), **auth_query},
-                                 headers={**auth_headers, **(headers or {})}) as resp:
+        async with self.http.get(
+            base + path, params={**(params or {}), **auth_query}, headers={**auth_headers, **(headers or {})}
+        ) as resp:
             raw = await resp.read()
             body = json.loads(raw) if raw and "json" in resp.headers.get("Content-Type", "") else raw
             return resp.status, body, resp
@@ -105,15 +115,26 @@ def build_library(media: Path) -> tuple[list[FakeTrack], np.ndarray]:
         k = counters[(s, a)] = counters.get((s, a), 0) + 1
         artist, album = f"Artist {s}{'AB'[a]}", f"Album {s}{'AB'[a]}"
         path = media / f"{i:02d}.flac"
-        tracks.append(FakeTrack.build(f"Song {i:02d}", artist, album, path, genres=[GENRES[s]], year=2000 + s,
-                                      index_number=k, duration_s=2.0,
-                                      date_created=datetime(2024, 1, 1 + i % 28, tzinfo=UTC)))
+        tracks.append(
+            FakeTrack.build(
+                f"Song {i:02d}",
+                artist,
+                album,
+                path,
+                genres=[GENRES[s]],
+                year=2000 + s,
+                index_number=k,
+                duration_s=2.0,
+                date_created=datetime(2024, 1, 1 + i % 28, tzinfo=UTC),
+            )
+        )
     make_track(tracks[0].path, seconds=2.0, title=tracks[0].name, artist=tracks[0].artist, seed=1)
     return tracks, vectors
 
 
-async def sync_and_analyse(db: asyncpg.Pool, fake: FakeJellyfin, tracks: list[FakeTrack], vectors: np.ndarray,
-                           pending: FakeTrack) -> None:
+async def sync_and_analyse(
+    db: asyncpg.Pool, fake: FakeJellyfin, tracks: list[FakeTrack], vectors: np.ndarray, pending: FakeTrack
+) -> None:
     """Our library as the sidecar builds it: synced through the Jellyfin provider, then analysed."""
     provider = JellyfinProvider(fake.base_url, fake.user_id, fake.token)
     try:
@@ -122,17 +143,21 @@ async def sync_and_analyse(db: asyncpg.Pool, fake: FakeJellyfin, tracks: list[Fa
     finally:
         await provider.close()
     analysed = [(t.id, vectors[i]) for i, t in enumerate(tracks) if t is not pending]
-    await db.executemany("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test')",
-                         analysed)
-    await db.execute("UPDATE tracks SET analysis_status = 'analyzed' WHERE item_id = ANY($1::text[])",
-                     [i for i, _ in analysed])
+    await db.executemany(
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test')", analysed
+    )
+    await db.execute(
+        "UPDATE tracks SET analysis_status = 'analyzed' WHERE item_id = ANY($1::text[])",
+        [i for i, _ in analysed],
+    )
     assert await db.fetchval("SELECT count(*) FROM tracks") == N_TRACKS
     fake.clear_log()
 
 
 @pytest_asyncio.fixture
-async def make_env(db: asyncpg.Pool, endpoints: Endpoints, make_settings: Any,
-                   tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
+async def make_env(
+    db: asyncpg.Pool, endpoints: Endpoints, make_settings: Any, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
     tracks, vectors = build_library(tmp_path / "media")
     stack = AsyncExitStack()
     fakes: list[FakeJellyfin] = []
@@ -145,10 +170,17 @@ async def make_env(db: asyncpg.Pool, endpoints: Endpoints, make_settings: Any,
         pending = tracks[5]
         if await db.fetchval("SELECT count(*) FROM tracks") == 0:
             await sync_and_analyse(db, fake, tracks, vectors, pending)
-        settings = make_settings({
-            "MEDIASERVER_TYPE": "jellyfin", "JELLYFIN_URL": fake.base_url, "JELLYFIN_USER_ID": fake.user_id,
-            "JELLYFIN_TOKEN": fake.token, "JELLYFIN_BRIDGE_PORT": "0", "BRIDGE_AUTH_CACHE_SECONDS": "60",
-        }, ai_chat_db_user_name="ai_user_bridge_jf")
+        settings = make_settings(
+            {
+                "MEDIASERVER_TYPE": "jellyfin",
+                "JELLYFIN_URL": fake.base_url,
+                "JELLYFIN_USER_ID": fake.user_id,
+                "JELLYFIN_TOKEN": fake.token,
+                "JELLYFIN_BRIDGE_PORT": "0",
+                "BRIDGE_AUTH_CACHE_SECONDS": "60",
+            },
+            ai_chat_db_user_name="ai_user_bridge_jf",
+        )
         main = TestServer(create_app(settings, endpoints))
         await main.start_server()
         stack.push_async_callback(main.close)
@@ -157,8 +189,17 @@ async def make_env(db: asyncpg.Pool, endpoints: Endpoints, make_settings: Any,
         stack.push_async_callback(bridge.close)
         http = aiohttp.ClientSession()
         stack.push_async_callback(http.close)
-        return Env(fake, str(bridge.make_url("")).rstrip("/"), http, db, settings, tracks, pending, tracks[0],
-                   bridge.app[bridge_module.BRIDGE])
+        return Env(
+            fake,
+            str(bridge.make_url("")).rstrip("/"),
+            http,
+            db,
+            settings,
+            tracks,
+            pending,
+            tracks[0],
+            bridge.app[bridge_module.BRIDGE],
+        )
 
     yield build
     await stack.aclose()
@@ -172,7 +213,9 @@ def ids_of(body: dict[str, Any], camel: bool = False) -> list[str]:
 
 def contract_errors(env: Env, template: str, body: Any, camel: bool = False) -> list[str]:
     """The bridge's answer checked against the declared 200 body of the route it stands in for."""
-    return env.fake.contract.check_json_response(env.fake.contract.operation("GET", template), 200, body, camel)
+    return env.fake.contract.check_json_response(
+        env.fake.contract.operation("GET", template), 200, body, camel
+    )
 
 
 # --------------------------------------------------------------------------- sonic answers
@@ -181,15 +224,18 @@ def contract_errors(env: Env, template: str, body: Any, camel: bool = False) -> 
 async def test_song_mix_with_every_auth_form(make_env: Callable[..., Awaitable[Env]]) -> None:
     env = await make_env(legacy_auth=True)  # a server that still accepts the legacy forms
     seed = env.track("Song 07")
-    expected = [c.item_id for c in (await env.service.song_mix(await env.service.song_seed(seed.id), 12)).tracks]
+    expected = [
+        c.item_id for c in (await env.service.song_mix(await env.service.song_seed(seed.id), 12)).tracks
+    ]
     assert expected[0] == seed.id and len(expected) == 12
     _, native, _ = await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "12"}, direct=True)
     assert ids_of(native) != expected  # Jellyfin's own (genre-random) mix is something else
 
     for form in AUTH_FORMS:
         env.fake.clear_log()
-        status, body, resp = await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "12", "userId": env.fake.user_id},
-                                           form=form)
+        status, body, resp = await env.get(
+            f"/Songs/{seed.id}/InstantMix", {"limit": "12", "userId": env.fake.user_id}, form=form
+        )
         assert status == 200, (form, body)
         assert ids_of(body) == expected, form
         assert body["TotalRecordCount"] == 12 and body["StartIndex"] == 0
@@ -214,21 +260,31 @@ async def test_every_mix_route(make_env: Callable[..., Awaitable[Env]]) -> None:
     album = [c.item_id for c in (await svc.mix(MixKind.ALBUM, album_id, 15)).tracks]
     by_artist = [c.item_id for c in (await svc.mix(MixKind.ARTIST, artist, 15)).tracks]
     by_genre = [c.item_id for c in (await svc.mix(MixKind.GENRE, genre, 15)).tracks]
-    similar = [c.item_id for c in await svc.similar(await svc.song_seed(seed.id), 6, eliminate_duplicates=True)]
+    similar = [
+        c.item_id for c in await svc.similar(await svc.song_seed(seed.id), 6, eliminate_duplicates=True)
+    ]
 
     # a Jellyfin playlist (made through the bridge: a POST body passed through)
     members = [env.track(f"Song {i:02d}").id for i in (1, 2, 3, 5)]  # Song 05 is not analysed
     headers, _ = env.auth()
-    async with env.http.post(env.bridge_url + "/Playlists", headers=headers,
-                             json={"Name": "Road trip", "Ids": members, "UserId": fake.user_id,
-                                   "MediaType": "Audio"}) as resp:
+    async with env.http.post(
+        env.bridge_url + "/Playlists",
+        headers=headers,
+        json={"Name": "Road trip", "Ids": members, "UserId": fake.user_id, "MediaType": "Audio"},
+    ) as resp:
         assert resp.status == 200
         playlist_id = (await resp.json())["Id"]
     assert fake.playlists[playlist_id].item_ids == members
     (posted,) = fake.requests_to("/Playlists", "POST")
-    assert posted.headers["Content-Length"] == str(len(posted.body)) and "Transfer-Encoding" not in posted.headers
-    seeds = await svc.seeds_for(MixKind.SONG, members[0]) + await svc.seeds_for(MixKind.SONG, members[1]) \
+    assert (
+        posted.headers["Content-Length"] == str(len(posted.body))
+        and "Transfer-Encoding" not in posted.headers
+    )
+    seeds = (
+        await svc.seeds_for(MixKind.SONG, members[0])
+        + await svc.seeds_for(MixKind.SONG, members[1])
         + await svc.seeds_for(MixKind.SONG, members[2])
+    )
     playlist = [c.item_id for c in (await svc.multi_mix(seeds, 15)).tracks]
 
     cases = [
@@ -254,8 +310,10 @@ async def test_every_mix_route(make_env: Callable[..., Awaitable[Env]]) -> None:
         assert ids_of(body) == expected, path
         assert contract_errors(env, contract_path, body) == [], path
     # the query-id forms (gone from Jellyfin 12's API, still sent by older clients)
-    for path, ident, expected in [("/Artists/InstantMix", fake.artist_id(artist), by_artist),
-                                  ("/MusicGenres/InstantMix", fake.genre_id(genre), by_genre)]:
+    for path, ident, expected in [
+        ("/Artists/InstantMix", fake.artist_id(artist), by_artist),
+        ("/MusicGenres/InstantMix", fake.genre_id(genre), by_genre),
+    ]:
         status, body, _ = await env.get(path, {"id": ident, "limit": "15"})
         assert status == 200 and ids_of(body) == expected, path
     # no limit: up to Jellyfin's 200 (the whole library here, minus what the rules leave out)
@@ -267,12 +325,21 @@ async def test_every_mix_route(make_env: Callable[..., Awaitable[Env]]) -> None:
 async def test_presentation_parameters_and_camel_case(make_env: Callable[..., Awaitable[Env]]) -> None:
     env = await make_env()
     seed = env.track("Song 20")
-    params = {"limit": "5", "fields": "Genres,DateCreated", "enableUserData": "true", "enableImages": "false",
-              "imageTypeLimit": "1", "enableImageTypes": "Primary", "userId": env.fake.user_id}
+    params = {
+        "limit": "5",
+        "fields": "Genres,DateCreated",
+        "enableUserData": "true",
+        "enableImages": "false",
+        "imageTypeLimit": "1",
+        "enableImageTypes": "Primary",
+        "userId": env.fake.user_id,
+    }
     status, body, _ = await env.get(f"/Items/{seed.id}/InstantMix", params)
     assert status == 200 and ids_of(body)[0] == seed.id
     first = body["Items"][0]
-    assert first["Genres"] == seed.genres and "DateCreated" in first and first["UserData"]["ItemId"] == seed.id
+    assert (
+        first["Genres"] == seed.genres and "DateCreated" in first and first["UserData"]["ItemId"] == seed.id
+    )
     (call,) = env.fake.requests_to("/Items")
     for key, value in params.items():
         if key != "limit":
@@ -302,18 +369,28 @@ async def test_real_client_library(make_env: Callable[..., Awaitable[Env]]) -> N
         client.config.app("AudioMuse bridge test", "1.0", "pytest", "pytest-device-1")
         client.config.data["auth.ssl"] = False
         # a saved session, as clients restore it: /system/info/public, then /system/info with the token
-        state = client.authenticate({"Servers": [{"address": env.bridge_url, "AccessToken": env.fake.token,
-                                                  "UserId": env.fake.user_id}]}, discover=False)
+        state = client.authenticate(
+            {
+                "Servers": [
+                    {"address": env.bridge_url, "AccessToken": env.fake.token, "UserId": env.fake.user_id}
+                ]
+            },
+            discover=False,
+        )
         assert state["State"] == CONNECTION_STATE.SignedIn, state
         assert state["Servers"][0]["Id"] == env.fake.server_id
         client.start()
         try:
-            return (client.jellyfin.get_instant_mix(seed.id, limit=25, fields=""),
-                    # (not the library's default fields: music_info() names Writer, OfficialRating and
-                    # Metascore, which Jellyfin 12's ItemFields no longer has; the fake refuses them)
-                    client.jellyfin.get_instant_mix(seed.id, limit=25, fields="Genres,DateCreated,MediaStreams"),
-                    client.jellyfin.get_similar(seed.id, limit=8),
-                    client.jellyfin._get(f"Albums/{seed.album_id}/InstantMix", {"UserId": "{UserId}", "Limit": 10}))
+            return (
+                client.jellyfin.get_instant_mix(seed.id, limit=25, fields=""),
+                # (not the library's default fields: music_info() names Writer, OfficialRating and
+                # Metascore, which Jellyfin 12's ItemFields no longer has; the fake refuses them)
+                client.jellyfin.get_instant_mix(seed.id, limit=25, fields="Genres,DateCreated,MediaStreams"),
+                client.jellyfin.get_similar(seed.id, limit=8),
+                client.jellyfin._get(
+                    f"Albums/{seed.album_id}/InstantMix", {"UserId": "{UserId}", "Limit": 10}
+                ),
+            )
         finally:
             client.stop()
 
@@ -350,15 +427,23 @@ async def test_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[
     seed = env.track("Song 12")
     status, body = await same_as_native(f"/Items/{seed.album_id}/Similar", {"limit": "3"})
     assert status == 200 and all(i["Type"] == "MusicAlbum" for i in body["Items"])
-    for path, contract_path in ((f"/Albums/{seed.album_id}/Similar", "/Albums/{itemId}/Similar"),
-                                (f"/Artists/{fake.artist_id(seed.album_artist)}/Similar", "/Artists/{itemId}/Similar")):
+    for path, contract_path in (
+        (f"/Albums/{seed.album_id}/Similar", "/Albums/{itemId}/Similar"),
+        (f"/Artists/{fake.artist_id(seed.album_artist)}/Similar", "/Artists/{itemId}/Similar"),
+    ):
         status, body = await same_as_native(path, {"limit": "3"})
         assert status == 200 and body["Items"] and contract_errors(env, contract_path, body) == [], path
-        assert {i["Type"] for i in body["Items"]} == {"MusicAlbum" if "Albums" in path else "MusicArtist"}, path
+        assert {i["Type"] for i in body["Items"]} == {"MusicAlbum" if "Albums" in path else "MusicArtist"}, (
+            path
+        )
     # a genre only a track added since the last sync carries (by id, as older clients send it)
-    late = FakeTrack.build("Late Song", "Late Artist", "Late Album", seed.path, genres=["Polka"], duration_s=2.0)
+    late = FakeTrack.build(
+        "Late Song", "Late Artist", "Late Album", seed.path, genres=["Polka"], duration_s=2.0
+    )
     fake.add_tracks([late])
-    status, body = await same_as_native("/MusicGenres/InstantMix", {"id": fake.genre_id("Polka"), "limit": "5"})
+    status, body = await same_as_native(
+        "/MusicGenres/InstantMix", {"id": fake.genre_id("Polka"), "limit": "5"}
+    )
     assert status == 200 and ids_of(body) == [late.id]
     assert contract_errors(env, "/MusicGenres/InstantMix", body) == []
     status, _ = await same_as_native("/MusicGenres/InstantMix", {"id": "0123456789abcdef0123456789abcdef"})
@@ -380,9 +465,9 @@ async def test_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[
     await same_as_native(f"/Items/{seed.id}/InstantMix", {"limit": "8"})
 
 
-async def test_our_failure_falls_back_to_jellyfins_answer(make_env: Callable[..., Awaitable[Env]],
-                                                         monkeypatch: pytest.MonkeyPatch,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+async def test_our_failure_falls_back_to_jellyfins_answer(
+    make_env: Callable[..., Awaitable[Env]], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """An exception in the bridge's own path (here the mix engine) is logged and counted, and the
     client gets Jellyfin's own answer, never a 500 of ours (the failure policy of both bridges)."""
     env = await make_env()
@@ -409,9 +494,14 @@ async def test_our_failure_falls_back_to_jellyfins_answer(make_env: Callable[...
         native_status, native, _ = await env.get(path, params, direct=True)
         assert (status, body) == (native_status, native) and status == 200, path
         assert "Server-Timing" not in resp.headers, path
-        assert any(r.name == "sidecar.bridge.jellyfin" and r.levelname == "WARNING" and r.exc_info
-                   and "boom in the mix engine" in str(r.exc_info[1]) and path in r.getMessage()
-                   for r in caplog.records), path
+        assert any(
+            r.name == "sidecar.bridge.jellyfin"
+            and r.levelname == "WARNING"
+            and r.exc_info
+            and "boom in the mix engine" in str(r.exc_info[1])
+            and path in r.getMessage()
+            for r in caplog.records
+        ), path
     assert counts["failed"] == failed + len(cases)
 
     # the database unreachable: a warning without a traceback (counted apart), Jellyfin answers
@@ -423,7 +513,10 @@ async def test_our_failure_falls_back_to_jellyfins_answer(make_env: Callable[...
     caplog.clear()
     with caplog.at_level("WARNING", logger="sidecar.bridge.jellyfin"):
         status, body, _ = await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "8"})
-    assert (status, body) == (200, (await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "8"}, direct=True))[1])
+    assert (status, body) == (
+        200,
+        (await env.get(f"/Songs/{seed.id}/InstantMix", {"limit": "8"}, direct=True))[1],
+    )
     (record,) = [r for r in caplog.records if "database down" in r.getMessage()]
     assert record.levelname == "WARNING" and not record.exc_info
     assert counts["unavailable"] == unavailable + 1 and counts["failed"] == failed + len(cases)
@@ -433,8 +526,12 @@ async def test_refused_credentials_get_jellyfins_401(make_env: Callable[..., Awa
     env = await make_env()  # Jellyfin 12 defaults: legacy credential forms are off
     seed = env.track("Song 15")
     path = f"/Items/{seed.id}/InstantMix"
-    for form, token in [("Authorization", "0" * 32), ("ApiKey", "nope"), ("X-Emby-Token", None),
-                        ("api_key", None)]:
+    for form, token in [
+        ("Authorization", "0" * 32),
+        ("ApiKey", "nope"),
+        ("X-Emby-Token", None),
+        ("api_key", None),
+    ]:
         status, body, _ = await env.get(path, {"limit": "5"}, form=form, token=token)
         native, native_body, _ = await env.get(path, {"limit": "5"}, form=form, token=token, direct=True)
         assert status == native == 401 and body == native_body, form
@@ -452,14 +549,24 @@ async def test_refused_credentials_get_jellyfins_401(make_env: Callable[..., Awa
 
 # --------------------------------------------------------------------------- the AudioMuse-AI plugin's API
 
-PLUGIN_INFO = {"Version": SIDECAR_VERSION,
-               "AvailableEndpoints": ["GET /AudioMuseAI/find_path", "GET /AudioMuseAI/health",
-                                      "GET /AudioMuseAI/similar_tracks"]}
+PLUGIN_INFO = {
+    "Version": SIDECAR_VERSION,
+    "AvailableEndpoints": [
+        "GET /AudioMuseAI/find_path",
+        "GET /AudioMuseAI/health",
+        "GET /AudioMuseAI/similar_tracks",
+    ],
+}
 
 
 def plugin_item(c: Candidate) -> dict[str, Any]:
     """The plugin's track shape (as AudioMuse-AI's /api/similar_tracks)."""
-    return {"author": c.artist, "distance": round(float(c.distance), 6), "item_id": c.item_id, "title": c.title}
+    return {
+        "author": c.artist,
+        "distance": round(float(c.distance), 6),
+        "item_id": c.item_id,
+        "title": c.title,
+    }
 
 
 def dashed(guid: str) -> str:
@@ -483,8 +590,9 @@ async def test_audiomuse_plugin_api(make_env: Callable[..., Awaitable[Env]]) -> 
 
     expected = await svc.similar(seed.id, 8, eliminate_duplicates=True)
     fake.clear_log()
-    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "8",
-                                                                   "eliminate_duplicates": "true"})
+    status, body, _ = await env.get(
+        "/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "8", "eliminate_duplicates": "true"}
+    )
     assert status == 200 and len(body) == 8 and body == [plugin_item(c) for c in expected]
     assert all(set(item) == {"author", "distance", "item_id", "title"} for item in body)
     assert [d["distance"] for d in body] == sorted(d["distance"] for d in body)
@@ -495,38 +603,52 @@ async def test_audiomuse_plugin_api(make_env: Callable[..., Awaitable[Env]]) -> 
     # the defaults (n=10, duplicates eliminated), a dashed GUID, names in any case; then duplicates kept
     status, body, _ = await env.get("/audiomuseai/Similar_Tracks", {"Item_Id": dashed(seed.id)})
     assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 10, True)]
-    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "6",
-                                                                   "eliminate_duplicates": "False"})
+    status, body, _ = await env.get(
+        "/AudioMuseAI/similar_tracks", {"item_id": seed.id, "n": "6", "eliminate_duplicates": "False"}
+    )
     assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 6, False)]
-    status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"title": seed.name, "artist": seed.artist,
-                                                                   "n": "4"})
+    status, body, _ = await env.get(
+        "/AudioMuseAI/similar_tracks", {"title": seed.name, "artist": seed.artist, "n": "4"}
+    )
     assert status == 200 and body == [plugin_item(c) for c in await svc.similar(seed.id, 4, True)]
 
     start, end = env.track("Song 02"), env.track("Song 41")
     path = (await svc.path(await svc.song_seed(start.id), await svc.song_seed(end.id), 6)).tracks
-    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id,
-                                                              "max_steps": "6"})
+    status, body, _ = await env.get(
+        "/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id, "max_steps": "6"}
+    )
     assert status == 200 and set(body) == {"path", "total_distance"}
     assert body["path"] == [plugin_item(c) for c in path] and len(path) == 6
     assert body["path"][0]["item_id"] == start.id and body["path"][-1]["item_id"] == end.id
-    assert body["total_distance"] == pytest.approx(total_distance(path), abs=1e-6) and body["total_distance"] > 0
-    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id})
+    assert (
+        body["total_distance"] == pytest.approx(total_distance(path), abs=1e-6) and body["total_distance"] > 0
+    )
+    status, body, _ = await env.get(
+        "/AudioMuseAI/find_path", {"start_song_id": start.id, "end_song_id": end.id}
+    )
     default = env.settings.path_default_length
     assert status == 200 and len(body["path"]) == len(
-        (await svc.path(await svc.song_seed(start.id), await svc.song_seed(end.id), default)).tracks)
+        (await svc.path(await svc.song_seed(start.id), await svc.song_seed(end.id), default)).tracks
+    )
     assert not fake.requests_to(r"/AudioMuseAI/.*")  # never forwarded
 
 
 async def test_audiomuse_plugin_api_needs_credentials_jellyfin_accepts(
-        make_env: Callable[..., Awaitable[Env]]) -> None:
+    make_env: Callable[..., Awaitable[Env]],
+) -> None:
     env = await make_env()  # Jellyfin 12 defaults: legacy credential forms are off
     seed, other = env.track("Song 11"), env.track("Song 33")
-    calls = [("/AudioMuseAI/info", {}), ("/AudioMuseAI/health", {}),
-             ("/AudioMuseAI/similar_tracks", {"item_id": seed.id}),
-             ("/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": other.id}),
-             ("/AudioMuseAI/similar_tracks", {"n": "abc"}),  # a bad parameter too: 401 comes first
-             ("/AudioMuseAI/find_path", {"start_song_id": "0123456789abcdef0123456789abcdef",
-                                         "end_song_id": other.id})]
+    calls = [
+        ("/AudioMuseAI/info", {}),
+        ("/AudioMuseAI/health", {}),
+        ("/AudioMuseAI/similar_tracks", {"item_id": seed.id}),
+        ("/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": other.id}),
+        ("/AudioMuseAI/similar_tracks", {"n": "abc"}),  # a bad parameter too: 401 comes first
+        (
+            "/AudioMuseAI/find_path",
+            {"start_song_id": "0123456789abcdef0123456789abcdef", "end_song_id": other.id},
+        ),
+    ]
     for path, params in calls:  # no credentials: 401 at once
         async with env.http.get(env.bridge_url + path, params=params) as resp:
             assert resp.status == 401 and await resp.read() == b"", path
@@ -543,8 +665,9 @@ async def test_audiomuse_plugin_api_needs_credentials_jellyfin_accepts(
     assert status == 200 and body == PLUGIN_INFO
 
 
-async def test_audiomuse_plugin_api_errors(make_env: Callable[..., Awaitable[Env]],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_audiomuse_plugin_api_errors(
+    make_env: Callable[..., Awaitable[Env]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = await make_env()
     svc, fake = env.service, env.fake
     seed, other = env.track("Song 14"), env.track("Song 30")
@@ -556,17 +679,33 @@ async def test_audiomuse_plugin_api_errors(make_env: Callable[..., Awaitable[Env
         ("similar_tracks", {"item_id": seed.id, "n": "0"}, "n must be between 1 and 500"),
         ("similar_tracks", {"item_id": seed.id, "n": "501"}, "n must be between 1 and 500"),
         ("similar_tracks", {"item_id": seed.id, "n": "abc"}, "n must be an integer"),
-        ("similar_tracks", {"item_id": seed.id, "eliminate_duplicates": "maybe"},
-         "eliminate_duplicates must be true or false"),
+        (
+            "similar_tracks",
+            {"item_id": seed.id, "eliminate_duplicates": "maybe"},
+            "eliminate_duplicates must be true or false",
+        ),
         ("find_path", {"end_song_id": other.id}, "start_song_id is required"),
         ("find_path", {"start_song_id": seed.id}, "end_song_id is required"),
-        ("find_path", {"start_song_id": seed.id, "end_song_id": "x"}, "end_song_id must be a Jellyfin item id"),
-        ("find_path", {"start_song_id": seed.id, "end_song_id": dashed(seed.id)},
-         "start_song_id and end_song_id are the same track"),
-        ("find_path", {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "1"},
-         "max_steps must be between 2 and 200"),
-        ("find_path", {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "many"},
-         "max_steps must be an integer"),
+        (
+            "find_path",
+            {"start_song_id": seed.id, "end_song_id": "x"},
+            "end_song_id must be a Jellyfin item id",
+        ),
+        (
+            "find_path",
+            {"start_song_id": seed.id, "end_song_id": dashed(seed.id)},
+            "start_song_id and end_song_id are the same track",
+        ),
+        (
+            "find_path",
+            {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "1"},
+            "max_steps must be between 2 and 200",
+        ),
+        (
+            "find_path",
+            {"start_song_id": seed.id, "end_song_id": other.id, "max_steps": "many"},
+            "max_steps must be an integer",
+        ),
     ]
     for endpoint, params, message in bad:
         fake.clear_log()
@@ -593,7 +732,9 @@ async def test_audiomuse_plugin_api_errors(make_env: Callable[..., Awaitable[Env
     assert status == 200 and body == [plugin_item(c) for c in expected if c is not gone]
     status, body, _ = await env.get("/AudioMuseAI/similar_tracks", {"item_id": gone.item_id})
     assert status == 404 and body == {"error": "unknown track", "detail": gone.item_id}
-    status, body, _ = await env.get("/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": gone.item_id})
+    status, body, _ = await env.get(
+        "/AudioMuseAI/find_path", {"start_song_id": seed.id, "end_song_id": gone.item_id}
+    )
     assert status == 404 and body == {"error": "unknown track", "detail": gone.item_id}
 
     # Jellyfin's own trouble is relayed: a 503 while it starts
@@ -625,14 +766,16 @@ async def test_audiomuse_plugin_api_errors(make_env: Callable[..., Awaitable[Env
 
 
 async def test_streams_audio_with_range_and_other_requests_unchanged(
-        make_env: Callable[..., Awaitable[Env]]) -> None:
+    make_env: Callable[..., Awaitable[Env]],
+) -> None:
     env = await make_env()
     track = env.streamed
     data = track.path.read_bytes()
     headers, _ = env.auth()
     stream = f"/Audio/{track.id}/stream"
-    async with env.http.get(env.bridge_url + stream, params={"static": "true"},
-                            headers={**headers, "Range": "bytes=100-4195"}) as resp:
+    async with env.http.get(
+        env.bridge_url + stream, params={"static": "true"}, headers={**headers, "Range": "bytes=100-4195"}
+    ) as resp:
         assert resp.status == 206
         assert resp.headers["Content-Range"] == f"bytes 100-4195/{len(data)}"
         assert resp.headers["Content-Length"] == "4096"
@@ -649,13 +792,23 @@ async def test_streams_audio_with_range_and_other_requests_unchanged(
 
     # query, headers (minus hop-by-hop) and method as sent
     env.fake.clear_log()
-    async with env.http.get(env.bridge_url + "/Items", params={"ids": track.id, "Fields": "Genres", "ApiKey": "k"},
-                            headers={**headers, "X-Custom": "kept", "Connection": "keep-alive, X-Private",
-                                     "X-Private": "dropped"}) as resp:
+    async with env.http.get(
+        env.bridge_url + "/Items",
+        params={"ids": track.id, "Fields": "Genres", "ApiKey": "k"},
+        headers={
+            **headers,
+            "X-Custom": "kept",
+            "Connection": "keep-alive, X-Private",
+            "X-Private": "dropped",
+        },
+    ) as resp:
         assert resp.status == 200 and (await resp.json())["Items"][0]["Genres"] == track.genres
     (seen,) = env.fake.requests
-    assert seen.path == "/Items" and list(seen.query.items()) == [("ids", track.id), ("Fields", "Genres"),
-                                                                   ("ApiKey", "k")]
+    assert seen.path == "/Items" and list(seen.query.items()) == [
+        ("ids", track.id),
+        ("Fields", "Genres"),
+        ("ApiKey", "k"),
+    ]
     assert seen.headers["X-Custom"] == "kept" and "X-Private" not in seen.headers
     assert seen.headers["Authorization"] == headers["Authorization"] and seen.headers["X-Forwarded-For"]
     # a HEAD, a DELETE and errors come back as Jellyfin sent them
@@ -707,16 +860,22 @@ def test_route_matching() -> None:
     match = bridge_module.match_route
     q: MultiDict[str] = MultiDict()
     assert match("/ITEMS/abc/INSTANTMIX", q) == bridge_module.Route("mix", "items", "abc")
-    assert match("/MusicGenres/Hip%20Hop/InstantMix/", q) == bridge_module.Route("mix", "genre-name", "Hip Hop")
+    assert match("/MusicGenres/Hip%20Hop/InstantMix/", q) == bridge_module.Route(
+        "mix", "genre-name", "Hip Hop"
+    )
     assert match("/Artists/InstantMix", MultiDict(ID="x")) == bridge_module.Route("mix", "artists", "x")
     assert match("/Artists/InstantMix", q) is None
     assert match("/Songs/abc/Similar", q) is None and match("/Items/abc/Similarity", q) is None
     assert match("/Shows/abc/Similar", q) is None and match("/Items/abc", q) is None
-    assert bridge_module.normalize_guid("{0123ABCD-0123-4567-89ab-0123456789AB}") == \
-        "0123abcd0123456789ab0123456789ab"
+    assert (
+        bridge_module.normalize_guid("{0123ABCD-0123-4567-89ab-0123456789AB}")
+        == "0123abcd0123456789ab0123456789ab"
+    )
     assert bridge_module.normalize_guid("nope") is None
     plugin = PluginApi.match
-    assert plugin("/AudioMuseAI/info") == "info" and plugin("/audiomuseai/Similar_Tracks/") == "similar_tracks"
+    assert (
+        plugin("/AudioMuseAI/info") == "info" and plugin("/audiomuseai/Similar_Tracks/") == "similar_tracks"
+    )
     assert plugin("/AudioMuseAI/find_path") == "find_path" and plugin("/AudioMuseAI/%68ealth") == "health"
     assert plugin("/AudioMuseAI/playlists") is None and plugin("/AudioMuseAI") is None
     assert plugin("/AudioMuseAI/info/x") is None and plugin("/Items/AudioMuseAI/info") is None

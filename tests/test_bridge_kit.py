@@ -93,7 +93,11 @@ def test_credential_keys_are_digests() -> None:
     secret = "my-password-123"
     key = CredentialCache.key(["alice", secret, None])
     assert isinstance(key, bytes) and len(key) == 32 and secret.encode() not in key
-    assert key == CredentialCache.key(["alice", secret, None]) != CredentialCache.key(["alice", secret + "!", None])
+    assert (
+        key
+        == CredentialCache.key(["alice", secret, None])
+        != CredentialCache.key(["alice", secret + "!", None])
+    )
 
 
 # -- one failure policy, one fallback record -----------------------------------------------------------
@@ -126,40 +130,60 @@ async def test_our_answer_when_nothing_fails(demo: Demo) -> None:
     assert sum(demo.fallbacks.counts.values()) == 0
 
 
-@pytest.mark.parametrize("why", [Fallback("not a GUID"), UnknownSeed("abc", "track not analysed"), NothingAnalysed()])
-async def test_no_sonic_answer_is_a_debug_record(demo: Demo, why: Exception,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "why", [Fallback("not a GUID"), UnknownSeed("abc", "track not analysed"), NothingAnalysed()]
+)
+async def test_no_sonic_answer_is_a_debug_record(
+    demo: Demo, why: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         assert await demo.attempt("/Items/abc/InstantMix", raising(why)) is None
     assert dict(demo.fallbacks.counts) == {"declined": 1}
     (record,) = caplog.records
     assert record.name == LOGGER and record.levelno == logging.DEBUG and not record.exc_info
-    assert record.getMessage() == f"Demo bridge: /Items/abc/InstantMix: {str(why) or type(why).__name__}; Demo answers"
+    assert (
+        record.getMessage()
+        == f"Demo bridge: /Items/abc/InstantMix: {str(why) or type(why).__name__}; Demo answers"
+    )
 
 
-@pytest.mark.parametrize("exc", [ConnectionRefusedError("database down"), TimeoutError(),
-                                 asyncpg.InterfaceError("pool is closed"),
-                                 asyncpg.PostgresError("relation does not exist"),
-                                 aiohttp.ServerDisconnectedError()])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError("database down"),
+        TimeoutError(),
+        asyncpg.InterfaceError("pool is closed"),
+        asyncpg.PostgresError("relation does not exist"),
+        aiohttp.ServerDisconnectedError(),
+    ],
+)
 async def test_database_or_network_trouble_is_a_warning_without_traceback(
-        demo: Demo, exc: Exception, caplog: pytest.LogCaptureFixture) -> None:
+    demo: Demo, exc: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         assert await demo.attempt("getSimilarSongs2", raising(exc)) is None
     assert dict(demo.fallbacks.counts) == {"unavailable": 1}
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and not record.exc_info
-    assert record.getMessage() == f"Demo bridge: getSimilarSongs2: unavailable ({kit.reason(exc)}); Demo answers"
+    assert (
+        record.getMessage() == f"Demo bridge: getSimilarSongs2: unavailable ({kit.reason(exc)}); Demo answers"
+    )
 
 
-async def test_a_bug_in_our_path_is_a_warning_with_traceback(demo: Demo, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_bug_in_our_path_is_a_warning_with_traceback(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         for exc in (RuntimeError("boom"), KeyError("Items"), ValueError("not JSON")):
             assert await demo.attempt("/Items/abc/Similar", raising(exc)) is None
     assert dict(demo.fallbacks.counts) == {"failed": 3}
     assert [r.levelno for r in caplog.records] == [logging.WARNING] * 3
     assert all(r.exc_info and r.exc_info[1] is not None for r in caplog.records)
-    assert caplog.records[0].getMessage() == "Demo bridge: /Items/abc/Similar: our path failed (RuntimeError: boom); " \
-                                             "Demo answers"
+    assert (
+        caplog.records[0].getMessage()
+        == "Demo bridge: /Items/abc/Similar: our path failed (RuntimeError: boom); "
+        "Demo answers"
+    )
 
 
 async def test_cancellation_is_not_a_fallback(demo: Demo) -> None:
@@ -186,7 +210,9 @@ def test_both_bridges_are_built_on_the_kit() -> None:
         assert module.Fallback is kit.Fallback, module.__name__
         for name in ("RefusedCredentials", "dispatch", "_reason"):
             assert not hasattr(module, name), (module.__name__, name)
-    assert not hasattr(subsonic.SubsonicBridge, "forward"), "the Subsonic bridge forwards through proxy.Upstream"
+    assert not hasattr(subsonic.SubsonicBridge, "forward"), (
+        "the Subsonic bridge forwards through proxy.Upstream"
+    )
 
 
 def test_a_bridge_without_its_server_url_does_not_start(make_settings: Any) -> None:
@@ -206,8 +232,13 @@ async def echo() -> AsyncIterator[str]:
     """An upstream answering every request with what it received (JSON)."""
 
     async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"path": request.raw_path, "headers": dict(request.headers),
-                                  "body": (await request.read()).decode()})
+        return web.json_response(
+            {
+                "path": request.raw_path,
+                "headers": dict(request.headers),
+                "body": (await request.read()).decode(),
+            }
+        )
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
@@ -254,20 +285,27 @@ async def test_forwarded_headers_and_dropped_request_headers(echo: str, proxy_to
             seen = await resp.json()
         assert seen["path"] == "/base/rest/ping.view?u=me"
         assert seen["headers"]["X-Client"] == "kept" and seen["headers"]["X-Private"] == "secret"
-        assert seen["headers"]["X-Forwarded-For"].startswith("127.0.0.1") and "X-Forwarded-Host" in seen["headers"]
-        async with http.post(subsonic_like.rstrip("/") + "/rest/x", data=b"form=1", headers=headers,
-                             expect100=True) as resp:
+        assert (
+            seen["headers"]["X-Forwarded-For"].startswith("127.0.0.1")
+            and "X-Forwarded-Host" in seen["headers"]
+        )
+        async with http.post(
+            subsonic_like.rstrip("/") + "/rest/x", data=b"form=1", headers=headers, expect100=True
+        ) as resp:
             seen = await resp.json()
         assert seen["headers"]["X-Client"] == "kept" and seen["body"] == "form=1"
-        assert not {"X-Private", "Expect", "X-Forwarded-For", "X-Forwarded-Proto",
-                    "X-Forwarded-Host"} & set(seen["headers"])
+        assert not {"X-Private", "Expect", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"} & set(
+            seen["headers"]
+        )
 
 
 async def test_forward_with_a_body_already_read(echo: str, proxy_to: Any) -> None:
     """A bridge that read a POST body (the Subsonic bridge reads form parameters) forwards it."""
     url = await proxy_to(echo, read_body=True)
-    async with aiohttp.ClientSession() as http, \
-            http.post(url.rstrip("/") + "/rest/getSimilarSongs2.view", data={"id": "a b", "u": "me"}) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url.rstrip("/") + "/rest/getSimilarSongs2.view", data={"id": "a b", "u": "me"}) as resp,
+    ):
         seen = await resp.json()
     assert seen["body"] == "id=a+b&u=me"
     assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"

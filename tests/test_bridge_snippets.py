@@ -52,26 +52,73 @@ NO_NGINX = "nginx is not installed (apt-get install -y nginx-light to run the li
 NO_CADDY = "caddy is not installed (apt-get install -y caddy to run the live Caddy checks)"
 
 # addresses the snippets use for the sidecar's bridges and the media servers
-JELLYFIN_BRIDGE, JELLYFIN, SUBSONIC_BRIDGE, NAVIDROME = ("127.0.0.1:8097", "127.0.0.1:8096", "127.0.0.1:8098",
-                                                         "127.0.0.1:4533")
+JELLYFIN_BRIDGE, JELLYFIN, SUBSONIC_BRIDGE, NAVIDROME = (
+    "127.0.0.1:8097",
+    "127.0.0.1:8096",
+    "127.0.0.1:8098",
+    "127.0.0.1:4533",
+)
 
 ID = "0123456789abcdef0123456789abcdef"
-JELLYFIN_MIX = [f"/Items/{ID}/InstantMix", f"/items/{ID}/instantmix", f"/Songs/{ID}/InstantMix",
-                f"/Albums/{ID}/InstantMix", f"/Playlists/{ID}/InstantMix", f"/Artists/{ID}/InstantMix",
-                "/MusicGenres/Hip%20Hop/InstantMix", "/Artists/InstantMix", "/MusicGenres/InstantMix",
-                f"/Items/{ID}/Similar", f"/Albums/{ID}/Similar", f"/ARTISTS/{ID}/SIMILAR",
-                f"/jellyfin/Items/{ID}/InstantMix", "/jellyfin/Artists/InstantMix", f"/Items/{ID}/InstantMix/"]
-JELLYFIN_OTHER = ["/", "/web/index.html", "/System/Info/Public", f"/Items/{ID}", f"/Items/{ID}/Download",
-                  f"/Audio/{ID}/stream", f"/Shows/{ID}/Similar", f"/Movies/{ID}/Similar", "/socket",
-                  f"/Items/{ID}/InstantMix/x", f"/Users/{ID}/Items", "/Items", f"/Items/{ID}/Images/Primary",
-                  "/jellyfin/web/index.html", f"/a/b/Items/{ID}/InstantMix"]
-SUBSONIC_MIX = ["/rest/getSimilarSongs", "/rest/getSimilarSongs.view", "/rest/getSimilarSongs2",
-                "/rest/getSimilarSongs2.view", "/rest/getSonicSimilarTracks", "/rest/getSonicSimilarTracks.view",
-                "/rest/findSonicPath", "/rest/findSonicPath.view", "/rest/getOpenSubsonicExtensions",
-                "/rest/getOpenSubsonicExtensions.view", "/rest/getsimilarsongs2.view", "/music/rest/getSimilarSongs"]
-SUBSONIC_OTHER = ["/rest/ping.view", "/rest/stream", "/rest/stream.view", "/rest/getCoverArt.view",
-                  "/rest/getSimilarSongs3", "/rest/getAlbum.view", "/rest/getSimilarSongs.viewx", "/app/",
-                  "/rest/getSimilarSongs2.view/x"]
+JELLYFIN_MIX = [
+    f"/Items/{ID}/InstantMix",
+    f"/items/{ID}/instantmix",
+    f"/Songs/{ID}/InstantMix",
+    f"/Albums/{ID}/InstantMix",
+    f"/Playlists/{ID}/InstantMix",
+    f"/Artists/{ID}/InstantMix",
+    "/MusicGenres/Hip%20Hop/InstantMix",
+    "/Artists/InstantMix",
+    "/MusicGenres/InstantMix",
+    f"/Items/{ID}/Similar",
+    f"/Albums/{ID}/Similar",
+    f"/ARTISTS/{ID}/SIMILAR",
+    f"/jellyfin/Items/{ID}/InstantMix",
+    "/jellyfin/Artists/InstantMix",
+    f"/Items/{ID}/InstantMix/",
+]
+JELLYFIN_OTHER = [
+    "/",
+    "/web/index.html",
+    "/System/Info/Public",
+    f"/Items/{ID}",
+    f"/Items/{ID}/Download",
+    f"/Audio/{ID}/stream",
+    f"/Shows/{ID}/Similar",
+    f"/Movies/{ID}/Similar",
+    "/socket",
+    f"/Items/{ID}/InstantMix/x",
+    f"/Users/{ID}/Items",
+    "/Items",
+    f"/Items/{ID}/Images/Primary",
+    "/jellyfin/web/index.html",
+    f"/a/b/Items/{ID}/InstantMix",
+]
+SUBSONIC_MIX = [
+    "/rest/getSimilarSongs",
+    "/rest/getSimilarSongs.view",
+    "/rest/getSimilarSongs2",
+    "/rest/getSimilarSongs2.view",
+    "/rest/getSonicSimilarTracks",
+    "/rest/getSonicSimilarTracks.view",
+    "/rest/findSonicPath",
+    "/rest/findSonicPath.view",
+    "/rest/getOpenSubsonicExtensions",
+    "/rest/getOpenSubsonicExtensions.view",
+    "/rest/getsimilarsongs2.view",
+    "/music/rest/getSimilarSongs",
+]
+SUBSONIC_OTHER = [
+    "/rest/ping.view",
+    "/rest/stream",
+    "/rest/stream.view",
+    "/rest/getCoverArt.view",
+    "/rest/getSimilarSongs3",
+    "/rest/getAlbum.view",
+    "/rest/getSimilarSongs.viewx",
+    "/app/",
+    "/rest/getSimilarSongs2.view/x",
+]
 
 
 # --------------------------------------------------------------------------- regexes
@@ -98,11 +145,20 @@ def traefik_regexes(config: dict[str, Any]) -> dict[str, re.Pattern[str]]:
 
 def test_snippet_regexes_route_exactly_the_mix_paths() -> None:
     config = load_yaml_subset(TRAEFIK.read_text())
-    jellyfin = {"nginx": nginx_regex(NGINX_JELLYFIN), "caddy": caddy_regexes()["audiomuse_mix"],
-                "traefik": traefik_regexes(config)["audiomuse-jellyfin"]}
-    subsonic = {"nginx": nginx_regex(NGINX_SUBSONIC), "caddy": caddy_regexes()["audiomuse_subsonic"],
-                "traefik": traefik_regexes(config)["audiomuse-subsonic"]}
-    for regexes, mix, other in [(jellyfin, JELLYFIN_MIX, JELLYFIN_OTHER), (subsonic, SUBSONIC_MIX, SUBSONIC_OTHER)]:
+    jellyfin = {
+        "nginx": nginx_regex(NGINX_JELLYFIN),
+        "caddy": caddy_regexes()["audiomuse_mix"],
+        "traefik": traefik_regexes(config)["audiomuse-jellyfin"],
+    }
+    subsonic = {
+        "nginx": nginx_regex(NGINX_SUBSONIC),
+        "caddy": caddy_regexes()["audiomuse_subsonic"],
+        "traefik": traefik_regexes(config)["audiomuse-subsonic"],
+    }
+    for regexes, mix, other in [
+        (jellyfin, JELLYFIN_MIX, JELLYFIN_OTHER),
+        (subsonic, SUBSONIC_MIX, SUBSONIC_OTHER),
+    ]:
         bare = {name: r.pattern.removeprefix("(?i)") for name, r in regexes.items()}
         assert len(set(bare.values())) == 1, bare  # the same regex in the three servers
         for name, regex in regexes.items():
@@ -175,8 +231,9 @@ def load_yaml_subset(text: str) -> Any:
             pos += 1
             if rest.strip():
                 out[key] = _scalar(rest.strip(), no)
-            elif pos < len(lines) and (lines[pos][1] > indent
-                                       or (lines[pos][1] == indent and lines[pos][2].startswith("- "))):
+            elif pos < len(lines) and (
+                lines[pos][1] > indent or (lines[pos][1] == indent and lines[pos][2].startswith("- "))
+            ):
                 out[key] = block(lines[pos][1])
             else:
                 out[key] = None
@@ -222,18 +279,24 @@ def test_traefik_dynamic_configuration() -> None:
     for name, service in services.items():
         (server,) = service["loadBalancer"]["servers"]
         assert re.fullmatch(r"http://[\w.-]+:\d+", server["url"]), name
-    for mix, catch_all, bridge, upstream in [("audiomuse-jellyfin", "jellyfin", JELLYFIN_BRIDGE, JELLYFIN),
-                                             ("audiomuse-subsonic", "navidrome", SUBSONIC_BRIDGE, NAVIDROME)]:
+    for mix, catch_all, bridge, upstream in [
+        ("audiomuse-jellyfin", "jellyfin", JELLYFIN_BRIDGE, JELLYFIN),
+        ("audiomuse-subsonic", "navidrome", SUBSONIC_BRIDGE, NAVIDROME),
+    ]:
         host = routers[catch_all]["rule"]
         assert routers[mix]["rule"].startswith(host + " && PathRegexp(")
         assert routers[mix]["priority"] > routers[catch_all]["priority"]
         assert services[routers[mix]["service"]]["loadBalancer"]["servers"][0]["url"] == f"http://{bridge}"
-        assert services[routers[catch_all]["service"]]["loadBalancer"]["servers"][0]["url"] == f"http://{upstream}"
+        assert (
+            services[routers[catch_all]["service"]]["loadBalancer"]["servers"][0]["url"]
+            == f"http://{upstream}"
+        )
 
 
 def test_yaml_subset_parser_refuses_what_it_does_not_know() -> None:
-    assert load_yaml_subset("a:\n  b: 'x''y'\n  c:\n    - url: 'u'\n    - 3\n") == {"a": {"b": "x'y", "c": [
-        {"url": "u"}, 3]}}
+    assert load_yaml_subset("a:\n  b: 'x''y'\n  c:\n    - url: 'u'\n    - 3\n") == {
+        "a": {"b": "x'y", "c": [{"url": "u"}, 3]}
+    }
     for bad in ("a:\n\tb: 1\n", "a: [1, 2]\n", "a: 1\na: 2\n", "a:\n  b: 1\n    c: 2\n", "a: 'x\n"):
         with pytest.raises(ValueError):
             load_yaml_subset(bad)
@@ -247,16 +310,23 @@ def test_caddyfile_structure() -> None:
     assert text.count("{") == text.count("}")
     sites = re.findall(r"^(\S+) \{\n(.*?)^\}", text, re.MULTILINE | re.DOTALL)
     assert [s for s, _ in sites] == ["jellyfin.example.com", "navidrome.example.com"]
-    for (_, body), (matcher, bridge, upstream) in zip(sites, [("audiomuse_mix", JELLYFIN_BRIDGE, JELLYFIN),
-                                                             ("audiomuse_subsonic", SUBSONIC_BRIDGE, NAVIDROME)],
-                                                      strict=True):
+    for (_, body), (matcher, bridge, upstream) in zip(
+        sites,
+        [("audiomuse_mix", JELLYFIN_BRIDGE, JELLYFIN), ("audiomuse_subsonic", SUBSONIC_BRIDGE, NAVIDROME)],
+        strict=True,
+    ):
         assert re.search(rf'^\t@{matcher} path_regexp {matcher} "', body, re.MULTILINE)
         handles = re.findall(r"^\thandle( @\w+)? \{\n\t\treverse_proxy (\S+)\n\t\}", body, re.MULTILINE)
         assert handles == [(f" @{matcher}", bridge), ("", upstream)]
     if CADDY:  # Caddy's own parser
         env = _caddy_env(Path(os.environ.get("TMPDIR", "/tmp")))
-        out = subprocess.run([CADDY, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-                             capture_output=True, text=True, timeout=60, env=env)
+        out = subprocess.run(
+            [CADDY, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         adapted = json.loads(out.stdout)
         assert "(?i)^(/[^/]+)?/rest/" in json.dumps(adapted)
@@ -274,7 +344,9 @@ def free_port() -> int:
 async def wait_for_port(port: int, proc: asyncio.subprocess.Process, log: Path) -> None:
     for _ in range(200):
         if proc.returncode is not None:
-            raise AssertionError(f"server exited {proc.returncode}: {log.read_text() if log.exists() else ''}")
+            raise AssertionError(
+                f"server exited {proc.returncode}: {log.read_text() if log.exists() else ''}"
+            )
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
@@ -291,6 +363,7 @@ async def stand_ins() -> AsyncIterator[dict[str, str]]:
     """Four stand-in upstreams (bridges and media servers) that say who answered, by address."""
     servers = {}
     for name in ("jellyfin-bridge", "jellyfin", "subsonic-bridge", "navidrome"):
+
         async def who(request: web.Request, name: str = name) -> web.Response:
             await request.read()
             return web.json_response({"who": name, "path": request.raw_path, "method": request.method})
@@ -306,8 +379,12 @@ async def stand_ins() -> AsyncIterator[dict[str, str]]:
 
 
 def substitute(text: str, addresses: dict[str, str]) -> str:
-    for placeholder, name in [(JELLYFIN_BRIDGE, "jellyfin-bridge"), (JELLYFIN, "jellyfin"),
-                              (SUBSONIC_BRIDGE, "subsonic-bridge"), (NAVIDROME, "navidrome")]:
+    for placeholder, name in [
+        (JELLYFIN_BRIDGE, "jellyfin-bridge"),
+        (JELLYFIN, "jellyfin"),
+        (SUBSONIC_BRIDGE, "subsonic-bridge"),
+        (NAVIDROME, "navidrome"),
+    ]:
         if name in addresses:
             text = text.replace(placeholder, addresses[name])
     return text
@@ -327,8 +404,9 @@ async def check_routing(base_urls: dict[str, str]) -> None:
                 assert body["who"] == expected, (site, path, body)
                 assert body["path"] == path + "?limit=5&ApiKey=k", (site, path, body)
             if site == "subsonic":  # form POST, as Subsonic clients send it
-                async with http.post(base_urls[site] + "/rest/getSimilarSongs2.view",
-                                     data={"u": "a", "id": "1"}) as resp:
+                async with http.post(
+                    base_urls[site] + "/rest/getSimilarSongs2.view", data={"u": "a", "id": "1"}
+                ) as resp:
                     assert (await resp.json())["who"] == bridge
 
 
@@ -353,18 +431,27 @@ http {{
 {servers}
 }}
 """)
-    out = subprocess.run([NGINX or "nginx", "-t", "-q", "-e", str(tmp / "early.log"), "-p", str(tmp), "-c",
-                          str(conf)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [NGINX or "nginx", "-t", "-q", "-e", str(tmp / "early.log"), "-p", str(tmp), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode != 0:
         log = tmp / "error.log"
         raise AssertionError(f"nginx -t: {out.stderr}{log.read_text() if log.exists() else ''}")
     return conf
 
 
-async def _start(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None,
-                 ) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=log.open("wb"), env=env)
+async def _start(
+    cmd: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=log.open("wb"), env=env
+    )
     await wait_for_port(port, proc, log)
     return proc
 
@@ -386,8 +473,19 @@ async def nginx(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[None]]]
     async def start(servers: str, *ports: int) -> None:
         conf = _nginx_conf(tmp_path / "nginx", servers)
         log = tmp_path / "nginx" / "error.log"
-        proc = await _start([NGINX or "nginx", "-e", str(tmp_path / "nginx" / "early.log"), "-p",
-                             str(tmp_path / "nginx"), "-c", str(conf)], ports[0], log)
+        proc = await _start(
+            [
+                NGINX or "nginx",
+                "-e",
+                str(tmp_path / "nginx" / "early.log"),
+                "-p",
+                str(tmp_path / "nginx"),
+                "-c",
+                str(conf),
+            ],
+            ports[0],
+            log,
+        )
         procs.append(proc)
         for port in ports[1:]:
             await wait_for_port(port, proc, log)
@@ -412,33 +510,46 @@ async def test_nginx_routes_only_the_mix_paths_to_the_bridges(stand_ins: dict[st
         location / {{ proxy_pass http://{stand_ins["navidrome"]}; }}
     }}"""
     await nginx(servers, jf_port, ss_port)
-    await check_routing({"jellyfin": f"http://127.0.0.1:{jf_port}", "subsonic": f"http://127.0.0.1:{ss_port}"})
+    await check_routing(
+        {"jellyfin": f"http://127.0.0.1:{jf_port}", "subsonic": f"http://127.0.0.1:{ss_port}"}
+    )
 
 
 @pytest.mark.skipif(NGINX is None, reason=NO_NGINX)
 async def test_nginx_snippet_in_front_of_the_bridge_and_jellyfin(
-        make_env: Callable[..., Awaitable[Env]], nginx: Any) -> None:  # noqa: F811
+    make_env: Callable[..., Awaitable[Env]],  # noqa: F811
+    nginx: Any,
+) -> None:
     env = await make_env()
     bridge = env.bridge_url.removeprefix("http://")
     jellyfin = env.fake.base_url.removeprefix("http://")
     port = free_port()
-    await nginx(f"""
+    await nginx(
+        f"""
     server {{
         listen 127.0.0.1:{port};
         {NGINX_JELLYFIN.read_text().replace(JELLYFIN_BRIDGE, bridge)}
         location / {{ proxy_pass http://{jellyfin}; }}
-    }}""", port)
+    }}""",
+        port,
+    )
     front = f"http://127.0.0.1:{port}"
     seed = env.track("Song 09")
-    expected = [c.item_id for c in (await env.service.song_mix(await env.service.song_seed(seed.id), 10)).tracks]
+    expected = [
+        c.item_id for c in (await env.service.song_mix(await env.service.song_seed(seed.id), 10)).tracks
+    ]
     headers, _ = env.auth()
     env.fake.clear_log()
-    async with env.http.get(f"{front}/songs/{seed.id}/INSTANTMIX", params={"limit": "10"}, headers=headers) as resp:
+    async with env.http.get(
+        f"{front}/songs/{seed.id}/INSTANTMIX", params={"limit": "10"}, headers=headers
+    ) as resp:
         assert resp.status == 200
         assert "mix;dur=" in resp.headers["Server-Timing"]  # the bridge answered
         assert ids_of(await resp.json()) == expected
     (items,) = env.fake.requests
-    assert items.path == "/Items" and items.param("ids") == ",".join(expected)  # Jellyfin's DTOs, via the bridge
+    assert items.path == "/Items" and items.param("ids") == ",".join(
+        expected
+    )  # Jellyfin's DTOs, via the bridge
     assert items.headers["X-Forwarded-For"].startswith("127.0.0.1")
     env.fake.clear_log()
     async with env.http.get(f"{front}/System/Info/Public") as resp:
@@ -446,29 +557,44 @@ async def test_nginx_snippet_in_front_of_the_bridge_and_jellyfin(
         assert "Server-Timing" not in resp.headers
     (info,) = env.fake.requests
     assert "X-Forwarded-Host" not in info.headers  # straight from nginx, not through the bridge
-    async with env.http.get(f"{front}/Audio/{env.streamed.id}/stream", params={"static": "true"},
-                            headers={**headers, "Range": "bytes=10-99"}) as resp:
+    async with env.http.get(
+        f"{front}/Audio/{env.streamed.id}/stream",
+        params={"static": "true"},
+        headers={**headers, "Range": "bytes=10-99"},
+    ) as resp:
         assert resp.status == 206 and await resp.read() == env.streamed.path.read_bytes()[10:100]
 
 
 def _caddy_env(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CONFIG_HOME": str(home / "config")}
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
 
 
 @pytest.mark.skipif(CADDY is None, reason=NO_CADDY)
-async def test_caddy_routes_only_the_mix_paths_to_the_bridges(stand_ins: dict[str, str], tmp_path: Path) -> None:
+async def test_caddy_routes_only_the_mix_paths_to_the_bridges(
+    stand_ins: dict[str, str], tmp_path: Path
+) -> None:
     jf_port, ss_port = free_port(), free_port()
     text = substitute(CADDYFILE.read_text(), stand_ins)
     text = text.replace("jellyfin.example.com", f"http://127.0.0.1:{jf_port}")
     text = text.replace("navidrome.example.com", f"http://127.0.0.1:{ss_port}")
     config = tmp_path / "Caddyfile"
     config.write_text("{\n\tadmin off\n\tauto_https off\n}\n" + text)
-    proc = await _start([CADDY or "caddy", "run", "--config", str(config), "--adapter", "caddyfile"], jf_port,
-                        tmp_path / "caddy.log", env=_caddy_env(tmp_path / "caddy-home"))
+    proc = await _start(
+        [CADDY or "caddy", "run", "--config", str(config), "--adapter", "caddyfile"],
+        jf_port,
+        tmp_path / "caddy.log",
+        env=_caddy_env(tmp_path / "caddy-home"),
+    )
     try:
         await wait_for_port(ss_port, proc, tmp_path / "caddy.log")
-        await check_routing({"jellyfin": f"http://127.0.0.1:{jf_port}", "subsonic": f"http://127.0.0.1:{ss_port}"})
+        await check_routing(
+            {"jellyfin": f"http://127.0.0.1:{jf_port}", "subsonic": f"http://127.0.0.1:{ss_port}"}
+        )
     finally:
         await _stop(proc)

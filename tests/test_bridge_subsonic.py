@@ -56,6 +56,7 @@ _db_names = itertools.count()
 
 # -- contract ----------------------------------------------------------------------------------
 
+
 def _registry() -> Registry:
     resources = []
     for path in CONTRACTS.rglob("*.json"):
@@ -103,8 +104,15 @@ def xml_to_json(el: ET.Element, schema_file: str = "schemas/Child.json") -> dict
     out: dict[str, Any] = {}
     for name, raw in el.attrib.items():
         kind = props.get(name, {}).get("type")
-        out[name] = (int(raw) if kind == "integer" else float(raw) if kind == "number"
-                     else raw == "true" if kind == "boolean" else raw)
+        out[name] = (
+            int(raw)
+            if kind == "integer"
+            else float(raw)
+            if kind == "number"
+            else raw == "true"
+            if kind == "boolean"
+            else raw
+        )
     for child in el:
         name = child.tag.removeprefix(NS)
         prop = props.get(name, {})
@@ -129,11 +137,13 @@ def xml_answer_to_json(root: ET.Element) -> dict[str, Any]:
         elif name == "sonicMatch":
             (entry,) = list(child)
             assert entry.tag == NS + "entry"
-            inner.setdefault(name, []).append({"entry": xml_to_json(entry),
-                                               "similarity": float(child.attrib["similarity"])})
+            inner.setdefault(name, []).append(
+                {"entry": xml_to_json(entry), "similarity": float(child.attrib["similarity"])}
+            )
         elif name == "openSubsonicExtensions":
-            inner.setdefault(name, []).append({"name": child.attrib["name"],
-                                               "versions": [int(v.text or "") for v in child]})
+            inner.setdefault(name, []).append(
+                {"name": child.attrib["name"], "versions": [int(v.text or "") for v in child]}
+            )
         elif name == "error":
             inner[name] = {"code": int(child.attrib["code"]), "message": child.attrib.get("message", "")}
         else:
@@ -143,20 +153,32 @@ def xml_answer_to_json(root: ET.Element) -> dict[str, Any]:
 
 def test_validator_rejects_wrong_shapes() -> None:
     ok = {"status": "ok", "version": "1.16.1", "type": "t", "serverVersion": "1", "openSubsonic": True}
-    validate("getSimilarSongs2", {"subsonic-response": {**ok, "similarSongs2": {"song": [
-        {"id": "1", "isDir": False, "title": "x"}]}}})
-    for bad in ({**ok},                                                           # no similarSongs2
-                {**ok, "similarSongs2": {"song": [{"id": "1", "isDir": False}]}},  # Child without title
-                {"status": "ok", "version": "1.12.0", "similarSongs2": {"song": []}}):  # not OpenSubsonic
+    validate(
+        "getSimilarSongs2",
+        {"subsonic-response": {**ok, "similarSongs2": {"song": [{"id": "1", "isDir": False, "title": "x"}]}}},
+    )
+    for bad in (
+        {**ok},  # no similarSongs2
+        {**ok, "similarSongs2": {"song": [{"id": "1", "isDir": False}]}},  # Child without title
+        {"status": "ok", "version": "1.12.0", "similarSongs2": {"song": []}},
+    ):  # not OpenSubsonic
         with pytest.raises(AssertionError):
             validate("getSimilarSongs2", {"subsonic-response": bad})
     with pytest.raises(AssertionError):
-        validate("getSonicSimilarTracks", {"subsonic-response": {**ok, "sonicMatch": [
-            {"entry": {"id": "1", "isDir": False, "title": "x"}, "similarity": 1.5}]}})
+        validate(
+            "getSonicSimilarTracks",
+            {
+                "subsonic-response": {
+                    **ok,
+                    "sonicMatch": [{"entry": {"id": "1", "isDir": False, "title": "x"}, "similarity": 1.5}],
+                }
+            },
+        )
 
 
 def test_vendored_schemas_are_complete() -> None:
     """Every $ref of the vendored files points at a vendored file."""
+
     def refs(node: Any) -> Iterator[str]:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -174,6 +196,7 @@ def test_vendored_schemas_are_complete() -> None:
 
 # -- servers -----------------------------------------------------------------------------------
 
+
 @dataclass
 class World:
     supysonic: SupysonicServer
@@ -183,8 +206,8 @@ class World:
     bridge: TestServer
     bridge_state: bridge_module.SubsonicBridge
     http: aiohttp.ClientSession
-    tracks: dict[str, dict[str, Any]]   # title -> supysonic Child (JSON)
-    albums: dict[str, dict[str, Any]]   # name -> supysonic AlbumID3
+    tracks: dict[str, dict[str, Any]]  # title -> supysonic Child (JSON)
+    albums: dict[str, dict[str, Any]]  # name -> supysonic AlbumID3
 
     @property
     def url(self) -> str:
@@ -196,9 +219,17 @@ class World:
     def mixes(self) -> MixService:
         return MixService(self.pool, self.settings)
 
-    async def get(self, base: str, method: str, *, view: bool = True, fmt: str | None = "json",
-                  password: str | None = None, headers: dict[str, str] | None = None,
-                  **params: Any) -> tuple[int, dict[str, str], bytes]:
+    async def get(
+        self,
+        base: str,
+        method: str,
+        *,
+        view: bool = True,
+        fmt: str | None = "json",
+        password: str | None = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> tuple[int, dict[str, str], bytes]:
         url = f"{base}/{method}{'.view' if view else ''}"
         query = {**self.auth(fmt, password), **{k: str(v) for k, v in params.items()}}
         async with self.http.get(url, params=query, headers=headers or {}) as resp:
@@ -212,8 +243,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def supysonic(subsonic_server: SupysonicServer,
-              subsonic_library: tuple[Path, list[LibraryTrack]]) -> tuple[SupysonicServer, list[LibraryTrack]]:
+def supysonic(
+    subsonic_server: SupysonicServer, subsonic_library: tuple[Path, list[LibraryTrack]]
+) -> tuple[SupysonicServer, list[LibraryTrack]]:
     return subsonic_server, subsonic_library[1]
 
 
@@ -234,22 +266,38 @@ async def fill_library(pool: asyncpg.Pool, srv: SupysonicServer) -> None:
     await upsert_tracks(pool, "navidrome", tracks)
     analysed = [t for t in tracks if t.title != UNANALYSED_TITLE]
     vectors, _ = make_embeddings(len(analysed), styles=3, seed=11)
-    await pool.executemany("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test-v1')",
-                           [(t.item_id, v) for t, v in zip(analysed, vectors, strict=True)])
-    await pool.execute("UPDATE tracks SET analysis_status = 'analyzed', model_version = 'test-v1', "
-                       "analyzed_at = now() WHERE item_id = ANY($1::text[])", [t.item_id for t in analysed])
+    await pool.executemany(
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test-v1')",
+        [(t.item_id, v) for t, v in zip(analysed, vectors, strict=True)],
+    )
+    await pool.execute(
+        "UPDATE tracks SET analysis_status = 'analyzed', model_version = 'test-v1', "
+        "analyzed_at = now() WHERE item_id = ANY($1::text[])",
+        [t.item_id for t in analysed],
+    )
 
 
 def bridge_settings(srv: SupysonicServer, data_dir: Path, **overrides: Any) -> Settings:
-    return load_settings({"AUDIOMUSE_DATA_DIR": str(data_dir), "NAVIDROME_URL": srv.base_url,
-                          "NAVIDROME_USER": srv.user, "NAVIDROME_PASSWORD": srv.password,
-                          "SUBSONIC_BRIDGE_PORT": "0"},
-                         ai_chat_db_user_name="ai_user_bridge_subsonic", **overrides)
+    return load_settings(
+        {
+            "AUDIOMUSE_DATA_DIR": str(data_dir),
+            "NAVIDROME_URL": srv.base_url,
+            "NAVIDROME_USER": srv.user,
+            "NAVIDROME_PASSWORD": srv.password,
+            "SUBSONIC_BRIDGE_PORT": "0",
+        },
+        ai_chat_db_user_name="ai_user_bridge_subsonic",
+        **overrides,
+    )
 
 
 @pytest_asyncio.fixture(scope="module")
-async def world(supysonic: tuple[SupysonicServer, list[LibraryTrack]], module_dsn: str, valkey_url: str,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+async def world(
+    supysonic: tuple[SupysonicServer, list[LibraryTrack]],
+    module_dsn: str,
+    valkey_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[World]:
     srv, made = supysonic
     settings = bridge_settings(srv, tmp_path_factory.mktemp("bridge-data"))
     main = create_main_app(settings, Endpoints(module_dsn, valkey_url))
@@ -260,7 +308,9 @@ async def world(supysonic: tuple[SupysonicServer, list[LibraryTrack]], module_ds
     pool = main[DB]
     await fill_library(pool, srv)
     albums = {a["name"]: a for a in srv.get_json("getAlbumList2", type="newest")["albumList2"]["album"]}
-    tracks = {s["title"]: s for a in albums.values() for s in srv.get_json("getAlbum", id=a["id"])["album"]["song"]}
+    tracks = {
+        s["title"]: s for a in albums.values() for s in srv.get_json("getAlbum", id=a["id"])["album"]["song"]
+    }
     http = aiohttp.ClientSession()
     try:
         yield World(srv, made, settings, pool, bridge, bridge.app[bridge_module.BRIDGE], http, tracks, albums)
@@ -275,7 +325,9 @@ async def variant() -> AsyncIterator[Any]:
     """Start extra bridges over a bare main app (settings and an optional pool set by hand)."""
     servers: list[TestServer] = []
 
-    async def start(settings: Settings, pool: asyncpg.Pool | None) -> tuple[str, bridge_module.SubsonicBridge]:
+    async def start(
+        settings: Settings, pool: asyncpg.Pool | None
+    ) -> tuple[str, bridge_module.SubsonicBridge]:
         main = web.Application()
         main[SETTINGS] = settings
         if pool is not None:
@@ -321,6 +373,7 @@ def parse_xml(body: bytes) -> ET.Element:
 
 # -- sonic getSimilarSongs(2) ----------------------------------------------------------------------
 
+
 async def expected_song_mix(w: World, seed_id: str, count: int) -> list[str]:
     result = await w.mixes().mix(MixKind.SONG, seed_id, count + 1)
     return [c.item_id for c in result.tracks if c.item_id != seed_id][:count]
@@ -344,8 +397,9 @@ async def test_similar_songs2_json_are_the_servers_children_in_mix_order(world: 
 
 async def test_similar_songs2_xml_on_the_bare_path(world: World) -> None:
     seed = world.tracks["Gust"]
-    status, headers, body = await world.bridge_get("getSimilarSongs2", view=False, fmt=None, id=seed["id"],
-                                                   count=4)
+    status, headers, body = await world.bridge_get(
+        "getSimilarSongs2", view=False, fmt=None, id=seed["id"], count=4
+    )
     assert status == 200 and "xml" in headers["Content-Type"]
     root = parse_xml(body)
     assert root.tag == NS + "subsonic-response" and root.attrib["status"] == "ok"
@@ -374,8 +428,9 @@ async def test_similar_songs_v1_and_form_post(world: World) -> None:
     songs = document["subsonic-response"]["similarSongs"]["song"]
     assert [s["id"] for s in songs] == await expected_song_mix(world, seed["id"], 3)
     # JSONP: the same document wrapped in the callback
-    status, headers, body = await world.bridge_get("getSimilarSongs", fmt="jsonp", callback="cb_1", id=seed["id"],
-                                                   count=3)
+    status, headers, body = await world.bridge_get(
+        "getSimilarSongs", fmt="jsonp", callback="cb_1", id=seed["id"], count=3
+    )
     text = body.decode()
     assert status == 200 and "javascript" in headers["Content-Type"]
     assert text.startswith("cb_1(") and text.endswith(");") and json.loads(text[5:-2]) == document
@@ -388,8 +443,15 @@ async def test_py_sonic_client(world: World) -> None:
     expected = await expected_song_mix(world, seed["id"], 4)
     # py-sonic POSTs forms (its useGET=True is broken in 1.2.0: NameError urllib2); raw GETs are
     # covered by the other tests
-    conn = libsonic.Connection(f"http://{world.bridge.host}", world.supysonic.user, world.supysonic.password,
-                               port=port, legacyAuth=True, appName="py-sonic-test", apiVersion="1.12.0")
+    conn = libsonic.Connection(
+        f"http://{world.bridge.host}",
+        world.supysonic.user,
+        world.supysonic.password,
+        port=port,
+        legacyAuth=True,
+        appName="py-sonic-test",
+        apiVersion="1.12.0",
+    )
     answer = await asyncio.to_thread(conn.getSimilarSongs2, seed["id"], 4)
     validate("getSimilarSongs2", {"subsonic-response": answer})
     assert [s["id"] for s in answer["similarSongs2"]["song"]] == expected
@@ -399,8 +461,15 @@ async def test_py_sonic_client(world: World) -> None:
     assert (await asyncio.to_thread(conn.ping)) is True
     album = await asyncio.to_thread(conn.getAlbum, world.albums["First Light"]["id"])
     assert [s["title"] for s in album["album"]["song"]] == ["Dawn", "Morning Run", "High Noon"]
-    wrong = libsonic.Connection(f"http://{world.bridge.host}", world.supysonic.user, "not-it", port=port,
-                                legacyAuth=True, appName="py-sonic-test", apiVersion="1.12.0")
+    wrong = libsonic.Connection(
+        f"http://{world.bridge.host}",
+        world.supysonic.user,
+        "not-it",
+        port=port,
+        legacyAuth=True,
+        appName="py-sonic-test",
+        apiVersion="1.12.0",
+    )
     with pytest.raises(libsonic.errors.CredentialError):
         await asyncio.to_thread(wrong.getSimilarSongs2, seed["id"], 4)
 
@@ -430,6 +499,7 @@ async def test_album_and_artist_ids(world: World) -> None:
 
 # -- the sonicSimilarity extension ---------------------------------------------------------------
 
+
 async def test_get_sonic_similar_tracks(world: World) -> None:
     seed = world.tracks["High Noon"]
     _, _, body = await world.bridge_get("getSonicSimilarTracks", id=seed["id"])
@@ -453,7 +523,9 @@ async def test_get_sonic_similar_tracks(world: World) -> None:
 
 async def test_find_sonic_path(world: World) -> None:
     start, end = world.tracks["Dawn"], world.tracks["Loop One"]
-    _, _, body = await world.bridge_get("findSonicPath", startSongId=start["id"], endSongId=end["id"], count=5)
+    _, _, body = await world.bridge_get(
+        "findSonicPath", startSongId=start["id"], endSongId=end["id"], count=5
+    )
     document = json.loads(body)
     validate("findSonicPath", document)
     path = document["subsonic-response"]["sonicMatch"]
@@ -462,8 +534,9 @@ async def test_find_sonic_path(world: World) -> None:
     assert path[0]["similarity"] == pytest.approx(1.0)
     assert all(-1 <= m["similarity"] <= 1 for m in path)
 
-    _, _, xml_body = await world.bridge_get("findSonicPath", fmt="xml", startSongId=start["id"],
-                                            endSongId=end["id"], count=5)
+    _, _, xml_body = await world.bridge_get(
+        "findSonicPath", fmt="xml", startSongId=start["id"], endSongId=end["id"], count=5
+    )
     xml_doc = xml_answer_to_json(parse_xml(xml_body))
     validate("findSonicPath", xml_doc)
     assert xml_doc["subsonic-response"]["sonicMatch"] == path
@@ -474,11 +547,15 @@ async def test_extensions_list_without_auth(world: World) -> None:
         document = await resp.json()
     validate("getOpenSubsonicExtensions", document)
     # supysonic knows no extension (it answers "Unknown method"): the list is the bridge's own
-    assert document["subsonic-response"]["openSubsonicExtensions"] == [{"name": "sonicSimilarity", "versions": [1]}]
+    assert document["subsonic-response"]["openSubsonicExtensions"] == [
+        {"name": "sonicSimilarity", "versions": [1]}
+    ]
     async with world.http.get(world.url + "/getOpenSubsonicExtensions.view") as resp:
         xml_doc = xml_answer_to_json(parse_xml(await resp.read()))
     validate("getOpenSubsonicExtensions", xml_doc)
-    assert xml_doc["subsonic-response"]["openSubsonicExtensions"] == [{"name": "sonicSimilarity", "versions": [1]}]
+    assert xml_doc["subsonic-response"]["openSubsonicExtensions"] == [
+        {"name": "sonicSimilarity", "versions": [1]}
+    ]
 
 
 async def test_extensions_merge_and_credentials_forwarded(world: World, in_front_of: Any) -> None:
@@ -488,25 +565,49 @@ async def test_extensions_merge_and_credentials_forwarded(world: World, in_front
 
     async def rest(request: web.Request) -> web.Response:
         name = request.match_info["name"].removesuffix(".view")
-        base = {"status": "ok", "version": "1.16.1", "type": "navidrome", "serverVersion": "0.58.0",
-                "openSubsonic": True}
+        base = {
+            "status": "ok",
+            "version": "1.16.1",
+            "type": "navidrome",
+            "serverVersion": "0.58.0",
+            "openSubsonic": True,
+        }
         if name == "getOpenSubsonicExtensions":
-            return web.json_response({"subsonic-response": {**base, "openSubsonicExtensions": [
-                {"name": "formPost", "versions": [1]}, {"name": "sonicSimilarity", "versions": [7]}]}})
+            return web.json_response(
+                {
+                    "subsonic-response": {
+                        **base,
+                        "openSubsonicExtensions": [
+                            {"name": "formPost", "versions": [1]},
+                            {"name": "sonicSimilarity", "versions": [7]},
+                        ],
+                    }
+                }
+            )
         if name == "ping":
             pings.append(dict(request.query))
-            return web.json_response({"subsonic-response": {**base, "status": "failed",
-                                                            "error": {"code": 44, "message": "Invalid API key"}}})
-        return web.json_response({"subsonic-response": {**base, "status": "failed",
-                                                        "error": {"code": 0, "message": "unexpected"}}})
+            return web.json_response(
+                {
+                    "subsonic-response": {
+                        **base,
+                        "status": "failed",
+                        "error": {"code": 44, "message": "Invalid API key"},
+                    }
+                }
+            )
+        return web.json_response(
+            {"subsonic-response": {**base, "status": "failed", "error": {"code": 0, "message": "unexpected"}}}
+        )
 
     url = await in_front_of("GET", "/rest/{name}", rest)
     async with world.http.get(url + "/getOpenSubsonicExtensions.view", params={"f": "json"}) as resp:
         document = await resp.json()
     validate("getOpenSubsonicExtensions", document)
     inner = document["subsonic-response"]
-    assert inner["openSubsonicExtensions"] == [{"name": "formPost", "versions": [1]},
-                                               {"name": "sonicSimilarity", "versions": [1]}]
+    assert inner["openSubsonicExtensions"] == [
+        {"name": "formPost", "versions": [1]},
+        {"name": "sonicSimilarity", "versions": [1]},
+    ]
     assert (inner["type"], inner["serverVersion"], inner["version"]) == ("navidrome", "0.58.0", "1.16.1")
     for creds in ({"apiKey": "k-123"}, {"u": "bob", "t": "0123abcd", "s": "salty"}, {"u": "bob", "p": "pw"}):
         query = {**creds, "v": "1.16.1", "c": "client", "f": "json", "id": "x"}
@@ -518,6 +619,7 @@ async def test_extensions_merge_and_credentials_forwarded(world: World, in_front
 
 # -- authentication ----------------------------------------------------------------------------
 
+
 async def test_wrong_password_gets_the_servers_own_error_40(world: World) -> None:
     seed = world.tracks["Dawn"]
     for fmt in ("json", "xml", None):
@@ -526,10 +628,22 @@ async def test_wrong_password_gets_the_servers_own_error_40(world: World) -> Non
         assert mine[0] == theirs[0] == 200
         assert mine[2] == theirs[2], (mine[2], theirs[2])
         assert mine[1]["Content-Type"] == theirs[1]["Content-Type"]
-    assert inner_json((await world.bridge_get("getSonicSimilarTracks", password="x", id=seed["id"]))[2])[
-        "error"]["code"] == 40
-    assert inner_json((await world.bridge_get("findSonicPath", password="x", startSongId=seed["id"],
-                                              endSongId=seed["id"]))[2])["error"]["code"] == 40
+    assert (
+        inner_json((await world.bridge_get("getSonicSimilarTracks", password="x", id=seed["id"]))[2])[
+            "error"
+        ]["code"]
+        == 40
+    )
+    assert (
+        inner_json(
+            (
+                await world.bridge_get(
+                    "findSonicPath", password="x", startSongId=seed["id"], endSongId=seed["id"]
+                )
+            )[2]
+        )["error"]["code"]
+        == 40
+    )
 
 
 async def test_credentials_verdict_is_cached(world: World, variant: Any) -> None:
@@ -544,7 +658,9 @@ async def test_credentials_verdict_is_cached(world: World, variant: Any) -> None
         await world.bridge_get("getSimilarSongs2", password="wrong", id=seed)
     assert state.auth_checks == before + 2, "a refusal is never cached"
 
-    url, uncached = await variant(world.settings.model_copy(update={"bridge_auth_cache_seconds": 0}), world.pool)
+    url, uncached = await variant(
+        world.settings.model_copy(update={"bridge_auth_cache_seconds": 0}), world.pool
+    )
     for _ in range(2):
         async with world.http.get(url + "/getSimilarSongs2", params={**world.auth(), "id": seed}) as resp:
             assert (await resp.json())["subsonic-response"]["status"] == "ok"
@@ -552,6 +668,7 @@ async def test_credentials_verdict_is_cached(world: World, variant: Any) -> None
 
 
 # -- fallback to the server's own answer ------------------------------------------------------------
+
 
 async def test_fallback_is_the_servers_own_answer(world: World) -> None:
     """getSimilarSongs(2) for an id the server knows but we have no sonic answer for (a song not
@@ -608,7 +725,11 @@ async def test_invalid_parameters_get_subsonic_error_10(world: World) -> None:
         ("getSonicSimilarTracks", {"id": seed, "count": "abc"}, "count: 'abc' is not an integer"),
         ("findSonicPath", {"endSongId": other}, "Required parameter is missing: startSongId"),
         ("findSonicPath", {"startSongId": seed}, "Required parameter is missing: endSongId"),
-        ("findSonicPath", {"startSongId": seed, "endSongId": other, "count": "0"}, "count: 0 (the minimum is 1)"),
+        (
+            "findSonicPath",
+            {"startSongId": seed, "endSongId": other, "count": "0"},
+            "count: 0 (the minimum is 1)",
+        ),
         ("findSonicPath", {"startSongId": seed, "endSongId": seed}, "endSongId"),
         ("getSimilarSongs", {}, "Required parameter is missing: id"),
         ("getSimilarSongs", {"id": seed, "count": "-1"}, "count: -1 (the minimum is 0)"),
@@ -635,8 +756,16 @@ async def test_unknown_ids_get_subsonic_error_70(world: World) -> None:
         ("getSonicSimilarTracks", {"id": unknown}, f"Song not found: id={unknown}"),
         ("getSonicSimilarTracks", {"id": unknown, "count": "0"}, f"Song not found: id={unknown}"),
         ("getSonicSimilarTracks", {"id": pending}, f"Song id={pending} has no sonic analysis yet"),
-        ("findSonicPath", {"startSongId": unknown, "endSongId": seed}, f"Song not found: startSongId={unknown}"),
-        ("findSonicPath", {"startSongId": seed, "endSongId": pending}, f"Song endSongId={pending} has no sonic"),
+        (
+            "findSonicPath",
+            {"startSongId": unknown, "endSongId": seed},
+            f"Song not found: startSongId={unknown}",
+        ),
+        (
+            "findSonicPath",
+            {"startSongId": seed, "endSongId": pending},
+            f"Song endSongId={pending} has no sonic",
+        ),
         ("getSimilarSongs2", {"id": unknown}, f"Song, album or artist not found: id={unknown}"),
         ("getSimilarSongs", {"id": "not-an-id"}, "Song, album or artist not found: id=not-an-id"),
     ]
@@ -646,8 +775,9 @@ async def test_unknown_ids_get_subsonic_error_70(world: World) -> None:
             assert error["code"] == 70 and message in error["message"], (method, params, fmt, error)
 
 
-async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_our_failure_falls_back_to_the_servers_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """An exception in the bridge's own path is logged and counted and the server answers, never
     a 500 (the failure policy of both bridges)."""
     seed = world.tracks["Dawn"]["id"]
@@ -672,9 +802,14 @@ async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkey
             mine = await world.bridge_get(method, **params)
         theirs = await world.upstream_get(method, **params)
         assert (mine[0], mine[2]) == (theirs[0], theirs[2]), method
-        assert any(r.name == "sidecar.bridge.subsonic" and r.levelname == "WARNING" and r.exc_info
-                   and "boom in the mix engine" in str(r.exc_info[1]) and method in r.getMessage()
-                   for r in caplog.records), method
+        assert any(
+            r.name == "sidecar.bridge.subsonic"
+            and r.levelname == "WARNING"
+            and r.exc_info
+            and "boom in the mix engine" in str(r.exc_info[1])
+            and method in r.getMessage()
+            for r in caplog.records
+        ), method
     assert counts["failed"] == failed + len(cases)
 
     # the database unreachable: a warning without a traceback (counted apart), the server answers
@@ -693,21 +828,29 @@ async def test_our_failure_falls_back_to_the_servers_answer(world: World, monkey
     assert counts["unavailable"] == unavailable + 1 and counts["failed"] == failed + len(cases)
 
 
-async def test_fallback_when_nothing_is_analysed_or_no_database(world: World, variant: Any,
-                                                                db: asyncpg.Pool) -> None:
+async def test_fallback_when_nothing_is_analysed_or_no_database(
+    world: World, variant: Any, db: asyncpg.Pool
+) -> None:
     seed = world.tracks["Dawn"]["id"]
     theirs = await world.upstream_get("getSimilarSongs2", id=seed)
     for pool in (db, None):  # an empty library; the main app's database not ready
         url, _ = await variant(world.settings, pool)
-        async with world.http.get(url + "/getSimilarSongs2.view", params={**world.auth(), "id": seed}) as resp:
+        async with world.http.get(
+            url + "/getSimilarSongs2.view", params={**world.auth(), "id": seed}
+        ) as resp:
             assert (resp.status, await resp.read()) == (theirs[0], theirs[2])
 
 
 # -- pass-through ------------------------------------------------------------------------------------
 
+
 async def test_ping_and_get_album_pass_through_byte_for_byte(world: World) -> None:
     album_id = world.albums["Second Wind"]["id"]
-    for method, params in (("ping", {}), ("getAlbum", {"id": album_id}), ("getAlbumList2", {"type": "newest"})):
+    for method, params in (
+        ("ping", {}),
+        ("getAlbum", {"id": album_id}),
+        ("getAlbumList2", {"type": "newest"}),
+    ):
         for fmt in ("json", "xml"):
             mine = await world.bridge_get(method, fmt=fmt, **params)
             theirs = await world.upstream_get(method, fmt=fmt, **params)
@@ -725,10 +868,18 @@ async def test_stream_and_range_pass_through(world: World) -> None:
     status, headers, body = await world.bridge_get("stream", fmt=None, id=track["id"])
     _, upstream_headers, _ = await world.upstream_get("stream", fmt=None, id=track["id"])
     assert status == 200 and body == original
-    for name in ("Content-Type", "Content-Length", "Content-Disposition", "Etag", "Last-Modified", "Accept-Ranges"):
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Content-Disposition",
+        "Etag",
+        "Last-Modified",
+        "Accept-Ranges",
+    ):
         assert headers.get(name) == upstream_headers.get(name), name
-    status, headers, body = await world.bridge_get("stream", fmt=None, id=track["id"],
-                                                   headers={"Range": "bytes=10-99"})
+    status, headers, body = await world.bridge_get(
+        "stream", fmt=None, id=track["id"], headers={"Range": "bytes=10-99"}
+    )
     assert status == 206 and body == original[10:100]
     assert headers["Content-Range"] == f"bytes 10-99/{len(original)}"
     status, _, body = await world.bridge_get("download", fmt=None, view=False, id=track["id"])
@@ -738,8 +889,10 @@ async def test_stream_and_range_pass_through(world: World) -> None:
 async def test_head_pass_through(world: World) -> None:
     track = world.tracks["Gust"]
     query = {**world.auth(None), "id": track["id"]}
-    async with world.http.head(world.url + "/stream.view", params=query) as mine, \
-            world.http.head(world.supysonic.rest_url + "/stream.view", params=query) as theirs:
+    async with (
+        world.http.head(world.url + "/stream.view", params=query) as mine,
+        world.http.head(world.supysonic.rest_url + "/stream.view", params=query) as theirs,
+    ):
         assert (mine.status, await mine.read()) == (theirs.status, await theirs.read())
         assert mine.headers.get("Content-Length") == theirs.headers.get("Content-Length")
 
@@ -757,8 +910,14 @@ async def test_proxy_streams_both_ways_and_keeps_the_request(world: World, in_fr
         first = await request.content.readexactly(4)
         half_received.set()
         seen["body"] = first + await request.content.read()
-        resp = web.StreamResponse(headers={"X-Upstream": "yes", "Content-Type": "audio/x-test",
-                                           "Connection": "keep-alive, X-Secret", "X-Secret": "hop"})
+        resp = web.StreamResponse(
+            headers={
+                "X-Upstream": "yes",
+                "Content-Type": "audio/x-test",
+                "Connection": "keep-alive, X-Secret",
+                "X-Secret": "hop",
+            }
+        )
         await resp.prepare(request)
         await resp.write(b"first-")
         await asyncio.wait_for(client_has_first_chunk.wait(), 10)
@@ -774,9 +933,16 @@ async def test_proxy_streams_both_ways_and_keeps_the_request(world: World, in_fr
         yield b"-rest"
 
     raw = "/rest/savePlayQueue.view?id=a%2Fb&id=c&u=me&p=enc%3A6869&x=%C3%A9"
-    async with world.http.post(URL(url.removesuffix("/rest") + raw, encoded=True), data=body(),
-                               headers={"X-Client": "kept", "Connection": "X-Drop", "X-Drop": "1",
-                                        "Content-Type": "application/octet-stream"}) as resp:
+    async with world.http.post(
+        URL(url.removesuffix("/rest") + raw, encoded=True),
+        data=body(),
+        headers={
+            "X-Client": "kept",
+            "Connection": "X-Drop",
+            "X-Drop": "1",
+            "Content-Type": "application/octet-stream",
+        },
+    ) as resp:
         assert resp.status == 200 and resp.headers["X-Upstream"] == "yes"
         assert "X-Secret" not in resp.headers
         assert await resp.content.readexactly(6) == b"first-"
@@ -810,9 +976,16 @@ async def test_base_path_of_the_server(world: World, in_front_of: Any) -> None:
 
     async def anything(request: web.Request) -> web.Response:
         paths.append(request.raw_path)
-        return web.json_response({"subsonic-response": {"status": "failed", "version": "1.16.1",
-                                                        "error": {"code": 0, "message": "Unknown method"}}},
-                                 status=404)
+        return web.json_response(
+            {
+                "subsonic-response": {
+                    "status": "failed",
+                    "version": "1.16.1",
+                    "error": {"code": 0, "message": "Unknown method"},
+                }
+            },
+            status=404,
+        )
 
     url = await in_front_of("*", "/{tail:.*}", anything, base_path="/music")
     root = url.removesuffix("/rest")
@@ -824,7 +997,8 @@ async def test_base_path_of_the_server(world: World, in_front_of: Any) -> None:
         async with world.http.get(root + path, params={"f": "json"}) as resp:
             document = await resp.json()
         assert document["subsonic-response"]["openSubsonicExtensions"] == [
-            {"name": "sonicSimilarity", "versions": [1]}]
+            {"name": "sonicSimilarity", "versions": [1]}
+        ]
     assert paths[-2:] == ["/music/rest/getOpenSubsonicExtensions.view?f=json"] * 2
 
 

@@ -29,13 +29,35 @@ async def _library(db: asyncpg.Pool) -> None:
     await add_track(db, "r3", title="Loud Three", artist="Band A", tempo=160, energy=0.85, tags={"rock": 0.7})
     await add_track(db, "r4", title="Loud Four", artist="Band A", tempo=140, energy=0.7, tags={"rock": 0.65})
     await add_track(db, "r5", title="Other Rock", artist="Band B", tempo=135, energy=0.75, tags={"rock": 0.6})
-    await add_track(db, "slowrock", title="Slow Rock", artist="Band C", tempo=70, energy=0.3, tags={"rock": 0.95})
-    await add_track(db, "p1", title="Nocturne", artist="Pianist", tempo=60, energy=0.1, mtt={"piano": 0.9},
-                    features={"relaxed": 0.9})
-    await add_track(db, "p2", title="Etude", artist="Pianist 2", tempo=80, energy=0.2, mtt={"piano": 0.6},
-                    features={"relaxed": 0.5})
-    await add_track(db, "p3", title="Loud Piano", artist="Pianist 3", tempo=120, energy=0.9, mtt={"piano": 0.95})
-    await add_track(db, "s80", title="Tears", artist="Wave", year=1984, features={"sad": 0.9}, tags={"sad": 0.5})
+    await add_track(
+        db, "slowrock", title="Slow Rock", artist="Band C", tempo=70, energy=0.3, tags={"rock": 0.95}
+    )
+    await add_track(
+        db,
+        "p1",
+        title="Nocturne",
+        artist="Pianist",
+        tempo=60,
+        energy=0.1,
+        mtt={"piano": 0.9},
+        features={"relaxed": 0.9},
+    )
+    await add_track(
+        db,
+        "p2",
+        title="Etude",
+        artist="Pianist 2",
+        tempo=80,
+        energy=0.2,
+        mtt={"piano": 0.6},
+        features={"relaxed": 0.5},
+    )
+    await add_track(
+        db, "p3", title="Loud Piano", artist="Pianist 3", tempo=120, energy=0.9, mtt={"piano": 0.95}
+    )
+    await add_track(
+        db, "s80", title="Tears", artist="Wave", year=1984, features={"sad": 0.9}, tags={"sad": 0.5}
+    )
     await add_track(db, "s90", title="Later Tears", artist="Wave 2", year=1995, features={"sad": 0.95})
     await add_track(db, "m1", title="Aces", artist="Iron Maiden", tempo=170, tags={"metal": 0.9})
     await add_track(db, "m2", title="Slow Maiden", artist="Iron Maiden", tempo=90, tags={"metal": 0.9})
@@ -44,11 +66,13 @@ async def _library(db: asyncpg.Pool) -> None:
 
 
 @pytest_asyncio.fixture
-async def app_client(make_settings: Any, endpoints: Endpoints, db: asyncpg.Pool,
-                     tmp_path: Path) -> AsyncIterator[TestClient]:
+async def app_client(
+    make_settings: Any, endpoints: Endpoints, db: asyncpg.Pool, tmp_path: Path
+) -> AsyncIterator[TestClient]:
     (tmp_path / "music").mkdir()
-    settings = make_settings({"LOCAL_MUSIC_DIR": str(tmp_path / "music"), "API_TOKEN": "tok-123"},
-                             ai_chat_db_user_name=ROLE)
+    settings = make_settings(
+        {"LOCAL_MUSIC_DIR": str(tmp_path / "music"), "API_TOKEN": "tok-123"}, ai_chat_db_user_name=ROLE
+    )
     await _library(db)
     client = TestClient(TestServer(create_app(settings, endpoints)))
     await client.start_server()
@@ -67,8 +91,13 @@ async def ask(client: TestClient, body: dict[str, Any], path: str = "/api/chat/p
 
 
 def llm(server: FakeOpenAI, **extra: Any) -> dict[str, Any]:
-    return {"ai_provider": "OPENAI", "openai_server_url": server.base_url, "openai_api_key": "sk-test",
-            "ai_model": "test-model", **extra}
+    return {
+        "ai_provider": "OPENAI",
+        "openai_server_url": server.base_url,
+        "openai_api_key": "sk-test",
+        "ai_model": "test-model",
+        **extra,
+    }
 
 
 def ids(response: dict[str, Any]) -> list[str]:
@@ -103,18 +132,32 @@ async def test_an_llm_query_runs_validated(app_client: TestClient) -> None:
         prompt = server.requests[0].prompt
     assert "chat_tracks" in prompt and "mood_female_vocalists" in prompt and "mtt_no_vocals" in prompt
     assert "CASE WHEN" in prompt and "ROW_NUMBER()" in prompt and "rock please" in prompt
-    assert set(r) == {"message", "original_request", "ai_provider_used", "ai_model_selected", "executed_query",
-                      "understood_as", "query_results"}
-    assert (r["ai_provider_used"], r["ai_model_selected"], r["original_request"]) == ("OPENAI", "test-model",
-                                                                                      "rock please")
+    assert set(r) == {
+        "message",
+        "original_request",
+        "ai_provider_used",
+        "ai_model_selected",
+        "executed_query",
+        "understood_as",
+        "query_results",
+    }
+    assert (r["ai_provider_used"], r["ai_model_selected"], r["original_request"]) == (
+        "OPENAI",
+        "test-model",
+        "rock please",
+    )
     assert r["executed_query"].endswith("LIMIT 25") and "chat.chat_tracks" in r["executed_query"]
     assert ids(r) == ["slowrock", "r1", "r2", "r3", "r4", "r5"]
 
 
 async def test_a_refused_query_is_fed_back_and_fixed(app_client: TestClient) -> None:
-    async with FakeOpenAI([Answer("SELECT item_id, title, file_path AS artist FROM tracks"),
-                           Answer("SELECT item_id FROM chat_tracks WHERE no_such_column > 1"),
-                           Answer(GOOD)]) as server:
+    async with FakeOpenAI(
+        [
+            Answer("SELECT item_id, title, file_path AS artist FROM tracks"),
+            Answer("SELECT item_id FROM chat_tracks WHERE no_such_column > 1"),
+            Answer(GOOD),
+        ]
+    ) as server:
         r = await ask(app_client, {"userInput": "rock", **llm(server)})
         server.assert_no_violations()
         assert len(server.requests) == 3
@@ -126,15 +169,22 @@ async def test_a_refused_query_is_fed_back_and_fixed(app_client: TestClient) -> 
 
 
 async def test_an_empty_result_is_widened_on_retry(app_client: TestClient) -> None:
-    async with FakeOpenAI([Answer("SELECT item_id FROM chat_tracks WHERE mood_rock >= 0.99"), Answer(GOOD)]) as server:
+    async with FakeOpenAI(
+        [Answer("SELECT item_id FROM chat_tracks WHERE mood_rock >= 0.99"), Answer(GOOD)]
+    ) as server:
         r = await ask(app_client, {"userInput": "rock", **llm(server)})
         assert "found no songs" in server.requests[1].prompt
     assert len(ids(r)) == 6 and "Attempt 2: 6 songs." in r["message"]
 
 
 async def test_garbage_three_times_falls_back_to_the_rules(app_client: TestClient) -> None:
-    async with FakeOpenAI([Answer("I'm sorry, I cannot help with that."), Answer("DROP TABLE tracks"),
-                           Answer("<think>hmm</think>SELECT pg_sleep(100) AS item_id FROM chat_tracks")]) as server:
+    async with FakeOpenAI(
+        [
+            Answer("I'm sorry, I cannot help with that."),
+            Answer("DROP TABLE tracks"),
+            Answer("<think>hmm</think>SELECT pg_sleep(100) AS item_id FROM chat_tracks"),
+        ]
+    ) as server:
         r = await ask(app_client, {"userInput": "calm piano", **llm(server)})
         assert len(server.requests) == 3
     assert "falling back to the rules" in r["message"] and "system function pg_sleep" in r["message"]
@@ -159,7 +209,9 @@ async def test_bad_requests_and_the_token(app_client: TestClient) -> None:
     assert resp.status == 400 and "userInput" in (await resp.json())["error"]
     resp = await app_client.post("/api/chat/playlist", json={"userInput": "x", "evil": 1}, headers=AUTH)
     assert resp.status == 400 and "evil" in (await resp.json())["error"]
-    resp = await app_client.post("/api/chat/playlist", json={"userInput": "x", "ai_provider": "GEMINI"}, headers=AUTH)
+    resp = await app_client.post(
+        "/api/chat/playlist", json={"userInput": "x", "ai_provider": "GEMINI"}, headers=AUTH
+    )
     assert resp.status == 400 and "gemini_api_key" in (await resp.json())["error"]
 
 
@@ -167,15 +219,19 @@ async def test_create_an_instant_playlist(app_client: TestClient, db: asyncpg.Po
     make_library(tmp_path / "music", [{"artist": "A", "album": "B", "tracks": ["x", "y"]}], seconds=0.3)
     provider = app_client.app[PROVIDER]
     item_ids = [t.item_id for a in await provider.list_albums() for t in await provider.album_tracks(a.id)]
-    resp = await app_client.post("/chat/api/create_playlist", json={"playlist_name": " Calm ", "item_ids": item_ids},
-                                 headers=AUTH)
+    resp = await app_client.post(
+        "/chat/api/create_playlist", json={"playlist_name": " Calm ", "item_ids": item_ids}, headers=AUTH
+    )
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["name"] == "Calm_instant" and "Successfully created playlist 'Calm_instant'" in body["message"]
+    assert (
+        body["name"] == "Calm_instant" and "Successfully created playlist 'Calm_instant'" in body["message"]
+    )
     row = await db.fetchrow("SELECT kind, track_ids FROM playlists WHERE name = 'Calm_instant'")
     assert (row["kind"], row["track_ids"]) == ("instant", item_ids)
-    resp = await app_client.post("/chat/api/create_playlist", json={"playlist_name": "x", "item_ids": []},
-                                 headers=AUTH)
+    resp = await app_client.post(
+        "/chat/api/create_playlist", json={"playlist_name": "x", "item_ids": []}, headers=AUTH
+    )
     assert resp.status == 400 and "item_ids" in (await resp.json())["message"]
 
 
@@ -186,12 +242,31 @@ def _vector(group: int, jitter: int) -> str:
     return "[" + ",".join(str(v) for v in values) + "]"
 
 
-async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(app_client: TestClient, db: asyncpg.Pool) -> None:
-    groups = {"m1": 0, "m2": 0, "m3": 0, "r1": 0, "slowrock": 0, "p1": 1, "p2": 1, "p3": 1, "s80": 2, "s90": 2,
-              "r2": 3, "r3": 3, "r4": 3, "r5": 3}
+async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(
+    app_client: TestClient, db: asyncpg.Pool
+) -> None:
+    groups = {
+        "m1": 0,
+        "m2": 0,
+        "m3": 0,
+        "r1": 0,
+        "slowrock": 0,
+        "p1": 1,
+        "p2": 1,
+        "p3": 1,
+        "s80": 2,
+        "s90": 2,
+        "r2": 3,
+        "r3": 3,
+        "r4": 3,
+        "r5": 3,
+    }
     for i, (item_id, group) in enumerate(groups.items()):
-        await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2::text::vector, 'v')",
-                         item_id, _vector(group, i))
+        await db.execute(
+            "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2::text::vector, 'v')",
+            item_id,
+            _vector(group, i),
+        )
     r = await ask(app_client, {"userInput": "fast metal like iron maiden"})
     # the sonic neighbours of Iron Maiden's tracks (not the seeds), then fast and metal only
     assert ids(r) == ["m3"] and "sounding like iron maiden" in r["understood_as"]

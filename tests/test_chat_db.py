@@ -21,20 +21,46 @@ ROLE, PASSWORD = "ai_user_chat_db", "chat-db-pass-123"
 SECRET = "SECRET-MARKER-7f3a"
 
 
-async def add_track(db: asyncpg.Pool, item_id: str, *, title: str = "", artist: str = "A", year: int | None = None,
-                    tempo: float = 120.0, energy: float = 0.5, tags: dict[str, float] | None = None,
-                    mtt: dict[str, float] | None = None, features: dict[str, float] | None = None,
-                    status: str = "analyzed", genres: list[str] | None = None) -> None:
+async def add_track(
+    db: asyncpg.Pool,
+    item_id: str,
+    *,
+    title: str = "",
+    artist: str = "A",
+    year: int | None = None,
+    tempo: float = 120.0,
+    energy: float = 0.5,
+    tags: dict[str, float] | None = None,
+    mtt: dict[str, float] | None = None,
+    features: dict[str, float] | None = None,
+    status: str = "analyzed",
+    genres: list[str] | None = None,
+) -> None:
     f = {name: 0.1 for name in OTHER_FEATURES} | (features or {})
-    await db.execute("INSERT INTO tracks (item_id, provider, title, artist, year, genres, file_path, analysis_status, "
-                     "failure_reason, model_version) VALUES ($1, 'local', $2, $3, $4, $5, $6, $7, $8, 'v')",
-                     item_id, title or item_id, artist, year, genres or [], f"/music/{SECRET}/{item_id}.mp3", status,
-                     "corrupt: x" if status == "failed" else None)
-    await db.execute(f"INSERT INTO track_analysis (item_id, tempo, key, scale, energy, energy_normalized, tags, mtt_tags, "
-                     f"{', '.join(OTHER_FEATURES)}, model_version) VALUES ($1, $2, 'C', 'major', $3, $4, $5::jsonb, "
-                     f"$6::jsonb, $7, $8, $9, $10, $11, $12, 'v')",
-                     item_id, tempo, energy * 0.15, energy, json.dumps({k: 0.01 for k in MSD_LABELS} | (tags or {})),
-                     json.dumps({k: 0.01 for k in MTT_LABELS} | (mtt or {})), *(f[n] for n in OTHER_FEATURES))
+    await db.execute(
+        "INSERT INTO tracks (item_id, provider, title, artist, year, genres, file_path, analysis_status, "
+        "failure_reason, model_version) VALUES ($1, 'local', $2, $3, $4, $5, $6, $7, $8, 'v')",
+        item_id,
+        title or item_id,
+        artist,
+        year,
+        genres or [],
+        f"/music/{SECRET}/{item_id}.mp3",
+        status,
+        "corrupt: x" if status == "failed" else None,
+    )
+    await db.execute(
+        f"INSERT INTO track_analysis (item_id, tempo, key, scale, energy, energy_normalized, tags, mtt_tags, "
+        f"{', '.join(OTHER_FEATURES)}, model_version) VALUES ($1, $2, 'C', 'major', $3, $4, $5::jsonb, "
+        f"$6::jsonb, $7, $8, $9, $10, $11, $12, 'v')",
+        item_id,
+        tempo,
+        energy * 0.15,
+        energy,
+        json.dumps({k: 0.01 for k in MSD_LABELS} | (tags or {})),
+        json.dumps({k: 0.01 for k in MTT_LABELS} | (mtt or {})),
+        *(f[n] for n in OTHER_FEATURES),
+    )
 
 
 async def setup_role(db: asyncpg.Pool) -> None:
@@ -56,15 +82,27 @@ def test_the_label_lists_are_the_analysis_lists() -> None:
 
 async def test_the_view_has_every_column_as_a_real_column(db: asyncpg.Pool) -> None:
     assert await chat_view_columns(db) == list(ALL_COLUMNS)
-    await add_track(db, "t1", title="Song", year=1984, tags={"rock": 0.6, "Hip-Hop": 0.3}, mtt={"no vocals": 0.4},
-                    features={"sad": 0.8}, genres=["Rock", "Pop"])
+    await add_track(
+        db,
+        "t1",
+        title="Song",
+        year=1984,
+        tags={"rock": 0.6, "Hip-Hop": 0.3},
+        mtt={"no vocals": 0.4},
+        features={"sad": 0.8},
+        genres=["Rock", "Pop"],
+    )
     await add_track(db, "t2", status="failed")
     rows = await db.fetch("SELECT * FROM chat.chat_tracks")
     assert len(rows) == 1
     row = rows[0]
     assert (row["title"], row["year"], row["genres"], row["energy"]) == ("Song", 1984, "Rock, Pop", 0.5)
-    assert (row["mood_rock"], row["mood_hip_hop"], row["mtt_no_vocals"], row["sad"]) == \
-        (pytest.approx(0.6), pytest.approx(0.3), pytest.approx(0.4), pytest.approx(0.8))
+    assert (row["mood_rock"], row["mood_hip_hop"], row["mtt_no_vocals"], row["sad"]) == (
+        pytest.approx(0.6),
+        pytest.approx(0.3),
+        pytest.approx(0.4),
+        pytest.approx(0.8),
+    )
     assert "file_path" not in row.keys()
 
 
@@ -72,9 +110,12 @@ async def test_the_executor_runs_as_the_read_only_role(db: asyncpg.Pool, db_dsn:
     await setup_role(db)
     for i in range(30):
         await add_track(db, f"t{i:02d}", tags={"rock": i / 100})
-    rows = await run(db_dsn, "SELECT current_user AS u, session_user AS s, "
-                     "current_setting('transaction_read_only') AS ro, current_setting('statement_timeout') AS st, "
-                     "current_setting('search_path') AS sp")
+    rows = await run(
+        db_dsn,
+        "SELECT current_user AS u, session_user AS s, "
+        "current_setting('transaction_read_only') AS ro, current_setting('statement_timeout') AS st, "
+        "current_setting('search_path') AS sp",
+    )
     assert rows == [{"u": ROLE, "s": ROLE, "ro": "on", "st": "1s", "sp": "chat"}]
     # the cursor fetches at most max_rows whatever the query says
     rows = await run(db_dsn, "SELECT item_id FROM chat_tracks ORDER BY mood_rock DESC", max_rows=5)
@@ -84,7 +125,9 @@ async def test_the_executor_runs_as_the_read_only_role(db: asyncpg.Pool, db_dsn:
     assert len(await run(db_dsn, sql)) == 10
     # the answer is checked against tracks: unknown ids are dropped, titles come from tracks
     assert await known_tracks(db, ["t01", "nope", "t01", "t00"]) == [
-        {"item_id": "t01", "title": "t01", "artist": "A"}, {"item_id": "t00", "title": "t00", "artist": "A"}]
+        {"item_id": "t01", "title": "t01", "artist": "A"},
+        {"item_id": "t00", "title": "t00", "artist": "A"},
+    ]
 
 
 async def test_a_wrong_password_means_unavailable(db: asyncpg.Pool, db_dsn: str) -> None:
@@ -94,14 +137,18 @@ async def test_a_wrong_password_means_unavailable(db: asyncpg.Pool, db_dsn: str)
 
 
 async def _state(db: asyncpg.Pool) -> tuple[Any, ...]:
-    return tuple(await db.fetchrow(
-        """SELECT (SELECT string_agg(item_id || title || coalesce(file_path, ''), ',' ORDER BY item_id) FROM tracks),
+    return tuple(
+        await db.fetchrow(
+            """SELECT (SELECT string_agg(item_id || title || coalesce(file_path, ''), ',' ORDER BY item_id) FROM tracks),
                   (SELECT count(*) FROM track_analysis), (SELECT count(*) FROM tasks), (SELECT count(*) FROM playlists),
                   (SELECT count(*) FROM private_notes),
                   (SELECT string_agg(n.nspname || '.' || c.relname, ',' ORDER BY 1) FROM pg_class c
                      JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'chat')),
                   (SELECT rolsuper::text || rolcreaterole::text || rolcreatedb::text FROM pg_roles WHERE rolname = $1),
-                  (SELECT count(*) FROM pg_largeobject_metadata)""", ROLE))
+                  (SELECT count(*) FROM pg_largeobject_metadata)""",
+            ROLE,
+        )
+    )
 
 
 # Statements only the executor's layers stop (the validator refuses them too: see HOSTILE).

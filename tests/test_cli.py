@@ -25,15 +25,22 @@ AUDIOMUSE = [sys.executable, "-m", "sidecar"]
 
 
 def _env(data: Path, music: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_", "DATABASE_",
-                                                                    "JELLYFIN_", "NAVIDROME_", "MEDIASERVER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POSTGRES_", "REDIS_", "DATABASE_", "JELLYFIN_", "NAVIDROME_", "MEDIASERVER_"))
+    }
     env.update({"AUDIOMUSE_DATA_DIR": str(data), "LOCAL_MUSIC_DIR": str(music), "WEB_PORT": "0", **extra})
     return env
 
 
 def _get(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -45,8 +52,14 @@ class Up:
     """`audiomuse up` as a child process; knows its URL once it prints it."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([*AUDIOMUSE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [*AUDIOMUSE, "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.output: list[str] = []
         self.url = ""
         deadline = time.monotonic() + 120
@@ -102,14 +115,20 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data(tmp_path: Path, music: 
     env = _env(data, music)
     up = Up(env)
     try:
-        status, health = up.wait_for(lambda: (lambda r: r if r[1].get("redis", {}).get("worker") == "ok" else None)(
-            _get(up.url + "/healthz")))
+        status, health = up.wait_for(
+            lambda: (lambda r: r if r[1].get("redis", {}).get("worker") == "ok" else None)(
+                _get(up.url + "/healthz")
+            )
+        )
         assert status == 200 and health["database"]["status"] == "ok" and health["redis"]["status"] == "ok"
         status, started = _get(up.url + "/api/library/sync", "POST", {})
         assert status == 202
         # the worker started by `up` runs the job
-        done = up.wait_for(lambda: (lambda r: r if r[1]["status"] == "SUCCESS" else None)(
-            _get(up.url + f"/api/status/{started['task_id']}")))
+        done = up.wait_for(
+            lambda: (lambda r: r if r[1]["status"] == "SUCCESS" else None)(
+                _get(up.url + f"/api/status/{started['task_id']}")
+            )
+        )
         assert done[1]["details"]["tracks"] == 9
     finally:
         code = up.stop()
@@ -128,20 +147,33 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data(tmp_path: Path, music: 
 
 
 def test_check_prints_one_line_per_check(tmp_path: Path, music: Path) -> None:
-    res = subprocess.run([*AUDIOMUSE, "check"], env=_env(tmp_path / "data", music), capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [*AUDIOMUSE, "check"], env=_env(tmp_path / "data", music), capture_output=True, text=True, timeout=120
+    )
     lines = res.stdout.strip().splitlines()
     assert res.returncode == 0, res.stdout + res.stderr
-    assert [line.split(":")[0] for line in lines] == ["OK    configuration", "OK    database", "OK    redis",
-                                                       "OK    media server", "OK    models"]
+    assert [line.split(":")[0] for line in lines] == [
+        "OK    configuration",
+        "OK    database",
+        "OK    redis",
+        "OK    media server",
+        "OK    models",
+    ]
     assert lines[4].startswith("OK    models: musicnn-msd_musicnn@")
     assert "pgvector 0.8.6" in lines[1] and "Valkey" in lines[2] and str(music) in lines[3]
     assert _no_server_left(tmp_path / "data")
 
 
 def test_check_reports_an_unreachable_media_server(tmp_path: Path, music: Path) -> None:
-    env = _env(tmp_path / "data", music, MEDIASERVER_TYPE="navidrome", NAVIDROME_URL="http://127.0.0.1:9",
-               NAVIDROME_USER="u", NAVIDROME_PASSWORD="p", MEDIA_HTTP_RETRIES="0")
+    env = _env(
+        tmp_path / "data",
+        music,
+        MEDIASERVER_TYPE="navidrome",
+        NAVIDROME_URL="http://127.0.0.1:9",
+        NAVIDROME_USER="u",
+        NAVIDROME_PASSWORD="p",
+        MEDIA_HTTP_RETRIES="0",
+    )
     res = subprocess.run([*AUDIOMUSE, "check"], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     line = next(x for x in res.stdout.splitlines() if "media server" in x)
@@ -156,8 +188,13 @@ def test_check_reports_a_damaged_model(tmp_path: Path, music: Path) -> None:
     with (models / "mtt_musicnn.onnx").open("r+b") as f:
         f.seek(1000)
         f.write(b"\x00" * 16)
-    res = subprocess.run([*AUDIOMUSE, "check"], env=_env(tmp_path / "data", music, MODEL_DIR=str(models)),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*AUDIOMUSE, "check"],
+        env=_env(tmp_path / "data", music, MODEL_DIR=str(models)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1
     line = next(x for x in res.stdout.splitlines() if "models" in x)
     assert line.startswith("FAIL  models:") and "mtt_musicnn.onnx" in line
@@ -167,15 +204,20 @@ def test_invalid_configuration_stops_with_one_message(tmp_path: Path, music: Pat
     env = _env(tmp_path / "data", music, MEDIASERVER_TYPE="jellyfin", JELLYFIN_URL="http://jf:8096")
     res = subprocess.run([*AUDIOMUSE, "up"], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
-    assert res.stderr.strip() == ("audiomuse: invalid configuration: JELLYFIN_USER_ID: is required when "
-                                  "MEDIASERVER_TYPE=jellyfin")
+    assert res.stderr.strip() == (
+        "audiomuse: invalid configuration: JELLYFIN_USER_ID: is required when MEDIASERVER_TYPE=jellyfin"
+    )
     assert not (tmp_path / "data").exists()  # nothing was started or created
 
 
 def test_db_migrate_is_idempotent(tmp_path: Path, music: Path) -> None:
     env = _env(tmp_path / "data", music)
-    first = subprocess.run([*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120)
-    second = subprocess.run([*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    second = subprocess.run(
+        [*AUDIOMUSE, "db", "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     from sidecar.db.migrate import migrations
 
     versions = [m.version for m in migrations()]
@@ -184,8 +226,13 @@ def test_db_migrate_is_idempotent(tmp_path: Path, music: Path) -> None:
 
 
 def test_sync_command(tmp_path: Path, music: Path) -> None:
-    res = subprocess.run([*AUDIOMUSE, "sync", "--recent", "2"], env=_env(tmp_path / "data", music),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*AUDIOMUSE, "sync", "--recent", "2"],
+        env=_env(tmp_path / "data", music),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "'albums_total': 2" in res.stdout and "'tracks': 4" in res.stdout
 
@@ -217,8 +264,10 @@ def test_up_restarts_a_worker_that_dies(tmp_path: Path, music: Path) -> None:
         os.kill(first, signal.SIGKILL)
         second = up.wait_for(lambda: (lambda p: p if p and p != first else None)(_worker_pid(up)), timeout=30)
         assert second != first
-        status, health = up.wait_for(lambda: (lambda r: r if r[1].get("status") == "ok" else None)(
-            _get(up.url + "/healthz")), timeout=60)
+        status, health = up.wait_for(
+            lambda: (lambda r: r if r[1].get("status") == "ok" else None)(_get(up.url + "/healthz")),
+            timeout=60,
+        )
         assert status == 200 and health["redis"]["worker"] == "ok"
     finally:
         code = up.stop()
@@ -247,9 +296,12 @@ def test_servers_left_by_a_crashed_up_are_adopted_and_stopped(tmp_path: Path, mu
     worker = crashed.wait_for(lambda: _worker_pid(crashed))
     os.kill(crashed.proc.pid, signal.SIGKILL)  # the `up` process only: what a crash leaves behind
     crashed.proc.wait()
-    assert crashed.wait_for(lambda: not Path(f"/proc/{worker}").exists() or None, timeout=60), \
+    assert crashed.wait_for(lambda: not Path(f"/proc/{worker}").exists() or None, timeout=60), (
         "the worker outlived its `up`"
-    assert not _no_server_left(data) and _valkey_answers(data), "the crash should have left both servers running"
+    )
+    assert not _no_server_left(data) and _valkey_answers(data), (
+        "the crash should have left both servers running"
+    )
     again = Up(env)
     try:
         status, health = _get(again.url + "/healthz")
@@ -267,8 +319,14 @@ def test_analyze_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
     music = tmp_path / "music"
     make_library(music, DEFAULT_LIBRARY, seconds=8)
     data = tmp_path / "data"
-    proc = subprocess.Popen([*AUDIOMUSE, "analyze"], env=_env(data, music, WORKER_MAX_JOBS="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*AUDIOMUSE, "analyze"],
+        env=_env(data, music, WORKER_MAX_JOBS="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stderr is not None
     seen: list[str] = []
     deadline = time.monotonic() + 180

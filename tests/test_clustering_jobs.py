@@ -33,7 +33,9 @@ N = 240
 
 
 @pytest_asyncio.fixture
-async def setup(make_settings: Any, endpoints: Endpoints, tmp_path: Path) -> AsyncIterator[tuple[TestClient, Any]]:
+async def setup(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path
+) -> AsyncIterator[tuple[TestClient, Any]]:
     music = tmp_path / "music"
     make_files(music, N)
     settings = make_settings({"LOCAL_MUSIC_DIR": str(music)}, ai_chat_db_user_name="ai_user_clu")
@@ -50,8 +52,14 @@ async def setup(make_settings: Any, endpoints: Endpoints, tmp_path: Path) -> Asy
     await c.close()
 
 
-BODY = {"clustering_runs": 7, "iterations_per_batch_job": 3, "num_clusters_min": 5, "num_clusters_max": 8,
-        "top_n_playlists": 4, "min_playlist_size": 5}
+BODY = {
+    "clustering_runs": 7,
+    "iterations_per_batch_job": 3,
+    "num_clusters_min": 5,
+    "num_clusters_max": 8,
+    "top_n_playlists": 4,
+    "min_playlist_size": 5,
+}
 
 
 async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: Endpoints) -> None:
@@ -70,7 +78,9 @@ async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: E
     task = await tasks.get(db, started["task_id"])
     assert task is not None and task["status"] == "SUCCESS", task
     assert "Progress: 7/7 runs, best score" in "\n".join(task["log"])
-    assert "240 analysed tracks: kmeans, 5-8 clusters, playlists of at least 5 songs" in "\n".join(task["log"])
+    assert "240 analysed tracks: kmeans, 5-8 clusters, playlists of at least 5 songs" in "\n".join(
+        task["log"]
+    )
     children = await tasks.children(db, task["task_id"], 10)
     assert children["by_status"] == {"SUCCESS": 3}
     # only the best batch keeps its playlists (the status of a clustering stays small)
@@ -111,11 +121,15 @@ async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: E
 
 async def test_bad_parameters_get_400_naming_the_key(setup: tuple[TestClient, Any]) -> None:
     client, _ = setup
-    for body, field in [({"clustering_method": "hdbscan"}, "clustering_method"),
-                        ({"num_clusters_min": 50, "num_clusters_max": 10}, "num_clusters_min"),
-                        ({"clustering_runs": 0}, "clustering_runs"), ({"score_weight_purity": "a"}, "score_weight_purity"),
-                        ({"unknown_key": 1}, "unknown_key"), ({"ai_model_provider": "SKYNET"}, "ai_model_provider"),
-                        ({"ai_model_provider": "OLLAMA", "ollama_server_url": "ftp://x"}, "ollama_server_url")]:
+    for body, field in [
+        ({"clustering_method": "hdbscan"}, "clustering_method"),
+        ({"num_clusters_min": 50, "num_clusters_max": 10}, "num_clusters_min"),
+        ({"clustering_runs": 0}, "clustering_runs"),
+        ({"score_weight_purity": "a"}, "score_weight_purity"),
+        ({"unknown_key": 1}, "unknown_key"),
+        ({"ai_model_provider": "SKYNET"}, "ai_model_provider"),
+        ({"ai_model_provider": "OLLAMA", "ollama_server_url": "ftp://x"}, "ollama_server_url"),
+    ]:
         resp = await client.post("/api/clustering/start", json=body)
         assert resp.status == 400, (body, await resp.json())
         answer = await resp.json()
@@ -126,8 +140,9 @@ async def test_bad_parameters_get_400_naming_the_key(setup: tuple[TestClient, An
 async def test_cancel_stops_parent_and_batches(setup: tuple[TestClient, Any], endpoints: Endpoints) -> None:
     client, settings = setup
     db = client.app[DB]
-    resp = await client.post("/api/clustering/start", json={**BODY, "clustering_runs": 2000,
-                                                            "iterations_per_batch_job": 5})
+    resp = await client.post(
+        "/api/clustering/start", json={**BODY, "clustering_runs": 2000, "iterations_per_batch_job": 5}
+    )
     task_id = (await resp.json())["task_id"]
     group = WorkerGroup(settings, endpoints, poll_delay=0.05)
     await group.open()
@@ -157,31 +172,51 @@ async def test_cancel_stops_parent_and_batches(setup: tuple[TestClient, Any], en
 
 
 @pytest.mark.slow
-async def test_sigkill_mid_clustering_then_restart(setup: tuple[TestClient, Any], endpoints: Endpoints,
-                                                   tmp_path: Path) -> None:
+async def test_sigkill_mid_clustering_then_restart(
+    setup: tuple[TestClient, Any], endpoints: Endpoints, tmp_path: Path
+) -> None:
     """A worker killed mid-run: its batches are run again, the finished ones are kept."""
     client, settings = setup
     db: asyncpg.Pool = client.app[DB]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MEDIASERVER_"))}
-    env.update({"DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url,
-                "LOCAL_MUSIC_DIR": str(settings.music_dir), "AUDIOMUSE_DATA_DIR": str(tmp_path / "data"),
-                "TASK_ORPHAN_SECONDS": "2", "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DATABASE_URL": endpoints.postgres_dsn,
+            "REDIS_URL": endpoints.redis_url,
+            "LOCAL_MUSIC_DIR": str(settings.music_dir),
+            "AUDIOMUSE_DATA_DIR": str(tmp_path / "data"),
+            "TASK_ORPHAN_SECONDS": "2",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     body = {**BODY, "clustering_runs": 160, "iterations_per_batch_job": 8, "max_concurrent_batch_jobs": 2}
     task_id = (await (await client.post("/api/clustering/start", json=body)).json())["task_id"]
 
     def start_worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "sidecar", "worker"], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "worker"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     first = start_worker()
     deadline = time.monotonic() + 120
     while (await tasks.children(db, task_id, 0))["by_status"].get("SUCCESS", 0) < 2:
-        assert time.monotonic() < deadline and first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline and first.poll() is None, (
+            first.stderr.read() if first.stderr else ""
+        )
         await asyncio.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    done_before = {r["task_id"]: r["finished_at"] for r in await db.fetch(
-        "SELECT task_id, finished_at FROM tasks WHERE parent_task_id = $1 AND status = 'SUCCESS'", task_id)}
+    done_before = {
+        r["task_id"]: r["finished_at"]
+        for r in await db.fetch(
+            "SELECT task_id, finished_at FROM tasks WHERE parent_task_id = $1 AND status = 'SUCCESS'", task_id
+        )
+    }
     assert len(done_before) < 20, "the clustering finished before the kill: make it longer"
     second = start_worker()
     try:
@@ -201,8 +236,9 @@ async def test_sigkill_mid_clustering_then_restart(setup: tuple[TestClient, Any]
     assert all(after[t] == f for t, f in done_before.items())  # finished batches were not run again
 
 
-async def test_spectral_beyond_the_machines_memory_is_refused(setup: tuple[TestClient, Any],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_spectral_beyond_the_machines_memory_is_refused(
+    setup: tuple[TestClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sidecar.clustering import params as cparams
 
     client, _ = setup
@@ -210,13 +246,17 @@ async def test_spectral_beyond_the_machines_memory_is_refused(setup: tuple[TestC
     resp = await client.post("/api/clustering/start", json={"clustering_method": "spectral"})
     assert resp.status == 400
     answer = await resp.json()
-    assert answer["detail"] == {"field": "clustering_method"} and "spectral clustering of 240 tracks" in answer["error"]
+    assert (
+        answer["detail"] == {"field": "clustering_method"}
+        and "spectral clustering of 240 tracks" in answer["error"]
+    )
     monkeypatch.undo()
     assert (await client.post("/api/clustering/start", json={"clustering_method": "spectral"})).status == 202
 
 
-async def test_a_users_playlist_named_like_ours_is_left_alone(setup: tuple[TestClient, Any], endpoints: Endpoints,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_users_playlist_named_like_ours_is_left_alone(
+    setup: tuple[TestClient, Any], endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only playlists this service wrote are replaced: a hand-made ``Mine_automatic.m3u8`` in the way
     is refused by the local provider and left untouched; the other playlists are written."""
     from sidecar.ai.naming import NamingResult

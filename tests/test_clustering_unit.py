@@ -43,11 +43,25 @@ def purity(lib: Library, styles: list[int], best: dict) -> float:
     return dominant / total
 
 
-@pytest.mark.parametrize("method,extra", [
-    ("kmeans", {}), ("gmm", {"gmm_covariance_type": "diag"}), ("spectral", {}),
-    ("dbscan", {"dbscan_eps_min": 0.8, "dbscan_eps_max": 1.5, "dbscan_min_samples_min": 3,
-                "dbscan_min_samples_max": 6, "pca_components_min": 2, "pca_components_max": 4}),
-])
+@pytest.mark.parametrize(
+    "method,extra",
+    [
+        ("kmeans", {}),
+        ("gmm", {"gmm_covariance_type": "diag"}),
+        ("spectral", {}),
+        (
+            "dbscan",
+            {
+                "dbscan_eps_min": 0.8,
+                "dbscan_eps_max": 1.5,
+                "dbscan_min_samples_min": 3,
+                "dbscan_min_samples_max": 6,
+                "pca_components_min": 2,
+                "pca_components_max": 4,
+            },
+        ),
+    ],
+)
 def test_each_algorithm_finds_the_styles(method: str, extra: dict) -> None:
     lib, styles = small_library()
     p = ClusteringParams(cluster_algorithm=method, stratified_genres=GENRES, **extra)
@@ -88,6 +102,7 @@ def test_score_vector_uses_each_tracks_own_top_moods() -> None:
 
 # --------------------------------------------------------------------------- fitness
 
+
 def _vec(moods: dict[str, float], other: dict[int, float] | None = None) -> np.ndarray:
     v = np.zeros(DIM)
     for lbl, s in moods.items():
@@ -98,8 +113,12 @@ def _vec(moods: dict[str, float], other: dict[int, float] | None = None) -> np.n
 
 
 def test_content_metrics_match_hand_computed_values() -> None:
-    songs = [_vec({"rock": 0.8, "pop": 0.1}, {0: 0.9}), _vec({"rock": 0.6, "indie": 0.5}, {0: 0.7}),
-             _vec({"jazz": 0.7}, {4: 0.2}), _vec({"jazz": 0.5, "pop": 0.2}, {4: 0.3})]
+    songs = [
+        _vec({"rock": 0.8, "pop": 0.1}, {0: 0.9}),
+        _vec({"rock": 0.6, "indie": 0.5}, {0: 0.7}),
+        _vec({"jazz": 0.7}, {4: 0.2}),
+        _vec({"jazz": 0.5, "pop": 0.2}, {4: 0.3}),
+    ]
     lib = Library([f"t{i}" for i in range(4)], ["a"] * 4, ["x"] * 4, np.stack(songs), ["rock"] * 4)
     a = Candidate(0, [0, 1], np.zeros(2), np.mean(songs[:2], axis=0))
     b = Candidate(1, [2, 3], np.ones(2), np.mean(songs[2:], axis=0))
@@ -112,7 +131,9 @@ def test_content_metrics_match_hand_computed_values() -> None:
     assert fitness.other_purity_raw(lib, [a, b], 0.3) == pytest.approx(0.9 + 0.7)
     assert fitness.zscore(1.3, (0.9995, 0.3541)) == pytest.approx((math.log1p(1.3) - 0.9995) / 0.3541)
     assert fitness.zscore(5.0, (1.0, 0.0)) == 0.0
-    p = ClusteringParams(score_weight_diversity=2.0, score_weight_purity=1.0, top_k_moods_for_purity_calculation=2)
+    p = ClusteringParams(
+        score_weight_diversity=2.0, score_weight_purity=1.0, top_k_moods_for_purity_calculation=2
+    )
     fitted = Fitted(np.zeros((4, 2)), np.array([0, 0, 1, 1]), {})
     total, comp = fitness.score(lib, fitted, [a, b], p)
     assert comp["mood_diversity"] == pytest.approx((math.log1p(1.3) - 0.9995) / 0.3541)
@@ -142,10 +163,16 @@ genre_lists = st.lists(st.sampled_from(["rock", "pop", "jazz", OTHER_GENRE]), mi
 
 
 @settings(max_examples=60, deadline=None)
-@given(genres=genre_lists, minimum=st.integers(1, 50), pct=st.integers(0, 100), seed=st.integers(0, 1000),
-       change=st.floats(0, 1))
-def test_stratified_sampling_invariants(genres: list[str], minimum: int, pct: int, seed: int,
-                                        change: float) -> None:
+@given(
+    genres=genre_lists,
+    minimum=st.integers(1, 50),
+    pct=st.integers(0, 100),
+    seed=st.integers(0, 1000),
+    change=st.floats(0, 1),
+)
+def test_stratified_sampling_invariants(
+    genres: list[str], minimum: int, pct: int, seed: int, change: float
+) -> None:
     rng = np.random.default_rng(seed)
     by = sampling.buckets(genres)
     target = sampling.target_per_genre([len(v) for v in by.values()], minimum, pct)
@@ -169,6 +196,7 @@ def test_target_is_the_percentile_with_a_floor() -> None:
 
 # --------------------------------------------------------------------------- playlists
 
+
 def _lib(titles: list[str], artists: list[str]) -> Library:
     n = len(titles)
     return Library([f"id{i}" for i in range(n)], titles, artists, np.zeros((n, DIM)), ["rock"] * n)
@@ -190,7 +218,9 @@ def test_artist_cap_distance_gate_and_no_duplicate_songs() -> None:
 
 def test_a_song_is_in_one_playlist_only() -> None:
     lib = _lib(["Same", "Same", "Other"], ["X", "X", "Z"])
-    fitted = Fitted(np.array([[0.0], [5.0], [5.1]]), np.array([0, 1, 1]), {0: np.array([0.0]), 1: np.array([5.0])})
+    fitted = Fitted(
+        np.array([[0.0], [5.0], [5.1]]), np.array([0, 1, 1]), {0: np.array([0.0]), 1: np.array([5.0])}
+    )
     out = candidates(lib, [0, 1, 2], fitted, max_distance=1.0, max_per_artist=3, min_size=1)
     ids = [r for c in out for r in c.rows]
     assert sorted(ids) == [0, 2]
@@ -216,11 +246,16 @@ def test_split_really_splits() -> None:
 
 def test_names_are_unique() -> None:
     taken: set[str] = set()
-    assert [unique(n, taken) for n in ["Rock_Fast", "rock_fast", "Rock_Fast", "Jazz_Slow"]] == \
-        ["Rock_Fast", "rock_fast_2", "Rock_Fast_3", "Jazz_Slow"]
+    assert [unique(n, taken) for n in ["Rock_Fast", "rock_fast", "Rock_Fast", "Jazz_Slow"]] == [
+        "Rock_Fast",
+        "rock_fast_2",
+        "Rock_Fast_3",
+        "Jazz_Slow",
+    ]
 
 
 # --------------------------------------------------------------------------- parameters
+
 
 def test_library_size_aware_ranges() -> None:
     assert auto_range(100) == (2, 2)
@@ -234,17 +269,31 @@ def test_library_size_aware_ranges() -> None:
 
 def test_request_parameters_are_validated_naming_the_key() -> None:
     s = load_settings({})
-    bad = [({"clustering_method": "hdbscan"}, "clustering_method"), ({"num_clusters_min": 9}, "num_clusters_min"),
-           ({"num_clusters_min": 9, "num_clusters_max": 3}, "num_clusters_min"), ({"clustering_runs": "x"},
-           "clustering_runs"), ({"dbscan_eps_min": -1}, "dbscan_eps_min"), ({"bogus": 1}, "bogus"),
-           ({"enable_clustering_embeddings": "yes"}, "enable_clustering_embeddings"),
-           ({"top_n_moods": 2.5}, "top_n_moods"), ({"gemini_api_key": 5}, "gemini_api_key")]
+    bad = [
+        ({"clustering_method": "hdbscan"}, "clustering_method"),
+        ({"num_clusters_min": 9}, "num_clusters_min"),
+        ({"num_clusters_min": 9, "num_clusters_max": 3}, "num_clusters_min"),
+        ({"clustering_runs": "x"}, "clustering_runs"),
+        ({"dbscan_eps_min": -1}, "dbscan_eps_min"),
+        ({"bogus": 1}, "bogus"),
+        ({"enable_clustering_embeddings": "yes"}, "enable_clustering_embeddings"),
+        ({"top_n_moods": 2.5}, "top_n_moods"),
+        ({"gemini_api_key": 5}, "gemini_api_key"),
+    ]
     for body, field in bad:
         with pytest.raises(ParamsError) as err:
             from_request(s, body)
         assert err.value.field == field, body
-    p, ai = from_request(s, {"clustering_method": "gmm", "gmm_n_components_min": 5, "gmm_n_components_max": 9,
-                             "clustering_runs": 10.0, "ollama_model_name": "m"})
+    p, ai = from_request(
+        s,
+        {
+            "clustering_method": "gmm",
+            "gmm_n_components_min": 5,
+            "gmm_n_components_max": 9,
+            "clustering_runs": 10.0,
+            "ollama_model_name": "m",
+        },
+    )
     assert p.cluster_algorithm == "gmm" and p.cluster_range(10_000) == (5, 9) and p.clustering_runs == 10
     assert ai == {"ollama_model_name": "m"}
 
@@ -259,8 +308,9 @@ def test_mutation_stays_in_range() -> None:
     rng = np.random.default_rng(0)
     sp = search.Space("kmeans", (5, 9), (0, 4), (0.1, 0.5), (5, 20))
     for _ in range(200):
-        m = search.mutate({"method": "kmeans", "n_clusters": 50, "pca_components": 3, "random_state": 1}, sp, 3,
-                          0.05, rng)
+        m = search.mutate(
+            {"method": "kmeans", "n_clusters": 50, "pca_components": 3, "random_state": 1}, sp, 3, 0.05, rng
+        )
         assert 5 <= m["n_clusters"] <= 9 and 0 <= m["pca_components"] <= 4
     d = search.Space("dbscan", (2, 2), (0, 0), (0.1, 0.5), (5, 20))
     for _ in range(200):

@@ -16,7 +16,11 @@ from sidecar.db.pool import SERVER_SETTINGS, create_pool, decode_vector, encode_
 
 
 def test_codec_round_trip_without_a_server() -> None:
-    for value in ([1.0, -2.5, 3.25], np.array([1.0, -2.5, 3.25], dtype=np.float64), Vector([1.0, -2.5, 3.25])):
+    for value in (
+        [1.0, -2.5, 3.25],
+        np.array([1.0, -2.5, 3.25], dtype=np.float64),
+        Vector([1.0, -2.5, 3.25]),
+    ):
         out = decode_vector(encode_vector(value))
         assert out.dtype == np.float32 and out.tolist() == [1.0, -2.5, 3.25]
 
@@ -59,9 +63,15 @@ async def test_an_open_transaction_is_rolled_back_on_release(db_dsn: str) -> Non
 
 
 SESSION_STATE = [
-    (re.compile(r"""["';]\s*SET\s+(?!LOCAL\b)""", re.I), "a session-level SET (use SET LOCAL in a transaction)"),
+    (
+        re.compile(r"""["';]\s*SET\s+(?!LOCAL\b)""", re.I),
+        "a session-level SET (use SET LOCAL in a transaction)",
+    ),
     (re.compile(r"set_config\([^)]*,\s*false\s*\)", re.I), "set_config(..., false): a session-level setting"),
-    (re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\(", re.I), "a session advisory lock (use *_xact_lock)"),
+    (
+        re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\(", re.I),
+        "a session advisory lock (use *_xact_lock)",
+    ),
     (re.compile(r"""["';]\s*(UN)?LISTEN\b|add_listener\(""", re.I), "LISTEN"),
     (re.compile(r"CREATE\s+(TEMP|TEMPORARY)\s+TABLE", re.I), "a temporary table"),
 ]
@@ -72,18 +82,29 @@ def test_no_sql_in_the_service_leaves_session_state() -> None:
     the next borrower must not appear (migrations and role set-up use their own connections and
     transaction-scoped locks)."""
     root = Path(__file__).resolve().parent.parent / "sidecar"
-    found = [f"{path.relative_to(root.parent)}:{n}: {why}: {line.strip()}"
-             for path in sorted(root.rglob("*.py"))
-             for n, line in enumerate(path.read_text().splitlines(), 1)
-             for pattern, why in SESSION_STATE if pattern.search(line)]
+    found = [
+        f"{path.relative_to(root.parent)}:{n}: {why}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        for pattern, why in SESSION_STATE
+        if pattern.search(line)
+    ]
     assert found == []
     # the patterns do catch what they are for
-    for bad in ('conn.execute("SET hnsw.ef_search = 10")', "db.execute('LISTEN x')",
-                "SELECT set_config('a.b', '1', false)", "SELECT pg_advisory_lock(1)",
-                "CREATE TEMP TABLE t (x int)"):
+    for bad in (
+        'conn.execute("SET hnsw.ef_search = 10")',
+        "db.execute('LISTEN x')",
+        "SELECT set_config('a.b', '1', false)",
+        "SELECT pg_advisory_lock(1)",
+        "CREATE TEMP TABLE t (x int)",
+    ):
         assert any(p.search(bad) for p, _ in SESSION_STATE), bad
-    for fine in ('conn.execute("SET LOCAL hnsw.ef_search = 10")', "UPDATE tracks SET title = $1",
-                 "SELECT pg_advisory_xact_lock(1)", "set_config('hnsw.ef_search', '100', true)"):
+    for fine in (
+        'conn.execute("SET LOCAL hnsw.ef_search = 10")',
+        "UPDATE tracks SET title = $1",
+        "SELECT pg_advisory_xact_lock(1)",
+        "set_config('hnsw.ef_search', '100', true)",
+    ):
         assert not any(p.search(fine) for p, _ in SESSION_STATE), fine
 
 
@@ -96,8 +117,11 @@ def test_sql_lives_only_in_its_homes() -> None:
     """Every statement is a named function in sidecar/db/ (or the similarity store): a query
     call anywhere else in the service fails this test."""
     root = Path(__file__).resolve().parent.parent
-    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
-             for path in sorted((root / "sidecar").rglob("*.py"))
-             if not str(path.relative_to(root)).startswith(SQL_HOMES)
-             for n, line in enumerate(path.read_text().splitlines(), 1) if _QUERY_CALL.search(line)]
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()}"
+        for path in sorted((root / "sidecar").rglob("*.py"))
+        if not str(path.relative_to(root)).startswith(SQL_HOMES)
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if _QUERY_CALL.search(line)
+    ]
     assert not found, "SQL outside sidecar/db/ and sidecar/similarity/store.py:\n" + "\n".join(found)

@@ -20,7 +20,9 @@ def _code_blocks(text: str) -> list[str]:
 
 
 def test_every_setting_is_documented_with_its_default() -> None:
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", README, flags=re.M)}
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", README, flags=re.M)
+    }
     missing = [d.env for d in setting_docs() if d.env not in rows]
     assert not missing, f"settings without a README row: {missing}"
     for d in setting_docs():
@@ -58,7 +60,9 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def _layout_paths() -> list[str]:
     section = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
-    return [p for row in re.findall(r"^\| (.+?) \|", section, flags=re.M) for p in re.findall(r"`([^`]+)`", row)]
+    return [
+        p for row in re.findall(r"^\| (.+?) \|", section, flags=re.M) for p in re.findall(r"`([^`]+)`", row)
+    ]
 
 
 def test_every_path_in_the_layout_table_exists() -> None:

@@ -34,7 +34,9 @@ async def test_a_hand_made_playlist_is_never_overwritten(setup) -> None:
     mine = folder / "My Favourites.m3u8"
     mine.write_text("#EXTM3U\n#PLAYLIST:My Favourites\n../A/B/01 x.flac\n", encoding="utf-8")
     before = mine.read_bytes()
-    with pytest.raises(ProviderError, match="My Favourites.m3u8 exists and was not written by this service") as e:
+    with pytest.raises(
+        ProviderError, match="My Favourites.m3u8 exists and was not written by this service"
+    ) as e:
         await p.create_playlist("My Favourites", ids[:2])
     assert e.value.status == 409 and mine.read_bytes() == before
     with pytest.raises(ProviderError) as e:  # not through replace_id either
@@ -56,11 +58,16 @@ async def test_names_map_to_distinct_files(setup) -> None:
         assert "/" not in pid and not pid.startswith(".") and len(path.name.encode()) < 200
         lines = path.read_text(encoding="utf-8").splitlines()
         assert lines[:3] == ["#EXTM3U", MARKER, f"#PLAYLIST:{name}"]
-        assert len(entries(path)) == 1 and (folder / entries(path)[0]).resolve() == \
-            Path((await p.get_tracks([ids[i % 4]]))[0].file_path or "").resolve()
+        assert (
+            len(entries(path)) == 1
+            and (folder / entries(path)[0]).resolve()
+            == Path((await p.get_tracks([ids[i % 4]]))[0].file_path or "").resolve()
+        )
 
 
-@pytest.mark.parametrize("name", ["two\nlines", "cr\rhere", "tab\there", "nul\x00", "ls\u2028x", "\x85nel", " "])
+@pytest.mark.parametrize(
+    "name", ["two\nlines", "cr\rhere", "tab\there", "nul\x00", "ls\u2028x", "\x85nel", " "]
+)
 async def test_a_name_is_one_line(setup, name: str) -> None:
     p, folder, ids = setup
     with pytest.raises(ProviderError) as e:
@@ -69,7 +76,9 @@ async def test_a_name_is_one_line(setup, name: str) -> None:
     assert not folder.exists() or os.listdir(folder) == []
 
 
-async def test_planted_symlinks_are_not_followed(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_planted_symlinks_are_not_followed(
+    setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sidecar.providers import local_playlists
 
     p, folder, ids = setup
@@ -84,7 +93,9 @@ async def test_planted_symlinks_are_not_followed(setup, tmp_path: Path, monkeypa
     (folder / "Evil.m3u8").symlink_to(victim)
     with pytest.raises(ProviderError, match="Evil.m3u8 exists and was not written") as e:
         await p.create_playlist("Evil", ids[:2])
-    assert e.value.status == 409 and (folder / "Evil.m3u8").is_symlink() and victim.read_text() == "precious\n"
+    assert (
+        e.value.status == 409 and (folder / "Evil.m3u8").is_symlink() and victim.read_text() == "precious\n"
+    )
     # even a symlink to a playlist of ours is not replaced (the write would land elsewhere)
     (folder / "Alias.m3u8").symlink_to(folder / "Mix.m3u8")
     with pytest.raises(ProviderError):
@@ -137,8 +148,9 @@ async def test_duplicates_are_written_once_in_order(setup) -> None:
     p, folder, ids = setup
     pid = await p.create_playlist("Dups", [ids[2], ids[0], ids[2], ids[1], ids[0]])
     tracks = {t.item_id: t for t in await p.get_tracks(ids)}
-    assert [(folder / e).resolve() for e in entries(folder / f"{pid}.m3u8")] == \
-        [Path(tracks[i].file_path or "").resolve() for i in (ids[2], ids[0], ids[1])]
+    assert [(folder / e).resolve() for e in entries(folder / f"{pid}.m3u8")] == [
+        Path(tracks[i].file_path or "").resolve() for i in (ids[2], ids[0], ids[1])
+    ]
     with pytest.raises(ProviderNotFound):
         await p.create_playlist("Dups", [ids[0], "nope"])
 

@@ -22,10 +22,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest_asyncio.fixture
-async def client(make_settings: Any, endpoints: Endpoints, tmp_path: Path, db: asyncpg.Pool) -> AsyncIterator[TestClient]:
+async def client(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, db: asyncpg.Pool
+) -> AsyncIterator[TestClient]:
     music = tmp_path / "music"
     make_library(music, [{"artist": "P", "album": "Q", "tracks": ["a", "b"]}], seconds=0.3)
-    settings = make_settings({"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": TOKEN}, ai_chat_db_user_name="ai_user_pl")
+    settings = make_settings(
+        {"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": TOKEN}, ai_chat_db_user_name="ai_user_pl"
+    )
     vectors, styles = make_embeddings(300, seed=11)
     await insert_library(db, make_tracks(300, styles), vectors)
     c = TestClient(TestServer(create_app(settings, endpoints)))
@@ -35,7 +39,10 @@ async def client(make_settings: Any, endpoints: Endpoints, tmp_path: Path, db: a
 
 
 async def _ids(c: TestClient, n: int = 2) -> list[str]:
-    return [r["item_id"] for r in await c.app[DB].fetch("SELECT item_id FROM embeddings ORDER BY item_id LIMIT $1", n)]
+    return [
+        r["item_id"]
+        for r in await c.app[DB].fetch("SELECT item_id FROM embeddings ORDER BY item_id LIMIT $1", n)
+    ]
 
 
 async def test_health_and_config(client: TestClient) -> None:
@@ -48,25 +55,33 @@ async def test_health_and_config(client: TestClient) -> None:
 async def test_similar_tracks_as_the_plugins_call_it(client: TestClient) -> None:
     seed = (await _ids(client))[0]
     assert len(seed) == 32
-    resp = await client.get(f"/api/similar_tracks?item_id={seed}&n=20&eliminate_duplicates=true"
-                            f"&radius_similarity=true", headers=AUTH)
+    resp = await client.get(
+        f"/api/similar_tracks?item_id={seed}&n=20&eliminate_duplicates=true&radius_similarity=true",
+        headers=AUTH,
+    )
     assert resp.status == 200
     body = await resp.json()
     assert len(body) == 20 and {"item_id", "title", "author", "album", "distance"} <= set(body[0])
-    resp = await client.get(f"/api/similar_tracks?item_id={seed}&n=5&eliminate_duplicates=false"
-                            f"&radius_similarity=false", headers=AUTH)
+    resp = await client.get(
+        f"/api/similar_tracks?item_id={seed}&n=5&eliminate_duplicates=false&radius_similarity=false",
+        headers=AUTH,
+    )
     assert resp.status == 200 and len(await resp.json()) == 5
 
 
 async def test_similar_artists(client: TestClient) -> None:
-    resp = await client.get("/api/similar_artists?artist=Artist 0-2&n=5&include_component_matches=false", headers=AUTH)
+    resp = await client.get(
+        "/api/similar_artists?artist=Artist 0-2&n=5&include_component_matches=false", headers=AUTH
+    )
     assert resp.status == 200
     body = await resp.json()
     assert len(body) == 5 and all(set(x) == {"artist", "artist_id", "divergence"} for x in body)
     assert [x["divergence"] for x in body] == sorted(x["divergence"] for x in body)
     assert "Artist 0-2" not in [x["artist"] for x in body]
     assert sum(x["artist"].startswith("Artist 0-") for x in body) >= 3  # same style first
-    resp = await client.get("/api/similar_artists?artist=Artist 0-2&n=2&include_component_matches=true", headers=AUTH)
+    resp = await client.get(
+        "/api/similar_artists?artist=Artist 0-2&n=2&include_component_matches=true", headers=AUTH
+    )
     detail = await resp.json()
     assert detail[0]["component_matches"] and "query_track" in detail[0]["component_matches"][0]
     assert (await client.get("/api/similar_artists?artist=Nobody&n=5", headers=AUTH)).status == 404
@@ -85,8 +100,9 @@ async def test_find_path_and_search(client: TestClient) -> None:
 async def test_create_playlist(client: TestClient) -> None:
     provider = client.app[PROVIDER]
     ids = [t.item_id for a in await provider.list_albums() for t in await provider.album_tracks(a.id)]
-    resp = await client.post("/api/create_playlist", json={"playlist_name": "From plugin", "track_ids": ids},
-                             headers=AUTH)
+    resp = await client.post(
+        "/api/create_playlist", json={"playlist_name": "From plugin", "track_ids": ids}, headers=AUTH
+    )
     assert resp.status == 201 and (await resp.json())["playlist_id"]
 
 

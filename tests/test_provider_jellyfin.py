@@ -16,10 +16,12 @@ from sidecar.providers import MediaProvider, ProviderAuthError, ProviderTooLarge
 from sidecar.providers import jellyfin as jellyfin_module
 from sidecar.providers.jellyfin import JellyfinProvider
 
-ALBUMS = [("Alpha", "First Light", ["Dawn", "Morning Run", "High Noon"], "Rock", 2001),
-          ("Beta", "Quiet Rooms", ["Adagio", "Largo"], "Classical", 2010),
-          ("Gamma", "Loops", ["Loop One", "Loop Two"], "Electronic", 2020),
-          ("Delta", "Last", ["Only"], "Jazz", 2022)]
+ALBUMS = [
+    ("Alpha", "First Light", ["Dawn", "Morning Run", "High Noon"], "Rock", 2001),
+    ("Beta", "Quiet Rooms", ["Adagio", "Largo"], "Classical", 2010),
+    ("Gamma", "Loops", ["Loop One", "Loop Two"], "Electronic", 2020),
+    ("Delta", "Last", ["Only"], "Jazz", 2022),
+]
 
 
 @pytest_asyncio.fixture
@@ -28,9 +30,22 @@ async def fake(tmp_path: Path) -> AsyncIterator[FakeJellyfin]:
     base = datetime(2024, 1, 1, tzinfo=UTC)
     for a, (artist, album, titles, genre, year) in enumerate(ALBUMS):
         for i, title in enumerate(titles, 1):
-            path = make_track(tmp_path / "media" / f"{album}-{i}.flac", seconds=0.5, title=title, artist=artist)
-            tracks.append(FakeTrack.build(title, artist, album, path, year=year, genres=[genre], index_number=i,
-                                          duration_s=0.5, date_created=base + timedelta(days=a)))
+            path = make_track(
+                tmp_path / "media" / f"{album}-{i}.flac", seconds=0.5, title=title, artist=artist
+            )
+            tracks.append(
+                FakeTrack.build(
+                    title,
+                    artist,
+                    album,
+                    path,
+                    year=year,
+                    genres=[genre],
+                    index_number=i,
+                    duration_s=0.5,
+                    date_created=base + timedelta(days=a),
+                )
+            )
     server = FakeJellyfin(tracks)
     await server.start()
     yield server
@@ -79,8 +94,14 @@ async def test_album_tracks_and_ids(fake: FakeJellyfin) -> None:
         tracks = await p.album_tracks(album.id)
         assert [t.title for t in tracks] == ["Dawn", "Morning Run", "High Noon"]
         t = tracks[0]
-        assert (t.artist, t.album, t.album_id, t.year, t.genres, t.track_number) == \
-            ("Alpha", "First Light", album.id, 2001, ("Rock",), 1)
+        assert (t.artist, t.album, t.album_id, t.year, t.genres, t.track_number) == (
+            "Alpha",
+            "First Light",
+            album.id,
+            2001,
+            ("Rock",),
+            1,
+        )
         assert t.duration_s == pytest.approx(0.5) and t.suffix == "flac" and t.file_path
         assert len(t.item_id) == 32
         got = await p.get_tracks([tracks[2].item_id, "0" * 32, tracks[0].item_id])
@@ -140,7 +161,9 @@ async def test_retries_then_reports(fake: FakeJellyfin) -> None:
         fake.fail_next(None, 502, path="/Items")
         with pytest.raises(ProviderUnavailable) as err:
             await p.list_albums()
-        assert str(err.value).startswith("Jellyfin: GET /Items (albums): HTTP 502") and "after 4 attempts" in str(err.value)
+        assert str(err.value).startswith(
+            "Jellyfin: GET /Items (albums): HTTP 502"
+        ) and "after 4 attempts" in str(err.value)
         fake.clear_failures()
     finally:
         await p.close()

@@ -56,8 +56,14 @@ async def test_album_tracks_carry_tags(library: tuple[Path, list]) -> None:
     tracks = await p.album_tracks(first_light.id)
     assert [t.title for t in tracks] == ["Dawn", "Morning Run", "High Noon"]
     t = tracks[0]
-    assert (t.artist, t.album, t.album_artist, t.year, t.genres, t.track_number) == \
-        ("Alpha Band", "First Light", "Alpha Band", 2001, ("Rock",), 1)
+    assert (t.artist, t.album, t.album_artist, t.year, t.genres, t.track_number) == (
+        "Alpha Band",
+        "First Light",
+        "Alpha Band",
+        2001,
+        ("Rock",),
+        1,
+    )
     assert t.duration_s == pytest.approx(1.0, abs=0.1)
     assert len(t.item_id) == 32 and int(t.item_id, 16) >= 0
     assert t.suffix == "flac" and Path(t.file_path or "").is_file()
@@ -116,12 +122,15 @@ async def test_playlists_are_m3u8_and_replaceable(library: tuple[Path, list]) ->
     text = path.read_text(encoding="utf-8").splitlines()
     assert text[:3] == ["#EXTM3U", "#AUDIOMUSE-SIDECAR", "#PLAYLIST:Night / Drive: mix"]
     entries = [line for line in text if not line.startswith("#")]
-    assert [(path.parent / e).resolve() for e in entries] == [Path(t.file_path or "").resolve() for t in tracks[:3]]
+    assert [(path.parent / e).resolve() for e in entries] == [
+        Path(t.file_path or "").resolve() for t in tracks[:3]
+    ]
     assert "/" not in pid and ":" not in pid
     same = await p.create_playlist("Night / Drive: mix", [tracks[4].item_id], replace_id=pid)
     assert same == pid
-    assert [line for line in path.read_text().splitlines() if not line.startswith("#")] == \
-        [os.path.relpath(tracks[4].file_path or "", path.parent)]
+    assert [line for line in path.read_text().splitlines() if not line.startswith("#")] == [
+        os.path.relpath(tracks[4].file_path or "", path.parent)
+    ]
     with pytest.raises(ProviderNotFound):
         await p.create_playlist("bad", ["nope"])
     # the playlist folder inside the music folder is not scanned as music
@@ -138,7 +147,9 @@ async def test_ping(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-async def test_fifos_sockets_and_symlinks_named_like_audio(library: tuple[Path, list], tmp_path: Path) -> None:
+async def test_fifos_sockets_and_symlinks_named_like_audio(
+    library: tuple[Path, list], tmp_path: Path
+) -> None:
     root, made = library
     os.mkfifo(root / "song.flac")  # opening it for reading would wait for a writer forever
     os.mkfifo(tmp_path / "elsewhere.flac")
@@ -173,8 +184,9 @@ async def test_symlink_loops_list_each_file_once(tmp_path: Path) -> None:
     assert titles == ["One", "Three", "Two"]
 
 
-async def test_a_scan_that_hangs_fails_naming_the_folder(library: tuple[Path, list],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_scan_that_hangs_fails_naming_the_folder(
+    library: tuple[Path, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = library
     release = threading.Event()
     real_read = local.read_track
@@ -204,8 +216,9 @@ async def test_a_scan_that_hangs_fails_naming_the_folder(library: tuple[Path, li
         pytest.fail("the provider did not recover after the file system answered again")
 
 
-async def test_a_slow_scan_stops_at_its_deadline(library: tuple[Path, list],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_slow_scan_stops_at_its_deadline(
+    library: tuple[Path, list], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = library
     real_read = local.read_track
 
@@ -228,8 +241,9 @@ async def test_a_slow_scan_stops_at_its_deadline(library: tuple[Path, list],
 
 
 @pytest.mark.timeout(30)
-async def test_audio_file_refuses_what_is_no_longer_a_regular_file(library: tuple[Path, list],
-                                                                   tmp_path: Path) -> None:
+async def test_audio_file_refuses_what_is_no_longer_a_regular_file(
+    library: tuple[Path, list], tmp_path: Path
+) -> None:
     root, _ = library
     p = provider_for(root)
     album = (await p.list_albums())[0]
@@ -290,10 +304,23 @@ async def test_non_utf8_file_names(tmp_path: Path) -> None:
 
 async def test_nul_characters_in_tags_are_dropped(tmp_path: Path) -> None:
     root = tmp_path / "music"
-    make_track(root / "x.flac", seconds=0.3, title="Ti\x00tle", artist="Ar\x00tist", album="Al\x00bum",
-               album_artist="Album\x00 Artist", genre="Ro\x00ck", year="1999")
+    make_track(
+        root / "x.flac",
+        seconds=0.3,
+        title="Ti\x00tle",
+        artist="Ar\x00tist",
+        album="Al\x00bum",
+        album_artist="Album\x00 Artist",
+        genre="Ro\x00ck",
+        year="1999",
+    )
     p = provider_for(root)
     (t,) = [t for a in await p.list_albums() for t in await p.album_tracks(a.id)]
-    assert (t.title, t.artist, t.album, t.album_artist, t.genres) == \
-        ("Title", "Artist", "Album", "Album Artist", ("Rock",))
+    assert (t.title, t.artist, t.album, t.album_artist, t.genres) == (
+        "Title",
+        "Artist",
+        "Album",
+        "Album Artist",
+        ("Rock",),
+    )
     assert (await p.list_albums())[0].name == "Album"

@@ -75,17 +75,26 @@ async def test_album_tracks_and_lookup_by_id(server: SupysonicServer, library_di
         tracks = await p.album_tracks(album.id)
         assert [t.title for t in tracks] == ["Dawn", "Morning Run", "High Noon"]
         t = tracks[0]
-        assert (t.artist, t.album, t.year, t.genres, t.track_number, t.album_id) == \
-            ("Alpha Band", "First Light", 2001, ("Rock",), 1, album.id)
+        assert (t.artist, t.album, t.year, t.genres, t.track_number, t.album_id) == (
+            "Alpha Band",
+            "First Light",
+            2001,
+            ("Rock",),
+            1,
+            album.id,
+        )
         assert t.suffix == "flac" and t.duration_s == pytest.approx(1.0, abs=1.0)
-        again = await p.get_tracks([tracks[2].item_id, "00000000-0000-0000-0000-000000000000", tracks[0].item_id])
+        again = await p.get_tracks(
+            [tracks[2].item_id, "00000000-0000-0000-0000-000000000000", tracks[0].item_id]
+        )
         assert [x.item_id for x in again] == [tracks[2].item_id, tracks[0].item_id]
     finally:
         await p.close()
 
 
-async def test_audio_download_is_bounded_and_cleaned(server: SupysonicServer, library_dir: tuple[Path, list],
-                                                     tmp_path: Path) -> None:
+async def test_audio_download_is_bounded_and_cleaned(
+    server: SupysonicServer, library_dir: tuple[Path, list], tmp_path: Path
+) -> None:
     root, made = library_dir
     p = provider(server)
     try:

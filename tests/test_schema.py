@@ -31,12 +31,16 @@ async def test_fresh_database_migrates_to_latest(empty_dsn: str) -> None:
         applied = await migrate(conn)
         assert applied == [m.version for m in migrations()]
         assert await current_version(conn) == migrations()[-1].version
-        tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
         assert {"tracks", "track_analysis", "embeddings", "tasks", "playlists", "schema_migrations"} <= tables
         # every table is explained
         undocumented = await conn.fetch(
             """SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
-               AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL""")
+               AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL"""
+        )
         assert not undocumented
     finally:
         await conn.close()
@@ -71,41 +75,66 @@ async def test_embedding_column_and_hnsw_cosine_index(db: asyncpg.Pool) -> None:
     idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw_cosine_idx'")
     assert "USING hnsw" in idx and "vector_cosine_ops" in idx
     assert "m='16'" in idx and "ef_construction='128'" in idx, idx  # migration 0005
-    typ = await db.fetchval("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                            "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'")
+    typ = await db.fetchval(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'"
+    )
     assert typ == "vector(200)"
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(300, 200)).astype(np.float32)
-    await db.executemany("INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $1)",
-                         [(f"t{i}",) for i in range(300)])
-    await db.executemany("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
-                         [(f"t{i}", v) for i, v in enumerate(vecs)])
+    await db.executemany(
+        "INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $1)",
+        [(f"t{i}",) for i in range(300)],
+    )
+    await db.executemany(
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+        [(f"t{i}", v) for i, v in enumerate(vecs)],
+    )
     async with db.acquire() as conn:
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
             await conn.execute("SET LOCAL hnsw.ef_search = 100")
-            plan = "\n".join(r[0] for r in await conn.fetch(
-                "EXPLAIN SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]))
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]
+                )
+            )
             assert "embeddings_hnsw_cosine_idx" in plan
-            got = [r["item_id"] for r in await conn.fetch(
-                "SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0])]
+            got = [
+                r["item_id"]
+                for r in await conn.fetch(
+                    "SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]
+                )
+            ]
     unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
     exact = [f"t{i}" for i in np.argsort(1 - unit @ unit[0])[:10]]
     assert got[0] == "t0" and len(set(got) & set(exact)) >= 9
     with pytest.raises(asyncpg.DataError):
-        await db.execute("INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('t1', $1, 'v')",
-                         np.zeros(100, dtype=np.float32))
+        await db.execute(
+            "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('t1', $1, 'v')",
+            np.zeros(100, dtype=np.float32),
+        )
 
 
 async def test_trigram_search_is_accent_and_case_insensitive(db: asyncpg.Pool) -> None:
-    await db.executemany("INSERT INTO tracks (item_id, provider, title, artist) VALUES ($1, 'local', $2, $3)",
-                         [("a", "Café del Mar", "Energy 52"), ("b", "Nothing Else Matters", "Metallica"),
-                          ("c", "Björk Song", "Björk")])
-    rows = await db.fetch("SELECT item_id FROM tracks WHERE search_text % am_search_text($1) "
-                          "ORDER BY similarity(search_text, am_search_text($1)) DESC", "cafe del mar")
+    await db.executemany(
+        "INSERT INTO tracks (item_id, provider, title, artist) VALUES ($1, 'local', $2, $3)",
+        [
+            ("a", "Café del Mar", "Energy 52"),
+            ("b", "Nothing Else Matters", "Metallica"),
+            ("c", "Björk Song", "Björk"),
+        ],
+    )
+    rows = await db.fetch(
+        "SELECT item_id FROM tracks WHERE search_text % am_search_text($1) "
+        "ORDER BY similarity(search_text, am_search_text($1)) DESC",
+        "cafe del mar",
+    )
     assert [r["item_id"] for r in rows][:1] == ["a"]
-    rows = await db.fetch("SELECT item_id FROM tracks WHERE search_text ILIKE '%' || am_search_text($1) || '%'",
-                          "BJORK")
+    rows = await db.fetch(
+        "SELECT item_id FROM tracks WHERE search_text ILIKE '%' || am_search_text($1) || '%'", "BJORK"
+    )
     assert [r["item_id"] for r in rows] == ["c"]
     idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'tracks_search_trgm_idx'")
     assert "gin_trgm_ops" in idx
@@ -117,13 +146,19 @@ async def test_constraints_keep_status_honest(db: asyncpg.Pool) -> None:
         await db.execute("UPDATE tracks SET analysis_status = 'failed' WHERE item_id = 'x'")
     with pytest.raises(asyncpg.CheckViolationError):  # a reason only for failures
         await db.execute("UPDATE tracks SET failure_reason = 'oops' WHERE item_id = 'x'")
-    await db.execute("UPDATE tracks SET analysis_status = 'failed', failure_reason = 'corrupt' WHERE item_id = 'x'")
+    await db.execute(
+        "UPDATE tracks SET analysis_status = 'failed', failure_reason = 'corrupt' WHERE item_id = 'x'"
+    )
     with pytest.raises(asyncpg.CheckViolationError):
-        await db.execute("UPDATE tracks SET analysis_status = 'lost', failure_reason = NULL WHERE item_id = 'x'")
+        await db.execute(
+            "UPDATE tracks SET analysis_status = 'lost', failure_reason = NULL WHERE item_id = 'x'"
+        )
     with pytest.raises(asyncpg.CheckViolationError):
         await db.execute("INSERT INTO tasks (task_id, task_type, progress) VALUES ('t', 'x', 101)")
     with pytest.raises(asyncpg.CheckViolationError):
-        await db.execute("INSERT INTO playlists (name, kind, track_ids, provider) VALUES ('p', 'random', '{}', 'l')")
+        await db.execute(
+            "INSERT INTO playlists (name, kind, track_ids, provider) VALUES ('p', 'random', '{}', 'l')"
+        )
     # deleting a track removes its analysis and embedding
     await db.execute("INSERT INTO track_analysis (item_id, model_version) VALUES ('x', 'v')")
     await db.execute("DELETE FROM tracks WHERE item_id = 'x'")
@@ -134,8 +169,10 @@ async def test_chat_role_reads_only_the_view(db: asyncpg.Pool, db_dsn: str) -> N
     async with db.acquire() as conn:
         assert await ensure_chat_role(conn, "ai_user_test", "readonly-pass-123")
         assert await ensure_chat_role(conn, "ai_user_test", "readonly-pass-123")  # idempotent
-    await db.execute("INSERT INTO tracks (item_id, provider, title, analysis_status, model_version) "
-                     "VALUES ('s1', 'local', 'Song', 'analyzed', 'v')")
+    await db.execute(
+        "INSERT INTO tracks (item_id, provider, title, analysis_status, model_version) "
+        "VALUES ('s1', 'local', 'Song', 'analyzed', 'v')"
+    )
     await db.execute("INSERT INTO track_analysis (item_id, tempo, model_version) VALUES ('s1', 120, 'v')")
     user_dsn = db_dsn.replace("audiomuse:", "ai_user_test:", 1).split("@", 1)
     user_dsn = user_dsn[0].rsplit(":", 1)[0] + ":readonly-pass-123@" + user_dsn[1]
@@ -183,24 +220,31 @@ RELEASED = {
 
 def test_released_migrations_are_unchanged() -> None:
     found = {m.version: m.checksum for m in migrations()}
-    changed = [f"{m.file}" for m in migrations() if m.version in RELEASED and RELEASED[m.version] != m.checksum]
+    changed = [
+        f"{m.file}" for m in migrations() if m.version in RELEASED and RELEASED[m.version] != m.checksum
+    ]
     assert not changed, f"released migrations edited (add a new migration instead): {changed}"
     assert set(found) == set(RELEASED), "a new migration: pin its checksum in RELEASED"
 
 
-async def test_an_edited_applied_migration_stops_the_start_naming_the_file(db_dsn: str,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_edited_applied_migration_stops_the_start_naming_the_file(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import importlib
 
     migrate_module = importlib.import_module("sidecar.db.migrate")  # the package re-exports migrate()
 
     real = migrate_module.migrations()
-    edited = [m if m.version != 2 else migrate_module.Migration(m.version, m.name, m.sql + "\n-- edited\n", m.file)
-              for m in real]
+    edited = [
+        m if m.version != 2 else migrate_module.Migration(m.version, m.name, m.sql + "\n-- edited\n", m.file)
+        for m in real
+    ]
     monkeypatch.setattr(migrate_module, "migrations", lambda: edited)
     conn = await asyncpg.connect(db_dsn)
     try:
-        with pytest.raises(migrate_module.MigrationChanged, match="sidecar/migrations/0002_nearest_function.sql"):
+        with pytest.raises(
+            migrate_module.MigrationChanged, match="sidecar/migrations/0002_nearest_function.sql"
+        ):
             await migrate(conn)
     finally:
         await conn.close()

@@ -44,18 +44,34 @@ async def lib(db: asyncpg.Pool) -> list[FakeTrack]:
     tracks: list[FakeTrack] = []
     for style, (artist, album, count) in enumerate(ANALYSED):
         for k in range(count):
-            tracks.append(FakeTrack(f"{album_id(artist, album)[:8]}-{k}", f"{album} song {k + 1}", artist, album,
-                                    album_id(artist, album), "Rock", k + 1, style))
+            tracks.append(
+                FakeTrack(
+                    f"{album_id(artist, album)[:8]}-{k}",
+                    f"{album} song {k + 1}",
+                    artist,
+                    album,
+                    album_id(artist, album),
+                    "Rock",
+                    k + 1,
+                    style,
+                )
+            )
     vectors, _ = make_embeddings(len(tracks), styles=len(ANALYSED), seed=5)
     await insert_library(db, tracks, vectors)
     for artist, album, count in PENDING:
         await db.executemany(
             "INSERT INTO tracks (item_id, provider, title, artist, album, album_artist, album_id, track_number)"
             " VALUES ($1, 'local', $2, $3, $4, $3, $5, $6)",
-            [(f"p-{k}", f"Track {k + 1}", artist, album, album_id(artist, album), k + 1) for k in range(count)])
+            [
+                (f"p-{k}", f"Track {k + 1}", artist, album, album_id(artist, album), k + 1)
+                for k in range(count)
+            ],
+        )
     # untagged tracks: no artist, no album
-    await db.executemany("INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $2)",
-                         [(f"u-{k}", f"Untitled {k}") for k in range(3)])
+    await db.executemany(
+        "INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $2)",
+        [(f"u-{k}", f"Untitled {k}") for k in range(3)],
+    )
     return tracks
 
 
@@ -81,8 +97,14 @@ async def get(client: TestClient, path: str, **params: str) -> tuple[int, Any]:
 async def test_search_tracks_gives_the_album_id(client: TestClient, lib: list[FakeTrack]) -> None:
     status, body = await get(client, "/api/search_tracks", search_query="abbey road song 2")
     assert status == 200
-    assert body[0] == {"item_id": lib[1].item_id, "title": "Abbey Road song 2", "author": "The Beatles",
-                       "album": "Abbey Road", "album_id": album_id("The Beatles", "Abbey Road"), "analyzed": True}
+    assert body[0] == {
+        "item_id": lib[1].item_id,
+        "title": "Abbey Road song 2",
+        "author": "The Beatles",
+        "album": "Abbey Road",
+        "album_id": album_id("The Beatles", "Abbey Road"),
+        "analyzed": True,
+    }
 
 
 # ---------------------------------------------------------------------------------- search_albums
@@ -91,16 +113,26 @@ async def test_search_tracks_gives_the_album_id(client: TestClient, lib: list[Fa
 async def test_search_albums_shape_counts_and_typos(client: TestClient, lib: list[FakeTrack]) -> None:
     status, body = await get(client, "/api/search_albums", query="abbey road")
     assert status == 200
-    assert body[0] == {"album_id": album_id("The Beatles", "Abbey Road"), "album": "Abbey Road",
-                       "artist": "The Beatles", "tracks": 6, "analyzed": 6}
+    assert body[0] == {
+        "album_id": album_id("The Beatles", "Abbey Road"),
+        "album": "Abbey Road",
+        "artist": "The Beatles",
+        "tracks": 6,
+        "analyzed": 6,
+    }
     for typo in ("abby road", "ABBEY RAOD", "homogenc"):
         status, body = await get(client, "/api/search_albums", query=typo)
         assert status == 200 and body, typo
         assert body[0]["album"] == ("Homogenic" if typo == "homogenc" else "Abbey Road"), (typo, body)
     # accent-insensitive, and a pending album is found with analyzed = 0
     _, body = await get(client, "/api/search_albums", query="agaetis")
-    assert body[0] == {"album_id": album_id("Sigur Rós", "Ágætis byrjun"), "album": "Ágætis byrjun",
-                       "artist": "Sigur Rós", "tracks": 3, "analyzed": 0}
+    assert body[0] == {
+        "album_id": album_id("Sigur Rós", "Ágætis byrjun"),
+        "album": "Ágætis byrjun",
+        "artist": "Sigur Rós",
+        "tracks": 3,
+        "analyzed": 0,
+    }
 
 
 async def test_search_albums_by_artist_are_ordered_by_size(client: TestClient, lib: list[FakeTrack]) -> None:
@@ -133,8 +165,13 @@ async def test_search_artists_shape_counts_and_typos(client: TestClient, lib: li
     status, body = await get(client, "/api/search_artists", query="beatles")
     assert status == 200
     assert body[0] == {"artist": "The Beatles", "albums": 2, "tracks": 10, "analyzed": 10}
-    for typo, expected in (("Beatels", "The Beatles"), ("the beatls", "The Beatles"), ("BJORK", "Björk"),
-                           ("massive atack", "Massive Attack"), ("radiohed", "Radiohead")):
+    for typo, expected in (
+        ("Beatels", "The Beatles"),
+        ("the beatls", "The Beatles"),
+        ("BJORK", "Björk"),
+        ("massive atack", "Massive Attack"),
+        ("radiohed", "Radiohead"),
+    ):
         _, body = await get(client, "/api/search_artists", query=typo)
         assert body and body[0]["artist"] == expected, (typo, body)
     _, body = await get(client, "/api/search_artists", query="sigur ros")
@@ -156,8 +193,13 @@ async def test_album_mix_by_name(client: TestClient, lib: list[FakeTrack]) -> No
     for seed in ("Abbey Road", "abbey road", "Abby Road"):
         status, body = await get(client, "/api/mix", kind="album", seed=seed, n="10")
         assert status == 200, (seed, body)
-        assert body["resolved"] == {"album_id": abbey, "album": "Abbey Road", "artist": "The Beatles",
-                                    "tracks": 6, "analyzed": 6}
+        assert body["resolved"] == {
+            "album_id": abbey,
+            "album": "Abbey Road",
+            "artist": "The Beatles",
+            "tracks": 6,
+            "analyzed": 6,
+        }
         assert len(body["items"]) == 10 and not {i["album_id"] for i in body["items"]} & {abbey}
     # an id is used as it is
     status, body = await get(client, "/api/mix", kind="album", seed=abbey, n="5")
@@ -167,7 +209,9 @@ async def test_album_mix_by_name(client: TestClient, lib: list[FakeTrack]) -> No
 async def test_album_id_wins_over_a_name(client: TestClient, db: asyncpg.Pool, lib: list[FakeTrack]) -> None:
     # an album whose *name* is another album's id: the id wins
     dummy = album_id("Portishead", "Dummy")
-    await db.execute("UPDATE tracks SET album = $1 WHERE album_id = $2", dummy, album_id("Queen", "Greatest Hits"))
+    await db.execute(
+        "UPDATE tracks SET album = $1 WHERE album_id = $2", dummy, album_id("Queen", "Greatest Hits")
+    )
     status, body = await get(client, "/api/mix", kind="album", seed=dummy, n="5")
     assert status == 200 and body["resolved"] is None
     assert not {i["album_id"] for i in body["items"]} & {dummy}
@@ -178,10 +222,21 @@ async def test_ambiguous_album_name_lists_the_candidates(client: TestClient, lib
     assert status == 409
     assert body["error"] == "'greatest hits' matches 2 albums: give one's album_id as the seed"
     assert body["detail"]["candidates"] == [
-        {"album_id": album_id("Queen", "Greatest Hits"), "album": "Greatest Hits", "artist": "Queen",
-         "tracks": 5, "analyzed": 5},
-        {"album_id": album_id("ABBA", "Greatest Hits"), "album": "Greatest Hits", "artist": "ABBA",
-         "tracks": 4, "analyzed": 4}]
+        {
+            "album_id": album_id("Queen", "Greatest Hits"),
+            "album": "Greatest Hits",
+            "artist": "Queen",
+            "tracks": 5,
+            "analyzed": 5,
+        },
+        {
+            "album_id": album_id("ABBA", "Greatest Hits"),
+            "album": "Greatest Hits",
+            "artist": "ABBA",
+            "tracks": 4,
+            "analyzed": 4,
+        },
+    ]
     # naming the artist too makes it unambiguous
     for seed in ("ABBA Greatest Hits", "greatest hits abba", "Abba Greatest Hts"):
         status, body = await get(client, "/api/mix", kind="album", seed=seed, n="5")
@@ -207,8 +262,13 @@ async def test_unknown_album_name_suggests_the_nearest(client: TestClient, lib: 
 
 
 async def test_artist_mix_by_name(client: TestClient, lib: list[FakeTrack]) -> None:
-    for seed, name in (("The Beatles", "The Beatles"), ("beatles", "The Beatles"), ("Beatels", "The Beatles"),
-                       ("bjork", "Björk"), ("Radiohed", "Radiohead")):
+    for seed, name in (
+        ("The Beatles", "The Beatles"),
+        ("beatles", "The Beatles"),
+        ("Beatels", "The Beatles"),
+        ("bjork", "Björk"),
+        ("Radiohed", "Radiohead"),
+    ):
         status, body = await get(client, "/api/mix", kind="artist", seed=seed, n="10")
         assert status == 200, (seed, body)
         assert len(body["items"]) == 10
@@ -226,8 +286,11 @@ async def test_artist_mix_by_name(client: TestClient, lib: list[FakeTrack]) -> N
 async def test_ambiguous_artist_name(client: TestClient, db: asyncpg.Pool, lib: list[FakeTrack]) -> None:
     # two spellings that fold to the same name
     vectors, _ = make_embeddings(4, seed=9)
-    await insert_library(db, [FakeTrack(f"b2-{k}", f"Other {k}", "Bjork", "Debut", "debut", "Pop", k + 1, 0)
-                              for k in range(4)], vectors)
+    await insert_library(
+        db,
+        [FakeTrack(f"b2-{k}", f"Other {k}", "Bjork", "Debut", "debut", "Pop", k + 1, 0) for k in range(4)],
+        vectors,
+    )
     status, body = await get(client, "/api/mix", kind="artist", seed="Bjørk")
     assert status == 409, body
     assert body["error"] == "'Bjørk' matches 2 artists: give one of these names exactly"

@@ -16,7 +16,9 @@ from sidecar.similarity import store
 from sidecar.similarity.service import MAX_SEEDS, MixKind, MixService
 
 
-async def test_a_long_album_is_seeded_from_start_to_end(db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_long_album_is_seeded_from_start_to_end(
+    db: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     vectors, _ = make_embeddings(40, seed=3)
     tracks = make_tracks(40, np.zeros(40, dtype=int), artists_per_style=1, tracks_per_album=40)
     assert len({t.album_id for t in tracks}) == 1

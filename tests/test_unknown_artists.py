@@ -25,8 +25,11 @@ async def lib(db: asyncpg.Pool) -> list[FakeTrack]:
     await insert_library(db, tracks, vectors)
     untagged = [t.item_id for t in tracks if t.style == 0 and t.artist != "Artist 0-0"]
     assert len(untagged) >= 12
-    await db.execute("UPDATE tracks SET artist = CASE WHEN track_number % 2 = 0 THEN '' ELSE '[unknown]' END,"
-                     " album_artist = '' WHERE item_id = ANY($1)", untagged)
+    await db.execute(
+        "UPDATE tracks SET artist = CASE WHEN track_number % 2 = 0 THEN '' ELSE '[unknown]' END,"
+        " album_artist = '' WHERE item_id = ANY($1)",
+        untagged,
+    )
     return tracks
 
 
@@ -41,8 +44,9 @@ async def client(make_settings: Any, endpoints: Endpoints, tmp_path: Path) -> As
     await c.close()
 
 
-async def test_untagged_tracks_are_not_capped_as_one_artist(client: TestClient, db: asyncpg.Pool,
-                                                            lib: list[FakeTrack]) -> None:
+async def test_untagged_tracks_are_not_capped_as_one_artist(
+    client: TestClient, db: asyncpg.Pool, lib: list[FakeTrack]
+) -> None:
     seed = await db.fetchval("SELECT item_id FROM tracks WHERE artist = '[unknown]' ORDER BY item_id LIMIT 1")
     body = await (await client.get("/api/mix", params={"seed": seed, "n": "10"})).json()
     untagged = [i for i in body["items"] if i["author"] in ("", "[unknown]")]

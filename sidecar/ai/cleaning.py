@@ -21,27 +21,41 @@ _THINK_BLOCK = re.compile(
     r"<(think|thinking|thought|reasoning|reflection|scratchpad)\b[^>]*>.*?(</\1\s*>|\Z)"
     r"|\[(THINK|THOUGHT|REASONING)\].*?(\[/\3\]|\Z)"
     r"|\u25c1think\u25b7.*?(\u25c1/think\u25b7|\Z)",
-    re.IGNORECASE | re.DOTALL)
+    re.IGNORECASE | re.DOTALL,
+)
 #: end markers whose opening half some models never print: keep only what follows the last one
-_THINK_END = re.compile(r"</(think|thinking|thought|reasoning)\s*>|\[/(INST|THOUGHT|THINK)\]|\u25c1/think\u25b7",
-                        re.IGNORECASE)
+_THINK_END = re.compile(
+    r"</(think|thinking|thought|reasoning)\s*>|\[/(INST|THOUGHT|THINK)\]|\u25c1/think\u25b7", re.IGNORECASE
+)
 _SPECIAL_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>")
 _CODE_FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.MULTILINE)
 #: words that mark the text before a colon as an introduction ("Here's a name for it: ...")
-_PREAMBLE_WORDS = re.compile(r"\b(?:names?|titles?|suggest\w*|propos\w*|here'?s|here is|sure|certainly|"
-                             r"how about|(?:i'd|i would|let's) call it|go with|options?|pick|choice|answer|playlist)\b", re.IGNORECASE)
+_PREAMBLE_WORDS = re.compile(
+    r"\b(?:names?|titles?|suggest\w*|propos\w*|here'?s|here is|sure|certainly|"
+    r"how about|(?:i'd|i would|let's) call it|go with|options?|pick|choice|answer|playlist)\b",
+    re.IGNORECASE,
+)
 _FILLER = r"(?:sure|okay|ok|certainly|of course|absolutely|alright|great|yes|got it|happy to help)"
-_ONLY_FILLER = re.compile(rf"^{_FILLER}(?:[\s!.,]+(?:here(?:'s| is) (?:one|a name|my suggestion|the name)|"
-                          rf"how about))?[\s!.,:]*$|^(?:here(?:'s| is) (?:one|a name|my suggestion)|how about)"
-                          rf"[\s!.,:]*$", re.IGNORECASE)
+_ONLY_FILLER = re.compile(
+    rf"^{_FILLER}(?:[\s!.,]+(?:here(?:'s| is) (?:one|a name|my suggestion|the name)|"
+    rf"how about))?[\s!.,:]*$|^(?:here(?:'s| is) (?:one|a name|my suggestion)|how about)"
+    rf"[\s!.,:]*$",
+    re.IGNORECASE,
+)
 _LEADING_FILLER = re.compile(rf"^{_FILLER}[!,.]+\s+", re.IGNORECASE)
 #: an introduction without a colon: "How about X?", "The name is X", "I'd call it X"
-_INTRO = re.compile(r"^(?:(?:the|my|a|your)\s+(?:playlist\s+)?(?:name|title)\s+(?:is|would be|could be|will be)|"
-                    r"i(?:'d| would)? (?:suggest|propose|go with|call it|name it)|"
-                    r"let's call it)\s+", re.IGNORECASE)
+_INTRO = re.compile(
+    r"^(?:(?:the|my|a|your)\s+(?:playlist\s+)?(?:name|title)\s+(?:is|would be|could be|will be)|"
+    r"i(?:'d| would)? (?:suggest|propose|go with|call it|name it)|"
+    r"let's call it)\s+",
+    re.IGNORECASE,
+)
 _QUESTION = re.compile(r"^(?:how|what) about\s+(.+?)\s*\?$", re.IGNORECASE)
-_REFUSAL = re.compile(r"^(?:error\b|i'm sorry|i am sorry|sorry\b|i cannot|i can't|i can not|i'm unable|"
-                      r"i am unable|as an ai\b|unfortunately\b)", re.IGNORECASE)
+_REFUSAL = re.compile(
+    r"^(?:error\b|i'm sorry|i am sorry|sorry\b|i cannot|i can't|i can not|i'm unable|"
+    r"i am unable|as an ai\b|unfortunately\b)",
+    re.IGNORECASE,
+)
 _NUMBERING = re.compile(r"^(?:#\s*)?(?:option\s+)?(?:\d{1,2}|[a-c])(?:[.):]|\s*-)\s+", re.IGNORECASE)
 _LIST_MARK = re.compile(r"^(?:[-*+\u2022>]|#{1,6})\s*")
 _SPAN = f"{{{MIN_LENGTH},{MAX_LENGTH}}}"
@@ -49,8 +63,18 @@ _QUOTED = re.compile(rf"\"([^\"]{_SPAN})\"|\u201c([^\u201d]{_SPAN})\u201d|\*\*([
 _WRAPPERS = "\"'`*_\u201c\u201d\u2018\u2019\u00ab\u00bb"
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9 \-&'!.,?()\[\]]")
 _TRAILING_NUMBER = re.compile(r"\s*\(\d+\)$")
-_DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2012": "-", "\u2212": "-",
-                         "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+_DASHES = str.maketrans(
+    {
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2012": "-",
+        "\u2212": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+    }
+)
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -76,7 +100,7 @@ def _strip_thinking(text: str) -> str:
     text = _THINK_BLOCK.sub("\n", text)
     ends = list(_THINK_END.finditer(text))
     if ends:
-        text = text[ends[-1].end():]
+        text = text[ends[-1].end() :]
     if "<|message|>" in text:  # gpt-oss harmony: the final channel's message comes last
         text = text.rsplit("<|message|>", 1)[1]
     return _SPECIAL_TOKEN.sub(" ", text)

@@ -27,12 +27,22 @@ import openai
 from sidecar.config import AiProvider, Settings
 
 #: the keys :func:`ai_config` accepts in its overrides (the JSON keys of a clustering request)
-AI_OVERRIDE_KEYS = frozenset({
-    "ai_provider", "ai_model_provider", "ai_model", "ai_request_timeout_seconds",
-    "openai_server_url", "openai_model_name", "openai_api_key",
-    "ollama_server_url", "ollama_model_name",
-    "gemini_server_url", "gemini_model_name", "gemini_api_key",
-})
+AI_OVERRIDE_KEYS = frozenset(
+    {
+        "ai_provider",
+        "ai_model_provider",
+        "ai_model",
+        "ai_request_timeout_seconds",
+        "openai_server_url",
+        "openai_model_name",
+        "openai_api_key",
+        "ollama_server_url",
+        "ollama_model_name",
+        "gemini_server_url",
+        "gemini_model_name",
+        "gemini_api_key",
+    }
+)
 
 #: sent as the key to servers that need none (Ollama, a local server): the client requires one
 _NO_KEY = "not-needed"
@@ -80,8 +90,12 @@ def ai_config(settings: Settings, overrides: Mapping[str, Any] | None = None) ->
 
     for name, value in given.items():  # every override is checked, not only the chosen provider's
         if name == "ai_request_timeout_seconds":
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                    or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise ValueError(f"{name}: must be a positive number of seconds")
         elif name not in ("ai_provider", "ai_model_provider"):
             if not isinstance(value, str) or not value.strip():
@@ -123,8 +137,14 @@ def ai_config(settings: Settings, overrides: Mapping[str, Any] | None = None) ->
         if api_key is None:
             raise ValueError("gemini_api_key: is required when the AI provider is GEMINI")
     assert base is not None and model is not None
-    return AiConfig(provider=provider, base_url=base.rstrip("/"), model=model, api_key=api_key,
-                    timeout=timeout, max_songs_in_prompt=settings.max_songs_in_ai_prompt)
+    return AiConfig(
+        provider=provider,
+        base_url=base.rstrip("/"),
+        model=model,
+        api_key=api_key,
+        timeout=timeout,
+        max_songs_in_prompt=settings.max_songs_in_ai_prompt,
+    )
 
 
 def _provider(key: str, value: Any) -> AiProvider:
@@ -152,14 +172,17 @@ async def complete(config: AiConfig, messages: Sequence[ChatMessage]) -> str:
     a connection failure; none after a timeout or a 4xx.  Raises :class:`AiError` for everything
     that is not a non-empty answer.
     """
-    async with openai.AsyncOpenAI(base_url=config.base_url, api_key=config.api_key or _NO_KEY,
-                                  timeout=config.timeout, max_retries=0) as client:
+    async with openai.AsyncOpenAI(
+        base_url=config.base_url, api_key=config.api_key or _NO_KEY, timeout=config.timeout, max_retries=0
+    ) as client:
         try:
             async with asyncio.timeout(config.timeout):
                 for attempt in (1, 2):
                     try:
                         response = await client.chat.completions.create(
-                            model=config.model, messages=[dict(m) for m in messages])  # type: ignore[misc]
+                            model=config.model,
+                            messages=[dict(m) for m in messages],  # type: ignore[misc]
+                        )
                         break
                     except openai.APITimeoutError:
                         raise

@@ -37,8 +37,16 @@ FEATURE_MIN_SCORE = 0.5
 #: most names of ``avoid`` quoted in the prompt (all of them are checked)
 AVOID_IN_PROMPT = 40
 
-__all__ = ["NamingResult", "PlaylistProfile", "clean_name", "deterministic_name", "name_playlist",
-           "naming_messages", "tempo_band", "unique_name"]
+__all__ = [
+    "NamingResult",
+    "PlaylistProfile",
+    "clean_name",
+    "deterministic_name",
+    "name_playlist",
+    "naming_messages",
+    "tempo_band",
+    "unique_name",
+]
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,11 @@ def _title(label: str) -> str:
 
 
 def _ranked(scores: Mapping[str, float], minimum: float, *, strict: bool) -> list[str]:
-    kept = [(label, s) for label, s in scores.items()
-            if math.isfinite(s) and (s > minimum if strict else s >= minimum) and label.strip()]
+    kept = [
+        (label, s)
+        for label, s in scores.items()
+        if math.isfinite(s) and (s > minimum if strict else s >= minimum) and label.strip()
+    ]
     return [label for label, _ in sorted(kept, key=lambda item: (-item[1], item[0]))]
 
 
@@ -94,8 +105,11 @@ def deterministic_name(profile: PlaylistProfile) -> str:
     if not moods or sum(finite) <= 0:
         moods = ["Mixed"]
     named = {m.casefold() for m in moods}
-    features = [_title(f) for f in _ranked(profile.other_features, FEATURE_MIN_SCORE, strict=False)
-                if _title(f).casefold() not in named][:FEATURES_IN_NAME]
+    features = [
+        _title(f)
+        for f in _ranked(profile.other_features, FEATURE_MIN_SCORE, strict=False)
+        if _title(f).casefold() not in named
+    ][:FEATURES_IN_NAME]
     return "_".join([*moods, tempo_band(profile.tempo_bpm), *features])
 
 
@@ -129,8 +143,9 @@ def _song_line(title: str, artist: str) -> str:
     return f"- {title} - {artist}"
 
 
-def naming_messages(profile: PlaylistProfile, songs: Sequence[tuple[str, str]], avoid: Iterable[str],
-                    max_songs: int) -> list[ChatMessage]:
+def naming_messages(
+    profile: PlaylistProfile, songs: Sequence[tuple[str, str]], avoid: Iterable[str], max_songs: int
+) -> list[ChatMessage]:
     """The naming conversation: the rules, then the profile and up to ``max_songs`` songs
     (``(title, artist)``, most representative first)."""
     taken = sorted({n.strip() for n in avoid if n.strip()}, key=str.casefold)[:AVOID_IN_PROMPT]
@@ -144,27 +159,44 @@ def naming_messages(profile: PlaylistProfile, songs: Sequence[tuple[str, str]], 
     )
     if taken:
         rules += " These names are already taken, do not use them or near copies: " + "; ".join(taken) + "."
-    moods = ", ".join(f"{m} ({s:.2f})" for m, s in sorted(profile.moods.items(), key=lambda i: -i[1])
-                      if math.isfinite(s)) or "none stand out"
-    features = ", ".join(f"{f} ({s:.2f})" for f, s in sorted(profile.other_features.items(),
-                                                             key=lambda i: -i[1]) if math.isfinite(s))
-    tempo = (f"{tempo_band(profile.tempo_bpm).lower()} ({profile.tempo_bpm:.0f} BPM)"
-             if math.isfinite(profile.tempo_bpm) else "unknown")
-    listed = [_song_line(t, a) for t, a in songs[:max(0, max_songs)]]
-    profile_text = "\n".join([
-        f"Top moods: {moods}",
-        f"Tempo: {tempo}",
-        f"Energy: {_energy_word(profile.energy)} ({profile.energy:.2f} on a 0-1 scale)",
-        *([f"Other traits: {features}"] if features else []),
-        f"Songs ({len(listed)} of {len(songs)}, as title - artist):",
-        *listed,
-    ])
-    return [{"role": "system", "content": rules},
-            {"role": "user", "content": "Name this playlist.\n" + profile_text}]
+    moods = (
+        ", ".join(
+            f"{m} ({s:.2f})"
+            for m, s in sorted(profile.moods.items(), key=lambda i: -i[1])
+            if math.isfinite(s)
+        )
+        or "none stand out"
+    )
+    features = ", ".join(
+        f"{f} ({s:.2f})"
+        for f, s in sorted(profile.other_features.items(), key=lambda i: -i[1])
+        if math.isfinite(s)
+    )
+    tempo = (
+        f"{tempo_band(profile.tempo_bpm).lower()} ({profile.tempo_bpm:.0f} BPM)"
+        if math.isfinite(profile.tempo_bpm)
+        else "unknown"
+    )
+    listed = [_song_line(t, a) for t, a in songs[: max(0, max_songs)]]
+    profile_text = "\n".join(
+        [
+            f"Top moods: {moods}",
+            f"Tempo: {tempo}",
+            f"Energy: {_energy_word(profile.energy)} ({profile.energy:.2f} on a 0-1 scale)",
+            *([f"Other traits: {features}"] if features else []),
+            f"Songs ({len(listed)} of {len(songs)}, as title - artist):",
+            *listed,
+        ]
+    )
+    return [
+        {"role": "system", "content": rules},
+        {"role": "user", "content": "Name this playlist.\n" + profile_text},
+    ]
 
 
-async def name_playlist(config: AiConfig | None, profile: PlaylistProfile, songs: Sequence[tuple[str, str]],
-                        avoid: Iterable[str]) -> NamingResult:
+async def name_playlist(
+    config: AiConfig | None, profile: PlaylistProfile, songs: Sequence[tuple[str, str]], avoid: Iterable[str]
+) -> NamingResult:
     """A name for the playlist ``profile`` / ``songs`` (``(title, artist)`` pairs, most
     representative first) that is not in ``avoid``.
 

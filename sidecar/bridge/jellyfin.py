@@ -171,8 +171,10 @@ class Timing:
 
     def header(self) -> str:
         rest = time.perf_counter() - self.started - self.mix_s - self.upstream_s
-        return (f"mix;dur={self.mix_s * 1000:.2f}, upstream;dur={self.upstream_s * 1000:.2f}, "
-                f"bridge;dur={rest * 1000:.2f}")
+        return (
+            f"mix;dur={self.mix_s * 1000:.2f}, upstream;dur={self.upstream_s * 1000:.2f}, "
+            f"bridge;dur={rest * 1000:.2f}"
+        )
 
 
 class JellyfinBridge(kit.Bridge):
@@ -185,8 +187,9 @@ class JellyfinBridge(kit.Bridge):
         settings = main[SETTINGS]
         if not settings.jellyfin_url:
             raise RuntimeError("JELLYFIN_URL is not set: the Jellyfin bridge has nothing to proxy")
-        super().__init__(main, Upstream(settings.jellyfin_url, connect_timeout_s=settings.media_http_timeout_seconds),
-                         log)
+        super().__init__(
+            main, Upstream(settings.jellyfin_url, connect_timeout_s=settings.media_http_timeout_seconds), log
+        )
         self.timeout = ClientTimeout(total=settings.media_http_timeout_seconds)
         from sidecar.bridge.jellyfin_plugin_api import PluginApi  # (that module builds on this one)
 
@@ -218,7 +221,9 @@ class JellyfinBridge(kit.Bridge):
             return None
         return await self.attempt(request.path, lambda: self._answer(request, route, caller, Timing()))
 
-    async def _answer(self, request: web.Request, route: Route, caller: Caller, timing: Timing) -> web.Response:
+    async def _answer(
+        self, request: web.Request, route: Route, caller: Caller, timing: Timing
+    ) -> web.Response:
         query = request.query
         limit = _int_param(query, "limit")
         if limit is not None and limit <= 0:
@@ -240,15 +245,27 @@ class JellyfinBridge(kit.Bridge):
         if not items:
             raise Fallback("Jellyfin returned none of the chosen items")
         pascal, content_type = envelope
-        body = ({"Items": items, "TotalRecordCount": len(items), "StartIndex": 0} if pascal
-                else {"items": items, "totalRecordCount": len(items), "startIndex": 0})
-        return web.Response(body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-                            headers={"Content-Type": content_type, "Server-Timing": timing.header()})
+        body = (
+            {"Items": items, "TotalRecordCount": len(items), "StartIndex": 0}
+            if pascal
+            else {"items": items, "totalRecordCount": len(items), "startIndex": 0}
+        )
+        return web.Response(
+            body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+            headers={"Content-Type": content_type, "Server-Timing": timing.header()},
+        )
 
     # ---- choosing the ids
 
-    async def _mix(self, service: MixService, route: Route, n: int, caller: Caller, query: MultiMapping[str],
-                   timing: Timing) -> list[str]:
+    async def _mix(
+        self,
+        service: MixService,
+        route: Route,
+        n: int,
+        caller: Caller,
+        query: MultiMapping[str],
+        timing: Timing,
+    ) -> list[str]:
         db = service.db
         kind, ident = route.kind, route.ident
         if kind in ("genre-name",):
@@ -282,8 +299,15 @@ class JellyfinBridge(kit.Bridge):
             return await self._playlist_mix(service, item_id, n, caller, query, timing)
         raise Fallback(f"a {item_type} we cannot mix here ({kind} route)")
 
-    async def _playlist_mix(self, service: MixService, playlist_id: str, n: int, caller: Caller,
-                            query: MultiMapping[str], timing: Timing) -> list[str]:
+    async def _playlist_mix(
+        self,
+        service: MixService,
+        playlist_id: str,
+        n: int,
+        caller: Caller,
+        query: MultiMapping[str],
+        timing: Timing,
+    ) -> list[str]:
         status, payload, _ = await self._get_json(f"/Playlists/{playlist_id}", [], caller, timing)
         if status != 200 or not isinstance(payload, dict):
             raise Fallback(f"GET /Playlists/{playlist_id}: {status}")
@@ -294,24 +318,32 @@ class JellyfinBridge(kit.Bridge):
             raise Fallback("no analysed track in this playlist")
         return _ids(await service.multi_mix(seeds, n))
 
-    async def _similar(self, service: MixService, route: Route, n: int,
-                       query: MultiMapping[str]) -> tuple[list[str], set[str]]:
+    async def _similar(
+        self, service: MixService, route: Route, n: int, query: MultiMapping[str]
+    ) -> tuple[list[str], set[str]]:
         item_id = normalize_guid(route.ident)
         if item_id is None:
             raise Fallback(f"{route.ident!r} is not a GUID")
-        excluded = {g for k, v in query.items() if k.lower() == "excludeartistids"
-                    for g in (normalize_guid(p) for p in v.split(",")) if g}
+        excluded = {
+            g
+            for k, v in query.items()
+            if k.lower() == "excludeartistids"
+            for g in (normalize_guid(p) for p in v.split(","))
+            if g
+        }
         try:
-            similar = await service.similar(item_id, min(2 * n, MIX_LIMIT) if excluded else n,
-                                            eliminate_duplicates=True)
+            similar = await service.similar(
+                item_id, min(2 * n, MIX_LIMIT) if excluded else n, eliminate_duplicates=True
+            )
         except UnknownSeed:
             raise Fallback("not an analysed track") from None  # albums, artists: Jellyfin's own answer
         return [c.item_id for c in similar], excluded
 
     # ---- talking to Jellyfin
 
-    async def _get_json(self, path: str, params: list[tuple[str, str]], caller: Caller,
-                        timing: Timing, accept: bool = False) -> tuple[int, Any, str]:
+    async def _get_json(
+        self, path: str, params: list[tuple[str, str]], caller: Caller, timing: Timing, accept: bool = False
+    ) -> tuple[int, Any, str]:
         """(status, JSON payload or None, Content-Type) of a GET with the caller's credentials.
         A 401/403 means the credentials are refused: remember them and forward the request."""
         headers = CIMultiDict(caller.headers)
@@ -320,8 +352,9 @@ class JellyfinBridge(kit.Bridge):
         url = self.upstream.url(path).with_query(params + caller.auth_query)
         started = time.perf_counter()
         try:
-            async with self.upstream.session.get(url, headers=headers, timeout=self.timeout,
-                                                 allow_redirects=False) as resp:
+            async with self.upstream.session.get(
+                url, headers=headers, timeout=self.timeout, allow_redirects=False
+            ) as resp:
                 if resp.status in (401, 403):
                     self.credentials.refuse(caller.key)
                     raise Fallback(f"Jellyfin refused the credentials ({resp.status})")
@@ -333,28 +366,40 @@ class JellyfinBridge(kit.Bridge):
             timing.upstream_s += time.perf_counter() - started
         return 200, json.loads(raw), content_type
 
-    async def _item(self, item_id: str, caller: Caller, query: MultiMapping[str], timing: Timing) -> dict[str, Any]:
+    async def _item(
+        self, item_id: str, caller: Caller, query: MultiMapping[str], timing: Timing
+    ) -> dict[str, Any]:
         user = _param(query, "userid")
-        status, payload, _ = await self._get_json(f"/Items/{item_id}", [("userId", user)] if user else [],
-                                                  caller, timing)
+        status, payload, _ = await self._get_json(
+            f"/Items/{item_id}", [("userId", user)] if user else [], caller, timing
+        )
         if status != 200 or not isinstance(payload, dict):
             raise Fallback(f"GET /Items/{item_id}: {status}")
         return payload
 
-    async def _dtos(self, ids: Sequence[str], caller: Caller, query: MultiMapping[str],
-                    timing: Timing) -> tuple[list[dict[str, Any]], tuple[bool, str]]:
+    async def _dtos(
+        self, ids: Sequence[str], caller: Caller, query: MultiMapping[str], timing: Timing
+    ) -> tuple[list[dict[str, Any]], tuple[bool, str]]:
         """Jellyfin's DTOs of ``ids`` in that order (those it does not show the caller left out),
         and (PascalCase?, Content-Type) of its answer."""
         if not ids:
             raise Fallback("empty mix")
         passed = [(k, v) for k, v in query.items() if k.lower() in PRESENTATION]
-        batches = [ids[i:i + IDS_PER_REQUEST] for i in range(0, len(ids), IDS_PER_REQUEST)]
+        batches = [ids[i : i + IDS_PER_REQUEST] for i in range(0, len(ids), IDS_PER_REQUEST)]
         started = time.perf_counter()
         upstream_before = timing.upstream_s
-        answers = await asyncio.gather(*(
-            self._get_json("/Items", [("ids", ",".join(batch)), *passed, ("enableTotalRecordCount", "false")],
-                           caller, Timing(), accept=True)
-            for batch in batches))
+        answers = await asyncio.gather(
+            *(
+                self._get_json(
+                    "/Items",
+                    [("ids", ",".join(batch)), *passed, ("enableTotalRecordCount", "false")],
+                    caller,
+                    Timing(),
+                    accept=True,
+                )
+                for batch in batches
+            )
+        )
         timing.upstream_s = upstream_before + (time.perf_counter() - started)  # batches run in parallel
         by_id: dict[str, dict[str, Any]] = {}
         pascal, content_type = True, "application/json; charset=utf-8"

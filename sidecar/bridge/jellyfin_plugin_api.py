@@ -86,7 +86,12 @@ class PluginError(Exception):
 
 
 def item_json(c: Candidate) -> dict[str, Any]:
-    return {"author": c.artist, "distance": round(float(c.distance), 6), "item_id": c.item_id, "title": c.title}
+    return {
+        "author": c.artist,
+        "distance": round(float(c.distance), 6),
+        "item_id": c.item_id,
+        "title": c.title,
+    }
 
 
 def _int(query: MultiMapping[str], name: str, default: int, lo: int, hi: int) -> int:
@@ -159,8 +164,12 @@ class PluginApi:
         try:
             if endpoint == "info":
                 await self.check(caller)
-                return _json({"Version": SIDECAR_VERSION,
-                              "AvailableEndpoints": [f"GET /{PREFIX}/{e}" for e in ENDPOINTS]})
+                return _json(
+                    {
+                        "Version": SIDECAR_VERSION,
+                        "AvailableEndpoints": [f"GET /{PREFIX}/{e}" for e in ENDPOINTS],
+                    }
+                )
             if endpoint == "health":
                 await self.check(caller)
                 return await self.health()
@@ -192,7 +201,9 @@ class PluginApi:
             analysed = await store.anything_analysed(self.service().db)
         except (PluginError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             detail = exc.detail if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-            return _json({"status": "error", "version": SIDECAR_VERSION, "detail": f"database: {detail}"}, 503)
+            return _json(
+                {"status": "error", "version": SIDECAR_VERSION, "detail": f"database: {detail}"}, 503
+            )
         return _json({"status": "ok", "version": SIDECAR_VERSION, "analysed": analysed})
 
     async def similar_tracks(self, query: MultiMapping[str], caller: Caller) -> web.Response:
@@ -251,11 +262,22 @@ class PluginApi:
     async def visible(self, caller: Caller, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` Jellyfin shows the caller (GET /Items?ids=, in batches)."""
         unique = list(dict.fromkeys(ids))
-        batches = [unique[i:i + IDS_PER_REQUEST] for i in range(0, len(unique), IDS_PER_REQUEST)]
-        answers = await asyncio.gather(*(
-            self._get("/Items", [("ids", ",".join(batch)), ("enableImages", "false"),
-                                 ("enableUserData", "false"), ("enableTotalRecordCount", "false")], caller)
-            for batch in batches))
+        batches = [unique[i : i + IDS_PER_REQUEST] for i in range(0, len(unique), IDS_PER_REQUEST)]
+        answers = await asyncio.gather(
+            *(
+                self._get(
+                    "/Items",
+                    [
+                        ("ids", ",".join(batch)),
+                        ("enableImages", "false"),
+                        ("enableUserData", "false"),
+                        ("enableTotalRecordCount", "false"),
+                    ],
+                    caller,
+                )
+                for batch in batches
+            )
+        )
         out: set[str] = set()
         for payload in answers:
             items = payload.get("Items", payload.get("items")) if isinstance(payload, dict) else None
@@ -275,14 +297,18 @@ class PluginApi:
         headers["Accept"] = "application/json"
         url = upstream.url(path).with_query(params + caller.auth_query)
         try:
-            async with upstream.session.get(url, headers=headers, timeout=self.bridge.timeout,
-                                            allow_redirects=False) as resp:
+            async with upstream.session.get(
+                url, headers=headers, timeout=self.bridge.timeout, allow_redirects=False
+            ) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
                     if resp.status in (401, 403):
                         self.bridge.credentials.refuse(caller.key)
-                    relayed = CIMultiDict((k, v) for k, v in resp.headers.items()
-                                          if k.lower() in ("content-type", "www-authenticate", "retry-after"))
+                    relayed = CIMultiDict(
+                        (k, v)
+                        for k, v in resp.headers.items()
+                        if k.lower() in ("content-type", "www-authenticate", "retry-after")
+                    )
                     raise Relay(web.Response(status=resp.status, body=raw, headers=relayed))
         except TimeoutError:
             raise Relay(json_error(504, "Jellyfin did not answer in time", path)) from None
@@ -295,5 +321,8 @@ class PluginApi:
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-                        headers={"Content-Type": _JSON})
+    return web.Response(
+        status=status,
+        body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+        headers={"Content-Type": _JSON},
+    )

@@ -126,11 +126,19 @@ class FallbackRecord:
     def failed(self, where: str, exc: Exception) -> None:
         if isinstance(exc, UNAVAILABLE):
             self.counts[UNAVAILABLE_OUTCOME] += 1
-            self.log.warning("%s: %s: unavailable (%s); %s answers", self.label, where, reason(exc), self.server)
+            self.log.warning(
+                "%s: %s: unavailable (%s); %s answers", self.label, where, reason(exc), self.server
+            )
         else:
             self.counts[FAILED] += 1
-            self.log.warning("%s: %s: our path failed (%s); %s answers", self.label, where, reason(exc),
-                             self.server, exc_info=exc)
+            self.log.warning(
+                "%s: %s: our path failed (%s); %s answers",
+                self.label,
+                where,
+                reason(exc),
+                self.server,
+                exc_info=exc,
+            )
 
 
 class Bridge:
@@ -173,7 +181,9 @@ class Bridge:
         await self.upstream.close()
 
 
-def create_app(main: web.Application, key: web.AppKey[B], make: Callable[[web.Application], B]) -> web.Application:
+def create_app(
+    main: web.Application, key: web.AppKey[B], make: Callable[[web.Application], B]
+) -> web.Application:
     """A bridge's app: ``make(main)`` at start-up, stored under ``key``; every request to its
     :meth:`Bridge.handle`."""
     app = web.Application()

@@ -44,8 +44,20 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 #: RFC 9110 section 7.6.1, plus the non-standard names proxies also strip
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 #: auto headers aiohttp's client would add when the client sent none: leave them out
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
@@ -80,8 +92,9 @@ async def stream_back(request: web.Request, upstream: ClientResponse, label: str
     """
     complete = False
     try:
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=end_to_end(upstream.headers))
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=end_to_end(upstream.headers)
+        )
         await response.prepare(request)
         if request.method != "HEAD":
             try:
@@ -111,9 +124,16 @@ Unreachable = Callable[[web.Request, Exception], web.StreamResponse]
 class Upstream:
     """One upstream server (``base_url`` may carry a base path) and the HTTP client pool to it."""
 
-    def __init__(self, base_url: str, *, connect_timeout_s: float = 10.0, max_connections: int = 1024,
-                 add_forwarded: bool = True, drop_request: frozenset[str] = frozenset(),
-                 unreachable: Unreachable | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        max_connections: int = 1024,
+        add_forwarded: bool = True,
+        drop_request: frozenset[str] = frozenset(),
+        unreachable: Unreachable | None = None,
+    ) -> None:
         """``add_forwarded``: add ``X-Forwarded-For/-Proto/-Host`` to forwarded requests;
         ``drop_request``: request headers (lower-case) never forwarded, besides the hop-by-hop
         ones and ``Host``; ``unreachable(request, exc)``: the answer when the upstream cannot be
@@ -152,8 +172,12 @@ class Upstream:
     def relative(self, raw_path: str) -> str:
         """``raw_path`` below the base path (the base path itself is optional in client paths)."""
         base = self.base_path
-        if base and raw_path.lower().startswith(base.lower()) and raw_path[len(base):len(base) + 1] in ("", "/"):
-            return raw_path[len(base):] or "/"
+        if (
+            base
+            and raw_path.lower().startswith(base.lower())
+            and raw_path[len(base) : len(base) + 1] in ("", "/")
+        ):
+            return raw_path[len(base) :] or "/"
         return raw_path
 
     def url(self, raw_path: str, raw_query: str = "") -> URL:
@@ -163,7 +187,9 @@ class Upstream:
 
     # ---- forwarding
 
-    def forwarded_headers(self, request: web.BaseRequest, drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    def forwarded_headers(
+        self, request: web.BaseRequest, drop: frozenset[str] = frozenset()
+    ) -> CIMultiDict[str]:
         """The request's end-to-end headers, ``Host`` handled by the client, plus
         ``X-Forwarded-For/-Proto/-Host`` (unless ``add_forwarded`` is off)."""
         headers = end_to_end(request.headers, drop | self.drop_request | {"host"})
@@ -188,8 +214,14 @@ class Upstream:
         data: Any = body if body is not None else (request.content if request.body_exists else None)
         try:
             upstream = await self.session.request(
-                request.method, url, headers=headers, data=data, allow_redirects=False,
-                auto_decompress=False, skip_auto_headers=_NO_AUTO_HEADERS)
+                request.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            )
         except TimeoutError as exc:
             if self.unreachable is not None:
                 return self.unreachable(request, exc)
@@ -202,20 +234,33 @@ class Upstream:
         return await stream_back(request, upstream, f"bridge: {request.method} {url.path}")
 
     async def _forward_websocket(self, request: web.Request, url: URL) -> web.StreamResponse:
-        headers = self.forwarded_headers(request, drop=frozenset({
-            "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}))
-        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        headers = self.forwarded_headers(
+            request,
+            drop=frozenset(
+                {
+                    "sec-websocket-key",
+                    "sec-websocket-version",
+                    "sec-websocket-extensions",
+                    "sec-websocket-protocol",
+                }
+            ),
+        )
+        protocols = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
         try:
-            upstream = await self.session.ws_connect(url, headers=headers, protocols=protocols, autoping=True,
-                                                     max_msg_size=0)
+            upstream = await self.session.ws_connect(
+                url, headers=headers, protocols=protocols, autoping=True, max_msg_size=0
+            )
         except WSServerHandshakeError as exc:
             # the server refused the upgrade (401 without a valid token, ...): same status to the client
             return web.Response(status=exc.status, headers=end_to_end(exc.headers) if exc.headers else None)
         except (ClientError, OSError, TimeoutError) as exc:
             log.warning("bridge: websocket %s: upstream unreachable: %s", url.path, exc)
             return web.Response(status=502, text="upstream unreachable\n")
-        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
-                                       autoping=True, max_msg_size=0)
+        client = web.WebSocketResponse(
+            protocols=[upstream.protocol] if upstream.protocol else (), autoping=True, max_msg_size=0
+        )
         try:
             await client.prepare(request)
             to_up = asyncio.ensure_future(_pump(client, upstream))
@@ -234,8 +279,9 @@ class Upstream:
             await upstream.close()
 
 
-async def _pump(src: web.WebSocketResponse | ClientWebSocketResponse,
-                dst: web.WebSocketResponse | ClientWebSocketResponse) -> None:
+async def _pump(
+    src: web.WebSocketResponse | ClientWebSocketResponse, dst: web.WebSocketResponse | ClientWebSocketResponse
+) -> None:
     """Copy messages from ``src`` to ``dst`` until ``src`` closes; then close ``dst`` with its code."""
     async for msg in src:
         if msg.type == WSMsgType.TEXT:

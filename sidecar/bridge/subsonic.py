@@ -131,8 +131,9 @@ class Call:
         if request.method == "POST":
             body = await request.read()
             if request.content_type == "application/x-www-form-urlencoded":
-                params.extend(parse_qsl(body.decode(request.charset or "utf-8", "replace"),
-                                        keep_blank_values=True))
+                params.extend(
+                    parse_qsl(body.decode(request.charset or "utf-8", "replace"), keep_blank_values=True)
+                )
         params.extend(request.query)
         return cls(request, method, params, body, doc.Format.of(params))
 
@@ -163,7 +164,9 @@ class Call:
         try:
             n = int(raw)
         except ValueError:
-            raise SubsonicError(MISSING, f"Invalid value for parameter count: {raw!r} is not an integer") from None
+            raise SubsonicError(
+                MISSING, f"Invalid value for parameter count: {raw!r} is not an integer"
+            ) from None
         if n < minimum:
             raise SubsonicError(MISSING, f"Invalid value for parameter count: {n} (the minimum is {minimum})")
         return min(n, MAX_COUNT)
@@ -179,9 +182,14 @@ class SubsonicBridge(kit.Bridge):
         settings = main[SETTINGS]
         if not settings.navidrome_url:
             raise RuntimeError("NAVIDROME_URL is not set: the Subsonic bridge has nothing to proxy")
-        upstream = Upstream(settings.navidrome_url, connect_timeout_s=settings.media_http_timeout_seconds,
-                            max_connections=MAX_CONNECTIONS, add_forwarded=False, drop_request=DROP_REQUEST,
-                            unreachable=self.unreachable)
+        upstream = Upstream(
+            settings.navidrome_url,
+            connect_timeout_s=settings.media_http_timeout_seconds,
+            max_connections=MAX_CONNECTIONS,
+            add_forwarded=False,
+            drop_request=DROP_REQUEST,
+            unreachable=self.unreachable,
+        )
         super().__init__(main, upstream, log)
         #: envelope fields (version, type, serverVersion) of the server's last successful ping
         self.info: dict[str, Any] = {}
@@ -220,8 +228,9 @@ class SubsonicBridge(kit.Bridge):
             return doc.render(call.fmt, self.info, doc.error(exc.code, exc.message), status="failed")
 
     # -- talking to the server ----------------------------------------------------------------
-    async def api(self, call: Call, method: str, extra: Sequence[tuple[str, str]],
-                  fmt: Sequence[tuple[str, str]]) -> Answer:
+    async def api(
+        self, call: Call, method: str, extra: Sequence[tuple[str, str]], fmt: Sequence[tuple[str, str]]
+    ) -> Answer:
         """GET /rest/<method>.view with the caller's credentials (and client name, version,
         User-Agent, Basic auth) plus ``extra`` and the format ``fmt``; the whole answer."""
         t = self.settings.media_http_timeout_seconds
@@ -231,9 +240,14 @@ class SubsonicBridge(kit.Bridge):
                 headers[name] = call.request.headers[name]
         try:
             async with self.upstream.session.get(
-                    self.upstream.url(f"/rest/{method}.view"), params=[*call.auth_query(), *fmt, *extra],
-                    headers=headers, allow_redirects=False, skip_auto_headers=SKIP_AUTO_HEADERS,
-                    auto_decompress=False, timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=t)) as resp:
+                self.upstream.url(f"/rest/{method}.view"),
+                params=[*call.auth_query(), *fmt, *extra],
+                headers=headers,
+                allow_redirects=False,
+                skip_auto_headers=SKIP_AUTO_HEADERS,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=t, sock_read=t),
+            ) as resp:
                 return Answer(resp.status, CIMultiDict(resp.headers), await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamDown(reason(exc)) from None
@@ -275,8 +289,12 @@ class SubsonicBridge(kit.Bridge):
 
     async def knows(self, call: Call, item_id: str) -> bool:
         """Does the server know ``item_id`` as a song, an album or a directory?"""
-        answers = await asyncio.gather(*(self.api(call, method, [("id", item_id)], [("f", "json")])
-                                         for method in ("getSong", "getAlbum", "getMusicDirectory")))
+        answers = await asyncio.gather(
+            *(
+                self.api(call, method, [("id", item_id)], [("f", "json")])
+                for method in ("getSong", "getAlbum", "getMusicDirectory")
+            )
+        )
         return any(a.status == 200 and (doc.parse_json(a.body) or {}).get("status") == "ok" for a in answers)
 
     def down(self, fmt: doc.Format, why: str) -> web.Response:
@@ -288,13 +306,18 @@ class SubsonicBridge(kit.Bridge):
         """The proxy's answer when the server cannot be reached: Subsonic error 0 on ``/rest/``."""
         if self.upstream.relative(request.rel_url.raw_path).startswith("/rest/"):
             return self.down(doc.Format.of(request.query), reason(exc))
-        return web.Response(status=502, text=f"Subsonic bridge: cannot reach {self.base_url} ({reason(exc)})\n")
+        return web.Response(
+            status=502, text=f"Subsonic bridge: cannot reach {self.base_url} ({reason(exc)})\n"
+        )
 
 
 def relay(answer: Answer) -> web.Response:
     """The server's answer as it wrote it (hop-by-hop headers and length recomputed)."""
-    return web.Response(status=answer.status, body=answer.body,
-                        headers=end_to_end(answer.headers, frozenset({"content-length"})))
+    return web.Response(
+        status=answer.status,
+        body=answer.body,
+        headers=end_to_end(answer.headers, frozenset({"content-length"})),
+    )
 
 
 def _similarity(x: float) -> float:
@@ -324,6 +347,7 @@ async def _seed(svc: MixService, param: str, item_id: str) -> Candidate:
 
 
 # -- the calls the bridge answers ----------------------------------------------------------------
+
 
 async def similar_songs(bridge: SubsonicBridge, call: Call) -> web.StreamResponse:
     seed_id = call.required("id")
@@ -363,7 +387,9 @@ async def sonic_similar_tracks(bridge: SubsonicBridge, call: Call) -> web.Stream
     if not count:
         await _seed(svc, "id", seed_id)
     entries = await bridge.entries(call, [c.item_id for c in similar])
-    matches = [(e, _similarity(1.0 - c.distance)) for c, e in zip(similar, entries, strict=True) if e is not None]
+    matches = [
+        (e, _similarity(1.0 - c.distance)) for c, e in zip(similar, entries, strict=True) if e is not None
+    ]
     return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))
 
 
@@ -371,13 +397,18 @@ async def find_sonic_path(bridge: SubsonicBridge, call: Call) -> web.StreamRespo
     start_id, end_id = call.required("startSongId"), call.required("endSongId")
     count = call.count(25, 1)
     if start_id == end_id:
-        raise SubsonicError(MISSING, f"Invalid value for parameter endSongId: {end_id} is also the startSongId")
+        raise SubsonicError(
+            MISSING, f"Invalid value for parameter endSongId: {end_id} is also the startSongId"
+        )
     svc = bridge.mixes()
     start, end = await _seed(svc, "startSongId", start_id), await _seed(svc, "endSongId", end_id)
     path = (await svc.path(start, end, max(2, count))).tracks
     entries = await bridge.entries(call, [c.item_id for c in path])
-    matches = [(e, _similarity(_cosine(start.embedding, c.embedding)))
-               for c, e in zip(path, entries, strict=True) if e is not None]
+    matches = [
+        (e, _similarity(_cosine(start.embedding, c.embedding)))
+        for c, e in zip(path, entries, strict=True)
+        if e is not None
+    ]
     return doc.render(call.fmt, bridge.info, doc.sonic_matches(matches))
 
 
@@ -387,7 +418,9 @@ async def open_subsonic_extensions(bridge: SubsonicBridge, call: Call) -> web.St
     answer = await bridge.api(call, "getOpenSubsonicExtensions", extra, [("f", "json")])
     inner = doc.parse_json(answer.body) or {}
     info = {**bridge.info, **doc.upstream_info(inner)}
-    listed = inner.get("openSubsonicExtensions") if answer.status == 200 and inner.get("status") == "ok" else None
+    listed = (
+        inner.get("openSubsonicExtensions") if answer.status == 200 and inner.get("status") == "ok" else None
+    )
     items = [e for e in listed or [] if isinstance(e, dict) and e.get("name") != doc.SONIC_EXTENSION["name"]]
     return doc.render(call.fmt, info, doc.extensions([*items, doc.SONIC_EXTENSION]))
 

@@ -85,11 +85,13 @@ def envelope(info: Mapping[str, Any], status: str) -> dict[str, Any]:
     """The envelope of the bridge's own answers: the upstream's version, type and server
     version when it gave them, and ``openSubsonic: true`` (the bridge speaks an OpenSubsonic
     extension whatever the server behind it)."""
-    return {"status": status,
-            "version": str(info.get("version") or DEFAULT_API_VERSION),
-            "type": str(info.get("type") or BRIDGE_TYPE),
-            "serverVersion": str(info.get("serverVersion") or SIDECAR_VERSION),
-            "openSubsonic": True}
+    return {
+        "status": status,
+        "version": str(info.get("version") or DEFAULT_API_VERSION),
+        "type": str(info.get("type") or BRIDGE_TYPE),
+        "serverVersion": str(info.get("serverVersion") or SIDECAR_VERSION),
+        "openSubsonic": True,
+    }
 
 
 def _xml_value(value: Any) -> str:
@@ -106,14 +108,21 @@ def render(fmt: Format, info: Mapping[str, Any], payload: Payload, status: str =
         root.extend(payload.xml)
         text = '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
         return web.Response(text=text, content_type="application/xml", charset="utf-8", headers=headers)
-    doc = json.dumps({"subsonic-response": {**env, **payload.json}}, ensure_ascii=False, separators=(",", ":"))
+    doc = json.dumps(
+        {"subsonic-response": {**env, **payload.json}}, ensure_ascii=False, separators=(",", ":")
+    )
     if fmt.fmt is Fmt.JSONP:
-        return web.Response(text=f"{fmt.callback}({doc});", content_type="application/javascript",
-                            charset="utf-8", headers=headers)
+        return web.Response(
+            text=f"{fmt.callback}({doc});",
+            content_type="application/javascript",
+            charset="utf-8",
+            headers=headers,
+        )
     return web.Response(text=doc, content_type="application/json", charset="utf-8", headers=headers)
 
 
 # -- payloads ----------------------------------------------------------------------------------
+
 
 def songs(key: str, entries: Sequence[Entry]) -> Payload:
     """``similarSongs`` / ``similarSongs2``: ``{song: [Child...]}``."""
@@ -160,6 +169,7 @@ def error(code: int, message: str) -> Payload:
 
 
 # -- upstream answers --------------------------------------------------------------------------
+
 
 def parse_json(body: bytes) -> dict[str, Any] | None:
     """The inner ``subsonic-response`` of a JSON answer, or None."""

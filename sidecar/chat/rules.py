@@ -20,47 +20,115 @@ from sidecar.chat.columns import MOOD_COLUMNS, MTT_COLUMNS, VIEW
 
 #: phrase -> score columns it asks for (longest phrases are matched first)
 _WORDS: dict[str, tuple[str, ...]] = {
-    "happy": ("happy", "mood_happy"), "joyful": ("happy", "mood_happy"), "cheerful": ("happy", "mood_happy"),
-    "feel good": ("happy", "mood_happy"), "upbeat": ("happy", "danceable"),
-    "sad": ("sad", "mood_sad"), "melancholic": ("sad", "mood_sad"), "melancholy": ("sad", "mood_sad"),
-    "depressing": ("sad", "mood_sad"), "heartbreak": ("sad", "mood_sad"),
-    "calm": ("relaxed", "mood_chill"), "relaxing": ("relaxed", "mood_chillout"), "relaxed": ("relaxed",),
-    "chill": ("relaxed", "mood_chill", "mood_chillout"), "chillout": ("mood_chillout", "relaxed"),
-    "mellow": ("mood_mellow", "relaxed"), "peaceful": ("relaxed", "mtt_soft"), "soft": ("mtt_soft",),
-    "sleep": ("relaxed", "mtt_quiet"), "study": ("relaxed", "mood_instrumental"),
-    "aggressive": ("aggressive",), "angry": ("aggressive",), "intense": ("aggressive",),
-    "party": ("party", "mood_party"), "dance": ("danceable", "mood_dance"), "dancing": ("danceable",),
-    "danceable": ("danceable",), "club": ("danceable", "mood_house"),
-    "romantic": ("mood_sexy", "mood_beautiful"), "sexy": ("mood_sexy",), "beautiful": ("mood_beautiful",),
-    "catchy": ("mood_catchy",), "instrumental": ("mood_instrumental", "mtt_no_vocals"),
-    "female": ("mood_female_vocalists", "mtt_female"), "male": ("mood_male_vocalists", "mtt_male"),
-    "hip hop": ("mood_hip_hop",), "hip-hop": ("mood_hip_hop",), "rap": ("mood_hip_hop",),
-    "r&b": ("mood_rnb",), "rnb": ("mood_rnb",), "prog": ("mood_progressive_rock",),
-    "progressive": ("mood_progressive_rock",), "edm": ("mood_electronic", "mood_dance"),
-    "world": ("mtt_indian",), "orchestral": ("mtt_classical", "mtt_strings"),
+    "happy": ("happy", "mood_happy"),
+    "joyful": ("happy", "mood_happy"),
+    "cheerful": ("happy", "mood_happy"),
+    "feel good": ("happy", "mood_happy"),
+    "upbeat": ("happy", "danceable"),
+    "sad": ("sad", "mood_sad"),
+    "melancholic": ("sad", "mood_sad"),
+    "melancholy": ("sad", "mood_sad"),
+    "depressing": ("sad", "mood_sad"),
+    "heartbreak": ("sad", "mood_sad"),
+    "calm": ("relaxed", "mood_chill"),
+    "relaxing": ("relaxed", "mood_chillout"),
+    "relaxed": ("relaxed",),
+    "chill": ("relaxed", "mood_chill", "mood_chillout"),
+    "chillout": ("mood_chillout", "relaxed"),
+    "mellow": ("mood_mellow", "relaxed"),
+    "peaceful": ("relaxed", "mtt_soft"),
+    "soft": ("mtt_soft",),
+    "sleep": ("relaxed", "mtt_quiet"),
+    "study": ("relaxed", "mood_instrumental"),
+    "aggressive": ("aggressive",),
+    "angry": ("aggressive",),
+    "intense": ("aggressive",),
+    "party": ("party", "mood_party"),
+    "dance": ("danceable", "mood_dance"),
+    "dancing": ("danceable",),
+    "danceable": ("danceable",),
+    "club": ("danceable", "mood_house"),
+    "romantic": ("mood_sexy", "mood_beautiful"),
+    "sexy": ("mood_sexy",),
+    "beautiful": ("mood_beautiful",),
+    "catchy": ("mood_catchy",),
+    "instrumental": ("mood_instrumental", "mtt_no_vocals"),
+    "female": ("mood_female_vocalists", "mtt_female"),
+    "male": ("mood_male_vocalists", "mtt_male"),
+    "hip hop": ("mood_hip_hop",),
+    "hip-hop": ("mood_hip_hop",),
+    "rap": ("mood_hip_hop",),
+    "r&b": ("mood_rnb",),
+    "rnb": ("mood_rnb",),
+    "prog": ("mood_progressive_rock",),
+    "progressive": ("mood_progressive_rock",),
+    "edm": ("mood_electronic", "mood_dance"),
+    "world": ("mtt_indian",),
+    "orchestral": ("mtt_classical", "mtt_strings"),
 }
-for _label, _col in [*((lbl, c) for c, lbl in MOOD_COLUMNS.items()), *((lbl, c) for c, lbl in MTT_COLUMNS.items())]:
+for _label, _col in [
+    *((lbl, c) for c, lbl in MOOD_COLUMNS.items()),
+    *((lbl, c) for c, lbl in MTT_COLUMNS.items()),
+]:
     if not re.fullmatch(r"\d0s", _label) and _label.lower() not in ("no vocals", "no vocal", "no voice"):
         _WORDS.setdefault(_label.lower(), ())
         _WORDS[_label.lower()] = tuple(dict.fromkeys((*_WORDS[_label.lower()], _col)))
 #: phrase -> (tempo range, energy range) words; None = open end
-_PACE: dict[str, tuple[tuple[float | None, float | None] | None, tuple[float | None, float | None] | None]] = {
-    "very fast": ((160, None), None), "fast": ((130, None), None), "slow": ((None, 95), None),
-    "mid tempo": ((95, 130), None), "midtempo": ((95, 130), None),
-    "running": ((120, None), (0.55, None)), "workout": ((115, None), (0.6, None)), "gym": ((115, None), (0.6, None)),
-    "energetic": (None, (0.6, None)), "high energy": (None, (0.65, None)), "powerful": (None, (0.6, None)),
-    "loud": (None, (0.6, None)), "low energy": (None, (None, 0.4)), "quiet": (None, (None, 0.35)),
-    "calm": (None, (None, 0.45)), "sleep": ((None, 100), (None, 0.35)), "peaceful": (None, (None, 0.45)),
+_PACE: dict[
+    str, tuple[tuple[float | None, float | None] | None, tuple[float | None, float | None] | None]
+] = {
+    "very fast": ((160, None), None),
+    "fast": ((130, None), None),
+    "slow": ((None, 95), None),
+    "mid tempo": ((95, 130), None),
+    "midtempo": ((95, 130), None),
+    "running": ((120, None), (0.55, None)),
+    "workout": ((115, None), (0.6, None)),
+    "gym": ((115, None), (0.6, None)),
+    "energetic": (None, (0.6, None)),
+    "high energy": (None, (0.65, None)),
+    "powerful": (None, (0.6, None)),
+    "loud": (None, (0.6, None)),
+    "low energy": (None, (None, 0.4)),
+    "quiet": (None, (None, 0.35)),
+    "calm": (None, (None, 0.45)),
+    "sleep": ((None, 100), (None, 0.35)),
+    "peaceful": (None, (None, 0.45)),
 }
 _DECADE = re.compile(r"\b(?:(19|20)?([0-9])0'?s|(sixties|seventies|eighties|nineties))\b")
 _DECADE_WORDS = {"sixties": 196, "seventies": 197, "eighties": 198, "nineties": 199}
 _YEAR = re.compile(r"\b(?:from |in |of )?(19[5-9][0-9]|20[0-3][0-9])\b")
-_ARTIST = re.compile(r"\b(by|like|similar to|sounds like|artist)\s+([^,;.!?]+?)\s*"
-                     r"(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)", re.IGNORECASE)
+_ARTIST = re.compile(
+    r"\b(by|like|similar to|sounds like|artist)\s+([^,;.!?]+?)\s*"
+    r"(?:$|[,;.!?]|\bfor\b|\band\b|\bwith\b)",
+    re.IGNORECASE,
+)
 #: a tag score / a feature value that counts as a match (the prompt's "good match")
 _MATCH, _FEATURE_MATCH = 0.2, 0.5
-_STOP = {"songs", "song", "music", "tracks", "playlist", "some", "me", "the", "a", "an", "for", "of", "with",
-         "and", "or", "to", "play", "give", "i", "want", "please", "make"}
+_STOP = {
+    "songs",
+    "song",
+    "music",
+    "tracks",
+    "playlist",
+    "some",
+    "me",
+    "the",
+    "a",
+    "an",
+    "for",
+    "of",
+    "with",
+    "and",
+    "or",
+    "to",
+    "play",
+    "give",
+    "i",
+    "want",
+    "please",
+    "make",
+}
 
 
 @dataclass
@@ -101,7 +169,11 @@ class Understanding:
             parts.append(f"artist like '{self.artist}'")
         if self.like:
             parts.append(f"sounding like {self.like} (a sonic mix of their tracks)")
-        return "; ".join(parts) if parts else "nothing I know (no mood, genre, tempo, energy, year or artist words)"
+        return (
+            "; ".join(parts)
+            if parts
+            else "nothing I know (no mood, genre, tempo, energy, year or artist words)"
+        )
 
 
 def _range(r: tuple[float | None, float | None], unit: str) -> str:
@@ -139,12 +211,12 @@ def understand(request: str) -> Understanding:
         u.years = (start, start + 9)
         era = f"mood_{str(start)[2:]}s"
         u.era_column = era if era in MOOD_COLUMNS else None
-        text = text[:d.start()] + " " + text[d.end():]
+        text = text[: d.start()] + " " + text[d.end() :]
     else:
         y = _YEAR.search(text)
         if y:
             u.years = (int(y.group(1)), int(y.group(1)))
-            text = text[:y.start()] + " " + text[y.end():]
+            text = text[: y.start()] + " " + text[y.end() :]
     for phrase in sorted({*_WORDS, *_PACE}, key=len, reverse=True):
         pattern = f" {phrase} "
         if pattern not in text:
@@ -189,18 +261,27 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequenc
         cheap.append(f"year BETWEEN {u.years[0]} AND {u.years[1]}")
     scored: list[str] = []  # conditions on the score columns, applied once they are read
     if u.years and u.era_column:
-        scored.append(f"((year BETWEEN {u.years[0]} AND {u.years[1]}) OR (year IS NULL AND {u.era_column} >= 0.1))")
+        scored.append(
+            f"((year BETWEEN {u.years[0]} AND {u.years[1]}) OR (year IS NULL AND {u.era_column} >= 0.1))"
+        )
     if u.columns and u.strict:
-        scored.append("(" + " OR ".join(f"{c} >= {_MATCH if c.startswith(('mood_', 'mtt_')) else _FEATURE_MATCH}"
-                                        for c in u.columns) + ")")
+        scored.append(
+            "("
+            + " OR ".join(
+                f"{c} >= {_MATCH if c.startswith(('mood_', 'mtt_')) else _FEATURE_MATCH}" for c in u.columns
+            )
+            + ")"
+        )
     wanted = list(dict.fromkeys([*u.columns, *([u.era_column] if u.era_column else [])]))
     score = " + ".join(f"coalesce({c}, 0)" for c in wanted) or "0"
     read = ", ".join(["item_id", "title", "artist", "year", *wanted])
-    return (f"SELECT item_id, title, artist FROM ("
-            f"SELECT item_id, title, artist, score, "
-            f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, item_id) AS rn FROM ("
-            f"SELECT item_id, title, artist, {score} AS score FROM ("
-            f"SELECT {read} FROM {VIEW} WHERE {' AND '.join(cheap) or 'TRUE'} OFFSET 0) AS features "
-            f"WHERE {' AND '.join(scored) or 'TRUE'}) AS scored) AS ranked "
-            f"WHERE rn <= {per_artist if not u.artist else max_songs} "
-            f"ORDER BY score DESC, item_id LIMIT {max_songs}")
+    return (
+        f"SELECT item_id, title, artist FROM ("
+        f"SELECT item_id, title, artist, score, "
+        f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, item_id) AS rn FROM ("
+        f"SELECT item_id, title, artist, {score} AS score FROM ("
+        f"SELECT {read} FROM {VIEW} WHERE {' AND '.join(cheap) or 'TRUE'} OFFSET 0) AS features "
+        f"WHERE {' AND '.join(scored) or 'TRUE'}) AS scored) AS ranked "
+        f"WHERE rn <= {per_artist if not u.artist else max_songs} "
+        f"ORDER BY score DESC, item_id LIMIT {max_songs}"
+    )

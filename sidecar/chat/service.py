@@ -42,10 +42,15 @@ class ChatResult:
     understood: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"message": "\n".join(self.log), "original_request": self.request,
-                "ai_provider_used": self.provider, "ai_model_selected": self.model,
-                "executed_query": self.executed_query, "understood_as": self.understood,
-                "query_results": self.tracks}
+        return {
+            "message": "\n".join(self.log),
+            "original_request": self.request,
+            "ai_provider_used": self.provider,
+            "ai_model_selected": self.model,
+            "executed_query": self.executed_query,
+            "understood_as": self.understood,
+            "query_results": self.tracks,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,14 @@ class ChatRunner:
 
     async def rows(self, sql: str) -> list[dict[str, Any]]:
         s = self.settings
-        rows = await run_chat_query(self.dsn, s.ai_chat_db_user_name, s.ai_chat_db_user_password, sql,
-                                    max_rows=s.chat_max_songs, timeout_s=s.chat_query_timeout_seconds)
+        rows = await run_chat_query(
+            self.dsn,
+            s.ai_chat_db_user_name,
+            s.ai_chat_db_user_password,
+            sql,
+            max_rows=s.chat_max_songs,
+            timeout_s=s.chat_query_timeout_seconds,
+        )
         ids = [str(r["item_id"]) for r in rows if r.get("item_id") is not None]
         return await known_tracks(self.db, ids)
 
@@ -121,26 +132,32 @@ async def _by_rules(runner: ChatRunner, request: str, result: ChatResult) -> Non
     result.log.append(f"Understood as: {u.summary}.")
     if u.empty:
         result.tracks = []
-        result.log.append("Try words such as: calm, energetic, sad, happy, party, rock, jazz, piano, fast, "
-                          "80s, by <artist>, like <artist>.")
+        result.log.append(
+            "Try words such as: calm, energetic, sad, happy, party, rock, jazz, piano, fast, "
+            "80s, by <artist>, like <artist>."
+        )
         return
     if within and not u.filters and not u.artist:
-        result.tracks = (await known_tracks(runner.db, within))[:s.chat_max_songs]
+        result.tracks = (await known_tracks(runner.db, within))[: s.chat_max_songs]
         result.log.append(f"{len(result.tracks)} songs.")
         return
     tracks = await _rules_query(runner, u, within, result)
     if not tracks and (u.filters or within):
-        loose = rules.Understanding(columns=u.columns, words=u.words, artist=u.artist, era_column=u.era_column,
-                                    strict=False)
+        loose = rules.Understanding(
+            columns=u.columns, words=u.words, artist=u.artist, era_column=u.era_column, strict=False
+        )
         tracks = await _rules_query(runner, loose, within, result)
-        result.log.append("Nothing matched every condition: the tempo, energy and year limits and the minimum "
-                          "scores were dropped; the best matches by score follow.")
+        result.log.append(
+            "Nothing matched every condition: the tempo, energy and year limits and the minimum "
+            "scores were dropped; the best matches by score follow."
+        )
     result.tracks = tracks
     result.log.append(f"{len(tracks)} songs.")
 
 
-async def _rules_query(runner: ChatRunner, u: rules.Understanding, within: list[str],
-                       result: ChatResult) -> list[dict[str, Any]]:
+async def _rules_query(
+    runner: ChatRunner, u: rules.Understanding, within: list[str], result: ChatResult
+) -> list[dict[str, Any]]:
     s = runner.settings
     query = validate(rules.build_sql(u, s.chat_max_songs, s.max_songs_per_artist, within), s.chat_max_songs)
     result.executed_query = query.sql
@@ -155,7 +172,9 @@ async def _sounds_like(runner: ChatRunner, u: rules.Understanding, result: ChatR
     try:
         mix, hit = await MixService(runner.db, runner.settings).mix_by_name(MixKind.ARTIST, u.like, n)
     except (UnknownSeed, AmbiguousSeed, NothingAnalysed) as exc:
-        result.log.append(f"No sonic mix for '{u.like}' ({type(exc).__name__}): matching the artist name instead.")
+        result.log.append(
+            f"No sonic mix for '{u.like}' ({type(exc).__name__}): matching the artist name instead."
+        )
         u.artist, u.like = u.like, None
         return []
     if hit is not None:

@@ -44,52 +44,147 @@ class Validated:
 
 
 #: expression kinds allowed anywhere in the tree (functions are listed separately)
-_NODES: frozenset[type[exp.Expr]] = frozenset({
-    exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE,
-    exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered, exp.Limit, exp.Offset,
-    exp.Distinct, exp.Column, exp.Identifier, exp.Table, exp.TableAlias, exp.Alias, exp.Star,
-    exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
-    exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.In,
-    exp.Between, exp.Like, exp.ILike, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.DPipe,
-    exp.Case, exp.If, exp.Cast, exp.DataType, exp.Window, exp.Exists,
-})
+_NODES: frozenset[type[exp.Expr]] = frozenset(
+    {
+        exp.Select,
+        exp.Union,
+        exp.Intersect,
+        exp.Except,
+        exp.Subquery,
+        exp.With,
+        exp.CTE,
+        exp.From,
+        exp.Join,
+        exp.Where,
+        exp.Group,
+        exp.Having,
+        exp.Order,
+        exp.Ordered,
+        exp.Limit,
+        exp.Offset,
+        exp.Distinct,
+        exp.Column,
+        exp.Identifier,
+        exp.Table,
+        exp.TableAlias,
+        exp.Alias,
+        exp.Star,
+        exp.Literal,
+        exp.Boolean,
+        exp.Null,
+        exp.Paren,
+        exp.Tuple,
+        exp.And,
+        exp.Or,
+        exp.Not,
+        exp.EQ,
+        exp.NEQ,
+        exp.GT,
+        exp.GTE,
+        exp.LT,
+        exp.LTE,
+        exp.Is,
+        exp.In,
+        exp.Between,
+        exp.Like,
+        exp.ILike,
+        exp.Add,
+        exp.Sub,
+        exp.Mul,
+        exp.Div,
+        exp.Mod,
+        exp.Neg,
+        exp.DPipe,
+        exp.Case,
+        exp.If,
+        exp.Cast,
+        exp.DataType,
+        exp.Window,
+        exp.Exists,
+    }
+)
 #: functions allowed (sqlglot classes), by the name the model used
-_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset({
-    exp.Lower, exp.Upper, exp.Length, exp.Trim, exp.Concat, exp.Abs, exp.Round, exp.Floor, exp.Ceil,
-    exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least, exp.Rand,
-    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.RowNumber, exp.Rank, exp.DenseRank,
-})
-_TYPES = frozenset({exp.DataType.Type.INT, exp.DataType.Type.BIGINT, exp.DataType.Type.SMALLINT,
-                    exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE, exp.DataType.Type.DECIMAL,
-                    exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR, exp.DataType.Type.BOOLEAN})
+_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
+    {
+        exp.Lower,
+        exp.Upper,
+        exp.Length,
+        exp.Trim,
+        exp.Concat,
+        exp.Abs,
+        exp.Round,
+        exp.Floor,
+        exp.Ceil,
+        exp.Coalesce,
+        exp.Nullif,
+        exp.Greatest,
+        exp.Least,
+        exp.Rand,
+        exp.Count,
+        exp.Sum,
+        exp.Avg,
+        exp.Min,
+        exp.Max,
+        exp.RowNumber,
+        exp.Rank,
+        exp.DenseRank,
+    }
+)
+_TYPES = frozenset(
+    {
+        exp.DataType.Type.INT,
+        exp.DataType.Type.BIGINT,
+        exp.DataType.Type.SMALLINT,
+        exp.DataType.Type.FLOAT,
+        exp.DataType.Type.DOUBLE,
+        exp.DataType.Type.DECIMAL,
+        exp.DataType.Type.TEXT,
+        exp.DataType.Type.VARCHAR,
+        exp.DataType.Type.BOOLEAN,
+    }
+)
 #: why a kind of node is refused, for the reasons worth naming precisely
 _WHY: dict[type[exp.Expr], str] = {
-    exp.Insert: "INSERT writes", exp.Update: "UPDATE writes", exp.Delete: "DELETE writes",
-    exp.Merge: "MERGE writes", exp.Create: "CREATE changes the schema", exp.Drop: "DROP changes the schema",
-    exp.Alter: "ALTER changes the schema", exp.Command: "only SELECT statements are allowed",
-    exp.Copy: "COPY reads or writes files", exp.Set: "a SET statement changes settings",
-    exp.Lock: "FOR UPDATE / FOR SHARE locks rows", exp.Into: "SELECT INTO creates a table",
-    exp.Lateral: "LATERAL is not allowed", exp.Unnest: "UNNEST is not allowed",
-    exp.RawString: "dollar-quoted strings are not allowed", exp.Values: "VALUES lists are not allowed",
+    exp.Insert: "INSERT writes",
+    exp.Update: "UPDATE writes",
+    exp.Delete: "DELETE writes",
+    exp.Merge: "MERGE writes",
+    exp.Create: "CREATE changes the schema",
+    exp.Drop: "DROP changes the schema",
+    exp.Alter: "ALTER changes the schema",
+    exp.Command: "only SELECT statements are allowed",
+    exp.Copy: "COPY reads or writes files",
+    exp.Set: "a SET statement changes settings",
+    exp.Lock: "FOR UPDATE / FOR SHARE locks rows",
+    exp.Into: "SELECT INTO creates a table",
+    exp.Lateral: "LATERAL is not allowed",
+    exp.Unnest: "UNNEST is not allowed",
+    exp.RawString: "dollar-quoted strings are not allowed",
+    exp.Values: "VALUES lists are not allowed",
     exp.RegexpLike: "regular expressions are not allowed (use ILIKE)",
     exp.RegexpILike: "regular expressions are not allowed (use ILIKE)",
     exp.ObjectIdentifier: "casts to object identifier types (regclass, regproc, oid) are not allowed",
     exp.Dot: "qualified function names (such as pg_catalog.f()) are not allowed",
-    exp.Any: "ANY / ALL is not allowed (use IN (...))", exp.All: "ANY / ALL is not allowed (use IN (...))",
-    exp.TableSample: "TABLESAMPLE is not allowed", exp.Fetch: "FETCH FIRST is not allowed (use LIMIT)",
+    exp.Any: "ANY / ALL is not allowed (use IN (...))",
+    exp.All: "ANY / ALL is not allowed (use IN (...))",
+    exp.TableSample: "TABLESAMPLE is not allowed",
+    exp.Fetch: "FETCH FIRST is not allowed (use LIMIT)",
 }
 #: statements other than SELECT, named when an answer starts with one
-_OTHER_STATEMENTS = frozenset((
-    "insert update delete merge upsert replace create drop alter truncate grant revoke copy do "
-    "call set reset show explain analyze vacuum begin commit rollback start savepoint release "
-    "lock listen notify unlisten prepare execute deallocate declare fetch move close discard "
-    "load cluster reindex refresh security comment import checkpoint abort end values table"
-).split())
+_OTHER_STATEMENTS = frozenset(
+    (
+        "insert update delete merge upsert replace create drop alter truncate grant revoke copy do "
+        "call set reset show explain analyze vacuum begin commit rollback start savepoint release "
+        "lock listen notify unlisten prepare execute deallocate declare fetch move close discard "
+        "load cluster reindex refresh security comment import checkpoint abort end values table"
+    ).split()
+)
 _FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?(</\1>|\Z)", re.DOTALL | re.IGNORECASE)
 _START = re.compile(r"\b(SELECT|WITH)\b", re.IGNORECASE)
-_SYSTEM_NAME = re.compile(r"^(pg_|lo_|dblink|current_setting|set_config|query_to_xml|xpath|txid_)",
-                          re.IGNORECASE)
+_SYSTEM_NAME = re.compile(
+    r"^(pg_|lo_|dblink|current_setting|set_config|query_to_xml|xpath|txid_)", re.IGNORECASE
+)
 
 
 def extract_sql(answer: str) -> str:
@@ -108,7 +203,7 @@ def extract_sql(answer: str) -> str:
     start = _START.search(text)
     if start is None:
         raise Refused("no SELECT statement in the answer")
-    text = text[start.start():].strip()
+    text = text[start.start() :].strip()
     text = re.sub(r"(?<=[A-Za-z])'(?=[A-Za-z])(?!')", "''", text)  # Don't -> Don''t (upstream's repair)
     return text.rstrip().rstrip(";").rstrip()
 
@@ -127,7 +222,7 @@ def _lex(sql: str) -> None:
         ch = sql[i]
         if quote is not None:
             if ch == quote:
-                if sql[i + 1:i + 2] == quote:
+                if sql[i + 1 : i + 2] == quote:
                     i += 2
                     continue
                 quote = None

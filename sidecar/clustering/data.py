@@ -58,8 +58,11 @@ class Library:
         if not self.artist_keys:
             object.__setattr__(self, "artist_keys", [normalize_artist(a) if a else "" for a in self.artists])
         if not self.song_keys:
-            object.__setattr__(self, "song_keys", [track_key(t, a) or i for i, t, a in
-                                                   zip(self.ids, self.titles, self.artists, strict=True)])
+            object.__setattr__(
+                self,
+                "song_keys",
+                [track_key(t, a) or i for i, t, a in zip(self.ids, self.titles, self.artists, strict=True)],
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,9 +81,15 @@ def track_moods(tags: Mapping[str, float], top_n: int) -> list[tuple[str, float]
     return [(lbl, float(tags[lbl])) for lbl in order[:top_n]]
 
 
-def score_vector(tempo: float | None, energy_normalized: float | None, tags: Mapping[str, float],
-                 other: Sequence[float | None], top_n_moods: int, tempo_min: float = 40.0,
-                 tempo_max: float = 200.0) -> Floats:
+def score_vector(
+    tempo: float | None,
+    energy_normalized: float | None,
+    tags: Mapping[str, float],
+    other: Sequence[float | None],
+    top_n_moods: int,
+    tempo_min: float = 40.0,
+    tempo_max: float = 200.0,
+) -> Floats:
     vec = np.zeros(DIM, dtype=np.float64)
     if tempo is not None:
         vec[TEMPO] = min(1.0, max(0.0, (tempo - tempo_min) / (tempo_max - tempo_min)))
@@ -104,26 +113,62 @@ def primary_genre(vector: Floats, stratified: Sequence[str]) -> str:
     return best
 
 
-def build_library(rows: Sequence[Mapping[str, Any]], *, top_n_moods: int, stratified: Sequence[str],
-                  tempo_min: float = 40.0, tempo_max: float = 200.0, embeddings: bool = False) -> Library:
+def build_library(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    top_n_moods: int,
+    stratified: Sequence[str],
+    tempo_min: float = 40.0,
+    tempo_max: float = 200.0,
+    embeddings: bool = False,
+) -> Library:
     """Rows with ``item_id, title, artist, tempo, energy_normalized, tags`` (label -> score), the six
     other features and, with ``embeddings``, ``embedding`` (rows without one are dropped)."""
     if embeddings:
         rows = [r for r in rows if r.get("embedding") is not None]
-    vectors = np.array([score_vector(r.get("tempo"), r.get("energy_normalized"), r.get("tags") or {},
-                                     [r.get(f) for f in OTHER_FEATURE_LABELS], top_n_moods, tempo_min, tempo_max)
-                        for r in rows], dtype=np.float64).reshape(len(rows), DIM)
-    emb = (np.asarray([np.asarray(r["embedding"], dtype=np.float32) for r in rows], dtype=np.float32)
-           .reshape(len(rows), -1) if embeddings else None)
-    return Library(ids=[str(r["item_id"]) for r in rows], titles=[str(r.get("title") or "") for r in rows],
-                   artists=[str(r.get("artist") or "") for r in rows], vectors=vectors,
-                   genres=[primary_genre(v, stratified) for v in vectors], embeddings=emb)
+    vectors = np.array(
+        [
+            score_vector(
+                r.get("tempo"),
+                r.get("energy_normalized"),
+                r.get("tags") or {},
+                [r.get(f) for f in OTHER_FEATURE_LABELS],
+                top_n_moods,
+                tempo_min,
+                tempo_max,
+            )
+            for r in rows
+        ],
+        dtype=np.float64,
+    ).reshape(len(rows), DIM)
+    emb = (
+        np.asarray([np.asarray(r["embedding"], dtype=np.float32) for r in rows], dtype=np.float32).reshape(
+            len(rows), -1
+        )
+        if embeddings
+        else None
+    )
+    return Library(
+        ids=[str(r["item_id"]) for r in rows],
+        titles=[str(r.get("title") or "") for r in rows],
+        artists=[str(r.get("artist") or "") for r in rows],
+        vectors=vectors,
+        genres=[primary_genre(v, stratified) for v in vectors],
+        embeddings=emb,
+    )
 
 
 def profile(vector: Floats) -> dict[str, Any]:
     """A readable profile of a mean score vector: top moods, tempo, energy, other features."""
-    moods = sorted(((lbl, float(vector[MOOD0 + i])) for i, lbl in enumerate(MOOD_LABELS)
-                    if vector[MOOD0 + i] > 0.01), key=lambda x: -x[1])
-    return {"moods": {lbl: round(v, 3) for lbl, v in moods[:5]},
-            "tempo_normalized": round(float(vector[TEMPO]), 3), "energy_normalized": round(float(vector[ENERGY]), 3),
-            "other_features": {lbl: round(float(vector[OTHER0 + i]), 3) for i, lbl in enumerate(OTHER_FEATURE_LABELS)}}
+    moods = sorted(
+        ((lbl, float(vector[MOOD0 + i])) for i, lbl in enumerate(MOOD_LABELS) if vector[MOOD0 + i] > 0.01),
+        key=lambda x: -x[1],
+    )
+    return {
+        "moods": {lbl: round(v, 3) for lbl, v in moods[:5]},
+        "tempo_normalized": round(float(vector[TEMPO]), 3),
+        "energy_normalized": round(float(vector[ENERGY]), 3),
+        "other_features": {
+            lbl: round(float(vector[OTHER0 + i]), 3) for i, lbl in enumerate(OTHER_FEATURE_LABELS)
+        },
+    }

@@ -31,7 +31,7 @@ def mood_diversity_raw(cands: Sequence[Candidate]) -> float:
     """Sum over moods of the best value a playlist has for its predominant mood."""
     best: dict[int, float] = {}
     for c in cands:
-        moods = c.profile[MOOD0:MOOD0 + len(MOOD_LABELS)]
+        moods = c.profile[MOOD0 : MOOD0 + len(MOOD_LABELS)]
         i = int(np.argmax(moods))
         if moods[i] > 0:
             best[i] = max(best.get(i, 0.0), float(moods[i]))
@@ -43,7 +43,7 @@ def mood_purity_raw(lib: Library, cands: Sequence[Candidate], top_k: int) -> flo
     (moods above 0.01); songs scoring 0 on all of them do not count."""
     total = 0.0
     for c in cands:
-        moods = c.profile[MOOD0:MOOD0 + len(MOOD_LABELS)]
+        moods = c.profile[MOOD0 : MOOD0 + len(MOOD_LABELS)]
         order = [int(i) for i in np.argsort(-moods, kind="stable")[:top_k] if moods[i] > 0.01]
         if not order:
             continue
@@ -55,7 +55,7 @@ def mood_purity_raw(lib: Library, cands: Sequence[Candidate], top_k: int) -> flo
 def other_diversity_raw(cands: Sequence[Candidate], threshold: float) -> float:
     best: dict[int, float] = {}
     for c in cands:
-        other = c.profile[OTHER0:OTHER0 + len(OTHER_FEATURE_LABELS)]
+        other = c.profile[OTHER0 : OTHER0 + len(OTHER_FEATURE_LABELS)]
         i = int(np.argmax(other))
         if other[i] > threshold:
             best[i] = max(best.get(i, 0.0), float(other[i]))
@@ -65,7 +65,7 @@ def other_diversity_raw(cands: Sequence[Candidate], threshold: float) -> float:
 def other_purity_raw(lib: Library, cands: Sequence[Candidate], threshold: float) -> float:
     total = 0.0
     for c in cands:
-        other = c.profile[OTHER0:OTHER0 + len(OTHER_FEATURE_LABELS)]
+        other = c.profile[OTHER0 : OTHER0 + len(OTHER_FEATURE_LABELS)]
         i = int(np.argmax(other))
         if other[i] >= threshold:
             total += float(lib.vectors[np.asarray(c.rows), OTHER0 + i].sum())
@@ -93,8 +93,9 @@ def geometric(fitted: Fitted, n_playlists: int, weights: dict[str, float], seed:
     return out
 
 
-def score(lib: Library, fitted: Fitted, cands: Sequence[Candidate], params: ClusteringParams,
-          seed: int = 0) -> tuple[float, dict[str, float]]:
+def score(
+    lib: Library, fitted: Fitted, cands: Sequence[Candidate], params: ClusteringParams, seed: int = 0
+) -> tuple[float, dict[str, float]]:
     """``(fitness, components)``: every metric (0 when its weight is 0) and the weighted sum."""
     w = params.weights()
     emb = "_embedding" if params.enable_clustering_embeddings else ""
@@ -109,9 +110,12 @@ def score(lib: Library, fitted: Fitted, cands: Sequence[Candidate], params: Clus
         comp["mood_purity"] = zscore(raw, stats["mood_purity" + emb])
     threshold = params.other_feature_predominance_threshold_for_purity
     if w["other_feature_diversity"] > 0:
-        comp["other_feature_diversity"] = zscore(other_diversity_raw(cands, threshold),
-                                                 stats["other_feature_diversity"])
+        comp["other_feature_diversity"] = zscore(
+            other_diversity_raw(cands, threshold), stats["other_feature_diversity"]
+        )
     if w["other_feature_purity"] > 0:
-        comp["other_feature_purity"] = zscore(other_purity_raw(lib, cands, threshold), stats["other_feature_purity"])
+        comp["other_feature_purity"] = zscore(
+            other_purity_raw(lib, cands, threshold), stats["other_feature_purity"]
+        )
     comp.update(geometric(fitted, len(cands), w, seed))
     return sum(w[k] * comp[k] for k in w), comp

@@ -65,14 +65,17 @@ def check_spectral(n: int, n_neighbors: int, n_clusters: int, budget: int | None
             f"spectral clustering of {n} tracks with {n_clusters} clusters needs about {need >> 20} MiB, more "
             f"than half of this machine's available memory ({have >> 20} MiB usable): use kmeans or gmm, or "
             f"fewer tracks per genre (min_songs_per_genre_for_stratification, "
-            f"stratified_sampling_target_percentile)")
+            f"stratified_sampling_target_percentile)"
+        )
 
 
 def _member_centres(x: Floats, labels: Ints) -> dict[int, Floats]:
     return {int(c): x[labels == c].mean(axis=0) for c in np.unique(labels) if c >= 0}
 
 
-def fit(x: NDArray[Any], run: dict[str, Any], *, gmm_covariance: str = "full", n_neighbors: int = 30) -> Fitted:
+def fit(
+    x: NDArray[Any], run: dict[str, Any], *, gmm_covariance: str = "full", n_neighbors: int = 30
+) -> Fitted:
     """Standardise ``x``, project it (``run['pca_components']``), fit ``run['method']``."""
     seed = int(run.get("random_state", 0))
     data = project(standardise(x), int(run.get("pca_components", 0)), seed)
@@ -86,8 +89,14 @@ def fit(x: NDArray[Any], run: dict[str, Any], *, gmm_covariance: str = "full", n
             labels = km.labels_.astype(np.int64)
             centres = {i: km.cluster_centers_[i] for i in range(km.cluster_centers_.shape[0])}
         elif method == "gmm":
-            gm = GaussianMixture(n_components=int(run["n_clusters"]), covariance_type=gmm_covariance,
-                                 init_params="k-means++", n_init=1, reg_covar=1e-4, random_state=seed).fit(data)
+            gm = GaussianMixture(
+                n_components=int(run["n_clusters"]),
+                covariance_type=gmm_covariance,
+                init_params="k-means++",
+                n_init=1,
+                reg_covar=1e-4,
+                random_state=seed,
+            ).fit(data)
             labels = gm.predict(data).astype(np.int64)
             centres = {i: gm.means_[i] for i in range(gm.means_.shape[0])}
         elif method == "dbscan":
@@ -97,8 +106,14 @@ def fit(x: NDArray[Any], run: dict[str, Any], *, gmm_covariance: str = "full", n
         elif method == "spectral":
             k = int(run["n_clusters"])
             check_spectral(n, n_neighbors, k)
-            sc = SpectralClustering(n_clusters=k, assign_labels="kmeans", affinity="nearest_neighbors",
-                                    n_neighbors=min(n_neighbors, n - 1), random_state=seed, n_init=1)
+            sc = SpectralClustering(
+                n_clusters=k,
+                assign_labels="kmeans",
+                affinity="nearest_neighbors",
+                n_neighbors=min(n_neighbors, n - 1),
+                random_state=seed,
+                n_init=1,
+            )
             labels = sc.fit_predict(data).astype(np.int64)
             centres = _member_centres(data, labels)
         else:

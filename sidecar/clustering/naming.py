@@ -19,17 +19,31 @@ from sidecar.clustering.data import ENERGY, MOOD0, MOOD_LABELS, OTHER0, OTHER_FE
 
 SUFFIX = "_automatic"
 
-__all__ = ["SUFFIX", "NamingResult", "deterministic_name", "final_names", "name", "playlist_profile", "unique"]
+__all__ = [
+    "SUFFIX",
+    "NamingResult",
+    "deterministic_name",
+    "final_names",
+    "name",
+    "playlist_profile",
+    "unique",
+]
 
 
-def playlist_profile(vector: NDArray[np.float64], tempo_min: float = 40.0, tempo_max: float = 200.0,
-                     top_moods: int = 5) -> PlaylistProfile:
+def playlist_profile(
+    vector: NDArray[np.float64], tempo_min: float = 40.0, tempo_max: float = 200.0, top_moods: int = 5
+) -> PlaylistProfile:
     """A mean score vector in the AI naming's terms: top moods, tempo in BPM, energy, features."""
-    moods = sorted(((lbl, float(vector[MOOD0 + i])) for i, lbl in enumerate(MOOD_LABELS)
-                    if vector[MOOD0 + i] > 0), key=lambda x: -x[1])[:top_moods]
-    return PlaylistProfile(moods=dict(moods), tempo_bpm=tempo_min + float(vector[TEMPO]) * (tempo_max - tempo_min),
-                           energy=float(vector[ENERGY]),
-                           other_features={lbl: float(vector[OTHER0 + i]) for i, lbl in enumerate(OTHER_FEATURE_LABELS)})
+    moods = sorted(
+        ((lbl, float(vector[MOOD0 + i])) for i, lbl in enumerate(MOOD_LABELS) if vector[MOOD0 + i] > 0),
+        key=lambda x: -x[1],
+    )[:top_moods]
+    return PlaylistProfile(
+        moods=dict(moods),
+        tempo_bpm=tempo_min + float(vector[TEMPO]) * (tempo_max - tempo_min),
+        energy=float(vector[ENERGY]),
+        other_features={lbl: float(vector[OTHER0 + i]) for i, lbl in enumerate(OTHER_FEATURE_LABELS)},
+    )
 
 
 def unique(name: str, taken: set[str]) -> str:
@@ -44,7 +58,9 @@ def unique(name: str, taken: set[str]) -> str:
     return out
 
 
-async def name(ai: Any, profile: PlaylistProfile, songs: Sequence[tuple[str, str]], taken: set[str]) -> NamingResult:
+async def name(
+    ai: Any, profile: PlaylistProfile, songs: Sequence[tuple[str, str]], taken: set[str]
+) -> NamingResult:
     """One playlist's name, unique against ``taken`` (to which it is added).  ``ai`` is an
     ``AiConfig`` or None (deterministic names)."""
     result = await name_playlist(ai, profile, songs, sorted(taken))

@@ -12,7 +12,13 @@ from sidecar.config import Settings
 Method = Literal["kmeans", "gmm", "dbscan", "spectral"]
 
 #: request keys accepted for the AI naming (used by the naming step; never stored)
-AI_KEYS = ("ai_model_provider", "ollama_server_url", "ollama_model_name", "gemini_api_key", "gemini_model_name")
+AI_KEYS = (
+    "ai_model_provider",
+    "ollama_server_url",
+    "ollama_model_name",
+    "gemini_api_key",
+    "gemini_model_name",
+)
 #: request keys that are renamed settings
 RENAMED = {"clustering_method": "cluster_algorithm"}
 
@@ -24,11 +30,17 @@ def _d(name: str) -> Any:
 
 
 #: where each content metric's (mean, sd) of log1p comes from (upstream's LN_* statistics)
-LN_SETTINGS = {"mood_diversity": "ln_mood_diversity", "mood_diversity_embedding": "ln_mood_diversity_embedding",
-               "mood_purity": "ln_mood_purity", "mood_purity_embedding": "ln_mood_purity_embedding",
-               "other_feature_diversity": "ln_other_feat_div", "other_feature_purity": "ln_other_feat_pur"}
+LN_SETTINGS = {
+    "mood_diversity": "ln_mood_diversity",
+    "mood_diversity_embedding": "ln_mood_diversity_embedding",
+    "mood_purity": "ln_mood_purity",
+    "mood_purity_embedding": "ln_mood_purity_embedding",
+    "other_feature_diversity": "ln_other_feat_div",
+    "other_feature_purity": "ln_other_feat_pur",
+}
 UPSTREAM_LN_STATS: dict[str, tuple[float, float]] = {
-    k: (float(_d(v + "_mean")), float(_d(v + "_sd"))) for k, v in LN_SETTINGS.items()}
+    k: (float(_d(v + "_mean")), float(_d(v + "_sd"))) for k, v in LN_SETTINGS.items()
+}
 
 
 class ParamsError(ValueError):
@@ -75,36 +87,49 @@ class ClusteringParams(BaseModel):
     mutation_float_abs_delta: float = Field(_d("clustering_mutation_float_abs_delta"), gt=0)
     sampling_percentage_change_per_run: float = Field(_d("sampling_percentage_change_per_run"), ge=0, le=1)
     min_songs_per_genre_for_stratification: int = Field(_d("min_songs_per_genre_for_stratification"), ge=1)
-    stratified_sampling_target_percentile: float = Field(_d("stratified_sampling_target_percentile"), ge=0, le=100)
+    stratified_sampling_target_percentile: float = Field(
+        _d("stratified_sampling_target_percentile"), ge=0, le=100
+    )
     stratified_genres: tuple[str, ...] = tuple(g.strip() for g in _d("stratified_genres").split(","))
     iterations_per_batch_job: int = Field(_d("iterations_per_batch_job"), ge=1)
     max_concurrent_batch_jobs: int = Field(_d("max_concurrent_batch_jobs"), ge=1)
     score_weight_diversity: float = Field(_d("score_weight_diversity"), ge=0, le=1000)
     score_weight_purity: float = Field(_d("score_weight_purity"), ge=0, le=1000)
-    score_weight_other_feature_diversity: float = Field(_d("score_weight_other_feature_diversity"), ge=0, le=1000)
+    score_weight_other_feature_diversity: float = Field(
+        _d("score_weight_other_feature_diversity"), ge=0, le=1000
+    )
     score_weight_other_feature_purity: float = Field(_d("score_weight_other_feature_purity"), ge=0, le=1000)
     score_weight_silhouette: float = Field(_d("score_weight_silhouette"), ge=0, le=1000)
     score_weight_davies_bouldin: float = Field(_d("score_weight_davies_bouldin"), ge=0, le=1000)
     score_weight_calinski_harabasz: float = Field(_d("score_weight_calinski_harabasz"), ge=0, le=1000)
     top_k_moods_for_purity_calculation: int = Field(_d("top_k_moods_for_purity_calculation"), ge=1, le=50)
     other_feature_predominance_threshold_for_purity: float = Field(
-        _d("other_feature_predominance_threshold_for_purity"), ge=0, le=1)
+        _d("other_feature_predominance_threshold_for_purity"), ge=0, le=1
+    )
     #: (mean, sd) of log1p of each content metric (upstream's LN_* statistics)
     ln_stats: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(UPSTREAM_LN_STATS))
 
     @model_validator(mode="after")
     def _ranges(self) -> ClusteringParams:
-        for low, high in (("num_clusters_min", "num_clusters_max"), ("gmm_n_components_min", "gmm_n_components_max"),
-                          ("spectral_n_clusters_min", "spectral_n_clusters_max")):
+        for low, high in (
+            ("num_clusters_min", "num_clusters_max"),
+            ("gmm_n_components_min", "gmm_n_components_max"),
+            ("spectral_n_clusters_min", "spectral_n_clusters_max"),
+        ):
             lo, hi = getattr(self, low), getattr(self, high)
             if (lo == 0) != (hi == 0):
-                raise ParamsError(low, f"give both {low} and {high}, or neither (0 = derived from the library)")
+                raise ParamsError(
+                    low, f"give both {low} and {high}, or neither (0 = derived from the library)"
+                )
             if lo == 1:
                 raise ParamsError(low, "must be at least 2")
             if lo > hi:
                 raise ParamsError(low, f"must not exceed {high}")
-        for low, high in (("dbscan_eps_min", "dbscan_eps_max"), ("dbscan_min_samples_min", "dbscan_min_samples_max"),
-                          ("pca_components_min", "pca_components_max")):
+        for low, high in (
+            ("dbscan_eps_min", "dbscan_eps_max"),
+            ("dbscan_min_samples_min", "dbscan_min_samples_max"),
+            ("pca_components_min", "pca_components_max"),
+        ):
             if getattr(self, low) > getattr(self, high):
                 raise ParamsError(low, f"must not exceed {high}")
         if sum(self.weights().values()) <= 0:
@@ -112,18 +137,23 @@ class ClusteringParams(BaseModel):
         return self
 
     def weights(self) -> dict[str, float]:
-        return {"mood_diversity": self.score_weight_diversity, "mood_purity": self.score_weight_purity,
-                "other_feature_diversity": self.score_weight_other_feature_diversity,
-                "other_feature_purity": self.score_weight_other_feature_purity,
-                "silhouette": self.score_weight_silhouette, "davies_bouldin": self.score_weight_davies_bouldin,
-                "calinski_harabasz": self.score_weight_calinski_harabasz}
+        return {
+            "mood_diversity": self.score_weight_diversity,
+            "mood_purity": self.score_weight_purity,
+            "other_feature_diversity": self.score_weight_other_feature_diversity,
+            "other_feature_purity": self.score_weight_other_feature_purity,
+            "silhouette": self.score_weight_silhouette,
+            "davies_bouldin": self.score_weight_davies_bouldin,
+            "calinski_harabasz": self.score_weight_calinski_harabasz,
+        }
 
     def cluster_range(self, n_tracks: int) -> tuple[int, int]:
         """The cluster-count range of the chosen algorithm (derived when 0/0)."""
-        lo, hi = {"kmeans": (self.num_clusters_min, self.num_clusters_max),
-                  "gmm": (self.gmm_n_components_min, self.gmm_n_components_max),
-                  "spectral": (self.spectral_n_clusters_min, self.spectral_n_clusters_max)}.get(
-                      self.cluster_algorithm, (2, 2))
+        lo, hi = {
+            "kmeans": (self.num_clusters_min, self.num_clusters_max),
+            "gmm": (self.gmm_n_components_min, self.gmm_n_components_max),
+            "spectral": (self.spectral_n_clusters_min, self.spectral_n_clusters_max),
+        }.get(self.cluster_algorithm, (2, 2))
         return (lo, hi) if lo else auto_range(n_tracks)
 
     def playlist_floor(self, n_tracks: int) -> int:
@@ -170,11 +200,17 @@ def spectral_memory_bytes(n: int, n_neighbors: int, n_clusters: int) -> int:
 def defaults(settings: Settings) -> dict[str, Any]:
     """The run parameters the settings give."""
     s = settings
-    out: dict[str, Any] = {name: getattr(s, name) for name in ClusteringParams.model_fields
-                           if name in type(s).model_fields}
+    out: dict[str, Any] = {
+        name: getattr(s, name) for name in ClusteringParams.model_fields if name in type(s).model_fields
+    }
     out["cluster_algorithm"] = s.cluster_algorithm.value
-    for name in ("top_n_elites", "exploitation_start_fraction", "exploitation_probability",
-                 "mutation_int_abs_delta", "mutation_float_abs_delta"):
+    for name in (
+        "top_n_elites",
+        "exploitation_start_fraction",
+        "exploitation_probability",
+        "mutation_int_abs_delta",
+        "mutation_float_abs_delta",
+    ):
         out[name] = getattr(s, "clustering_" + name)
     out["stratified_genres"] = tuple(g.strip() for g in s.stratified_genres.split(",") if g.strip())
     out["ln_stats"] = {k: (getattr(s, v + "_mean"), getattr(s, v + "_sd")) for k, v in LN_SETTINGS.items()}
@@ -183,7 +219,12 @@ def defaults(settings: Settings) -> dict[str, Any]:
 
 #: request keys a client may send (upstream's, plus our own parameters)
 REQUEST_KEYS = frozenset(
-    {*RENAMED, *AI_KEYS, *(k for k in ClusteringParams.model_fields if k not in {"cluster_algorithm", "ln_stats"})})
+    {
+        *RENAMED,
+        *AI_KEYS,
+        *(k for k in ClusteringParams.model_fields if k not in {"cluster_algorithm", "ln_stats"}),
+    }
+)
 
 
 def from_request(settings: Settings, body: dict[str, Any]) -> tuple[ClusteringParams, dict[str, str]]:
@@ -206,7 +247,9 @@ def from_request(settings: Settings, body: dict[str, Any]) -> tuple[ClusteringPa
                 raise ParamsError(key, "must be a non-empty list of tags")
             value = tuple(value)
         field = ClusteringParams.model_fields[RENAMED.get(key, key)]
-        if field.annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if field.annotation in (int, float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
             raise ParamsError(key, "must be a number")
         if field.annotation is int and isinstance(value, float):
             if not value.is_integer():
@@ -230,7 +273,7 @@ def validate(values: dict[str, Any]) -> ClusteringParams:
         loc = [str(p) for p in err.get("loc", ())]
         msg = str(err.get("msg", "invalid"))
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         if not loc:
             cause = (err.get("ctx") or {}).get("error")
             if isinstance(cause, ParamsError):

@@ -48,8 +48,15 @@ def distances(fitted: Fitted) -> Floats:
     return d
 
 
-def candidates(lib: Library, sample: Sequence[int], fitted: Fitted, *, max_distance: float,
-               max_per_artist: int, min_size: int) -> list[Candidate]:
+def candidates(
+    lib: Library,
+    sample: Sequence[int],
+    fitted: Fitted,
+    *,
+    max_distance: float,
+    max_per_artist: int,
+    min_size: int,
+) -> list[Candidate]:
     """The run's playlists; ``sample[i]`` is the library row of the fitted data's row ``i``."""
     dist = distances(fitted)
     rows = np.asarray(sample, dtype=np.int64)
@@ -107,4 +114,4 @@ def split(rows: Sequence[int], max_songs: int) -> list[list[int]]:
         return [list(rows)]
     parts = math.ceil(len(rows) / max_songs)
     size = math.ceil(len(rows) / parts)
-    return [list(rows[i:i + size]) for i in range(0, len(rows), size)]
+    return [list(rows[i : i + size]) for i in range(0, len(rows), size)]

@@ -38,8 +38,13 @@ def fresh_sample(by_genre: dict[str, list[int]], target: int, rng: np.random.Gen
     return chosen
 
 
-def perturb(previous: Sequence[int], by_genre: dict[str, list[int]], target: int, change: float,
-            rng: np.random.Generator) -> list[int]:
+def perturb(
+    previous: Sequence[int],
+    by_genre: dict[str, list[int]],
+    target: int,
+    change: float,
+    rng: np.random.Generator,
+) -> list[int]:
     """Keep a random ``1 - change`` of ``previous``, then top every genre back up to ``target``
     (or all its tracks) from tracks not kept; shuffled.  ``change`` 0 keeps ``previous``."""
     if change <= 0 or not previous:

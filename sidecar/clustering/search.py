@@ -36,9 +36,13 @@ def space(params: ClusteringParams, n_samples: int, n_features: int, k_range: tu
     pca_lo = min(params.pca_components_min, pca_hi)
     k_hi = max(2, min(k_range[1], n_samples - 1))
     k_lo = max(2, min(k_range[0], k_hi))
-    return Space(params.cluster_algorithm, (k_lo, k_hi), (pca_lo, pca_hi),
-                 (params.dbscan_eps_min, params.dbscan_eps_max),
-                 (params.dbscan_min_samples_min, params.dbscan_min_samples_max))
+    return Space(
+        params.cluster_algorithm,
+        (k_lo, k_hi),
+        (pca_lo, pca_hi),
+        (params.dbscan_eps_min, params.dbscan_eps_max),
+        (params.dbscan_min_samples_min, params.dbscan_min_samples_max),
+    )
 
 
 def _randint(rng: np.random.Generator, lo: int, hi: int) -> int:
@@ -46,8 +50,11 @@ def _randint(rng: np.random.Generator, lo: int, hi: int) -> int:
 
 
 def explore(sp: Space, rng: np.random.Generator) -> Params:
-    out: Params = {"method": sp.method, "pca_components": _randint(rng, *sp.pca_range),
-                   "random_state": _randint(rng, 0, SEED_MAX)}
+    out: Params = {
+        "method": sp.method,
+        "pca_components": _randint(rng, *sp.pca_range),
+        "random_state": _randint(rng, 0, SEED_MAX),
+    }
     if sp.method == "dbscan":
         out["eps"] = round(float(rng.uniform(*sp.eps_range)), 3)
         out["min_samples"] = _randint(rng, *sp.min_samples_range)
@@ -68,20 +75,30 @@ def mutate(elite: Params, sp: Space, int_delta: int, float_delta: float, rng: np
     def step(value: int, lo: int, hi: int) -> int:
         return int(_clip(int(value) + int(rng.integers(-d, d + 1)), lo, hi))
 
-    out: Params = {"method": sp.method,
-                   "pca_components": step(int(elite.get("pca_components", 0)), *sp.pca_range),
-                   "random_state": step(int(elite.get("random_state", 0)), 0, SEED_MAX)}
+    out: Params = {
+        "method": sp.method,
+        "pca_components": step(int(elite.get("pca_components", 0)), *sp.pca_range),
+        "random_state": step(int(elite.get("random_state", 0)), 0, SEED_MAX),
+    }
     if sp.method == "dbscan":
         eps = float(elite.get("eps", sp.eps_range[0])) + float(rng.uniform(-float_delta, float_delta))
         out["eps"] = round(_clip(eps, *sp.eps_range), 3)
-        out["min_samples"] = step(int(elite.get("min_samples", sp.min_samples_range[0])), *sp.min_samples_range)
+        out["min_samples"] = step(
+            int(elite.get("min_samples", sp.min_samples_range[0])), *sp.min_samples_range
+        )
     else:
         out["n_clusters"] = step(int(elite.get("n_clusters", sp.k_range[0])), *sp.k_range)
     return out
 
 
-def choose(sp: Space, elites: Sequence[Params], exploit_probability: float, int_delta: int, float_delta: float,
-           rng: np.random.Generator) -> tuple[Params, bool]:
+def choose(
+    sp: Space,
+    elites: Sequence[Params],
+    exploit_probability: float,
+    int_delta: int,
+    float_delta: float,
+    rng: np.random.Generator,
+) -> tuple[Params, bool]:
     """Parameters for the next run and whether they came from an elite."""
     usable = [e for e in elites if e.get("method") == sp.method]
     if usable and rng.random() < exploit_probability:

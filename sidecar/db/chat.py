@@ -47,18 +47,25 @@ class ChatUnavailable(Exception):
     """The chat role cannot log in (not set up, or a wrong password)."""
 
 
-async def run_chat_query(dsn: str, role: str, password: str, sql: str, *, max_rows: int,
-                         timeout_s: float) -> list[dict[str, Any]]:
+async def run_chat_query(
+    dsn: str, role: str, password: str, sql: str, *, max_rows: int, timeout_s: float
+) -> list[dict[str, Any]]:
     """Rows of ``sql`` (at most ``max_rows``) run as ``role``; see the module docstring."""
     async with _semaphore():
         return await _run(dsn, role, password, sql, max_rows=max_rows, timeout_s=timeout_s)
 
 
-async def _run(dsn: str, role: str, password: str, sql: str, *, max_rows: int,
-               timeout_s: float) -> list[dict[str, Any]]:
+async def _run(
+    dsn: str, role: str, password: str, sql: str, *, max_rows: int, timeout_s: float
+) -> list[dict[str, Any]]:
     try:
-        conn = await asyncpg.connect(dsn, user=role, password=password, timeout=10,
-                                     server_settings={"application_name": "audiomuse-chat"})
+        conn = await asyncpg.connect(
+            dsn,
+            user=role,
+            password=password,
+            timeout=10,
+            server_settings={"application_name": "audiomuse-chat"},
+        )
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
         raise ChatUnavailable(f"the read-only chat role cannot log in ({type(exc).__name__})") from exc
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -85,11 +92,16 @@ async def _run(dsn: str, role: str, password: str, sql: str, *, max_rows: int,
             conn.terminate()
 
 
-async def known_tracks(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str]) -> list[dict[str, Any]]:
+async def known_tracks(
+    db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str]
+) -> list[dict[str, Any]]:
     """``{item_id, title, artist}`` of the analysed tracks among ``item_ids``, in the order given,
     each once (titles and artists from ``tracks``, not from the query's answer)."""
-    rows = await db.fetch("SELECT item_id, title, artist FROM tracks WHERE item_id = ANY($1::text[]) "
-                          "AND analysis_status = 'analyzed'", list(item_ids))
+    rows = await db.fetch(
+        "SELECT item_id, title, artist FROM tracks WHERE item_id = ANY($1::text[]) "
+        "AND analysis_status = 'analyzed'",
+        list(item_ids),
+    )
     found = {r["item_id"]: dict(r) for r in rows}
     seen: set[str] = set()
     out = []
@@ -102,6 +114,8 @@ async def known_tracks(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence
 
 async def chat_view_columns(db: asyncpg.Pool | asyncpg.Connection) -> list[str]:
     """The columns of ``chat.chat_tracks``, in order (checked against sidecar/chat/columns.py)."""
-    rows = await db.fetch("SELECT attname FROM pg_attribute WHERE attrelid = 'chat.chat_tracks'::regclass "
-                          "AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
+    rows = await db.fetch(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'chat.chat_tracks'::regclass "
+        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+    )
     return [r["attname"] for r in rows]

@@ -65,8 +65,10 @@ def migrations() -> list[Migration]:
 
 async def verify_applied(conn: asyncpg.Connection) -> None:
     """Raise :class:`MigrationChanged` naming the first applied file whose text has changed."""
-    recorded = {r["version"]: r["checksum"] for r in await conn.fetch(
-        "SELECT version, checksum FROM schema_migrations")}
+    recorded = {
+        r["version"]: r["checksum"]
+        for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    }
     for m in migrations():
         was = recorded.get(m.version)
         if was is None or was == m.checksum or was in HISTORICAL_CHECKSUMS.get(m.version, ()):
@@ -74,7 +76,8 @@ async def verify_applied(conn: asyncpg.Connection) -> None:
         raise MigrationChanged(
             f"{m.file} (schema version {m.version}) was changed after it was applied to this database "
             f"(checksum {was[:12]}... recorded, {m.checksum[:12]}... now): the change would never reach "
-            "this database. Restore the file and put the change in a new migration.")
+            "this database. Restore the file and put the change in a new migration."
+        )
 
 
 async def current_version(conn: asyncpg.Connection) -> int:
@@ -94,9 +97,12 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                    version    integer PRIMARY KEY,
                    name       text NOT NULL,
                    checksum   text NOT NULL,
-                   applied_at timestamptz NOT NULL DEFAULT now())""")
-        await conn.execute("COMMENT ON TABLE schema_migrations IS "
-                           "'Schema versions applied to this database (see sidecar/db/migrate.py).'")
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        await conn.execute(
+            "COMMENT ON TABLE schema_migrations IS "
+            "'Schema versions applied to this database (see sidecar/db/migrate.py).'"
+        )
         await verify_applied(conn)
         have = await current_version(conn)
         for m in migrations():
@@ -104,7 +110,11 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 continue
             log.info("applying schema migration %04d_%s", m.version, m.name)
             await conn.execute(m.sql)
-            await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                               m.version, m.name, m.checksum)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version,
+                m.name,
+                m.checksum,
+            )
             applied.append(m.version)
     return applied

@@ -7,19 +7,35 @@ from collections.abc import Sequence
 import asyncpg
 
 
-async def provider_id(db: asyncpg.Pool | asyncpg.Connection, provider: str, kind: str, name: str) -> str | None:
+async def provider_id(
+    db: asyncpg.Pool | asyncpg.Connection, provider: str, kind: str, name: str
+) -> str | None:
     """The media server's id of the playlist this service made under ``name``, if any."""
     found: str | None = await db.fetchval(
         "SELECT provider_playlist_id FROM playlists WHERE provider = $1 AND kind = $2 AND name = $3",
-        provider, kind, name)
+        provider,
+        kind,
+        name,
+    )
     return found
 
 
-async def record(db: asyncpg.Pool | asyncpg.Connection, provider: str, kind: str, name: str,
-                 track_ids: Sequence[str], playlist_id: str) -> None:
+async def record(
+    db: asyncpg.Pool | asyncpg.Connection,
+    provider: str,
+    kind: str,
+    name: str,
+    track_ids: Sequence[str],
+    playlist_id: str,
+) -> None:
     await db.execute(
         """INSERT INTO playlists (name, kind, track_ids, provider, provider_playlist_id)
            VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (provider, kind, name) DO UPDATE SET track_ids = EXCLUDED.track_ids,
                provider_playlist_id = EXCLUDED.provider_playlist_id, updated_at = now()""",
-        name, kind, list(track_ids), provider, playlist_id)
+        name,
+        kind,
+        list(track_ids),
+        provider,
+        playlist_id,
+    )

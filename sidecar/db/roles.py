@@ -37,7 +37,8 @@ async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -
                 await conn.execute(f"CREATE ROLE {ident}")
             await conn.execute(
                 f"ALTER ROLE {ident} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-                f"NOREPLICATION NOBYPASSRLS PASSWORD {_literal(password)}")
+                f"NOREPLICATION NOBYPASSRLS PASSWORD {_literal(password)}"
+            )
             await conn.execute(f"ALTER ROLE {ident} SET default_transaction_read_only = on")
             await conn.execute(f"ALTER ROLE {ident} SET statement_timeout = '10s'")
             await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {ident}')
@@ -50,7 +51,11 @@ async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -
             await conn.execute(f"REVOKE CREATE ON SCHEMA chat FROM {ident}")
             await conn.execute(f"GRANT SELECT ON chat.chat_tracks TO {ident}")
     except asyncpg.InsufficientPrivilegeError as exc:
-        log.warning("cannot set up the read-only chat role %s (%s); the chat will be unavailable "
-                    "until a database administrator creates it", name, exc)
+        log.warning(
+            "cannot set up the read-only chat role %s (%s); the chat will be unavailable "
+            "until a database administrator creates it",
+            name,
+            exc,
+        )
         return False
     return True

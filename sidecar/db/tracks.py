@@ -34,13 +34,26 @@ def db_text(value: str | None) -> str | None:
 
 
 def _row(provider: str, t: Track) -> tuple[object, ...]:
-    return (db_text(t.item_id), provider, db_text(t.title), db_text(t.artist), db_text(t.album),
-            db_text(t.album_artist), db_text(t.album_id), t.track_number, t.duration_s, t.year,
-            [g for g in (db_text(x) for x in t.genres) if g], db_text(t.file_path), t.date_added)
+    return (
+        db_text(t.item_id),
+        provider,
+        db_text(t.title),
+        db_text(t.artist),
+        db_text(t.album),
+        db_text(t.album_artist),
+        db_text(t.album_id),
+        t.track_number,
+        t.duration_s,
+        t.year,
+        [g for g in (db_text(x) for x in t.genres) if g],
+        db_text(t.file_path),
+        t.date_added,
+    )
 
 
-async def upsert_tracks(db: asyncpg.Pool, provider: str,
-                        tracks: Sequence[Track]) -> tuple[list[Track], list[tuple[Track, str]]]:
+async def upsert_tracks(
+    db: asyncpg.Pool, provider: str, tracks: Sequence[Track]
+) -> tuple[list[Track], list[tuple[Track, str]]]:
     """Insert new tracks as 'pending' and refresh the metadata of known ones; returns the tracks
     stored and those refused, each with the reason.  Text is made storable first (NUL removed,
     invalid UTF-8 replaced); a track the database still refuses fails alone, never the batch.
@@ -70,7 +83,9 @@ async def id_kind(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> str | 
     """What ``item_id`` names in the library: "song", "album" or None (unknown here)."""
     kind: str | None = await db.fetchval(
         """SELECT CASE WHEN EXISTS (SELECT 1 FROM tracks WHERE item_id = $1) THEN 'song'
-                       WHEN EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) THEN 'album' END""", item_id)
+                       WHEN EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) THEN 'album' END""",
+        item_id,
+    )
     return kind
 
 
@@ -81,9 +96,14 @@ async def remove_missing(db: asyncpg.Pool | asyncpg.Connection, provider: str, l
     folder must not erase the analysis)."""
     if not listed:
         return 0
-    return int(await db.fetchval(
-        """WITH gone AS (DELETE FROM tracks WHERE provider = $1 AND NOT (item_id = ANY($2::text[])) RETURNING 1)
-           SELECT count(*) FROM gone""", provider, list(listed)))
+    return int(
+        await db.fetchval(
+            """WITH gone AS (DELETE FROM tracks WHERE provider = $1 AND NOT (item_id = ANY($2::text[])) RETURNING 1)
+           SELECT count(*) FROM gone""",
+            provider,
+            list(listed),
+        )
+    )
 
 
 async def status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:

@@ -41,9 +41,15 @@ def adopt_if_orphaned(server: str, port: int, owner_file: Path) -> bool:
     adopted it (and must stop it), False when it is shared with its live owner."""
     owner = owner_alive(owner_file)
     if owner is not None:
-        log.info("embedded %s already running on port %s (started by process %s), reusing it", server, port, owner)
+        log.info(
+            "embedded %s already running on port %s (started by process %s), reusing it", server, port, owner
+        )
         return False
-    log.warning("embedded %s on port %s was left running by a process that is gone: adopting it (it stops "
-                "when this process stops)", server, port)
+    log.warning(
+        "embedded %s on port %s was left running by a process that is gone: adopting it (it stops "
+        "when this process stops)",
+        server,
+        port,
+    )
     write_owner(owner_file)
     return True

@@ -84,8 +84,11 @@ class EmbeddedPostgres:
         try:
             entry = pwd.getpwnam(user)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                check=True,
+                capture_output=True,
+            )
             entry = pwd.getpwnam(user)
         # The user must traverse every parent of the binaries and of the data folder.
         for target in (pg_bin_dir(), self.pgdata):
@@ -137,13 +140,24 @@ class EmbeddedPostgres:
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
         pwfile.chmod(0o600)
         try:
-            res = self._cmd("initdb", "-D", str(self.pgdata), "-U", DB_USER, f"--pwfile={pwfile}",
-                            "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-                            "--encoding=UTF8", "--locale=C.UTF-8")
+            res = self._cmd(
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                DB_USER,
+                f"--pwfile={pwfile}",
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if res.returncode != 0:
-            raise RuntimeError(f"embedded PostgreSQL: initdb failed: {res.stderr.strip() or res.stdout.strip()}")
+            raise RuntimeError(
+                f"embedded PostgreSQL: initdb failed: {res.stderr.strip() or res.stdout.strip()}"
+            )
 
     def running_port(self) -> int | None:
         """Port of a server already running on this cluster, if any."""
@@ -174,12 +188,25 @@ class EmbeddedPostgres:
             log.info("initialising embedded PostgreSQL cluster in %s", self.pgdata)
             self._initdb()
         port = self.port or free_port()
-        res = self._cmd("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t", "60",
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''",
-                        "start")
+        res = self._cmd(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''",
+            "start",
+        )
         if res.returncode != 0:
-            tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:]) \
-                if self.log_file.exists() else ""
+            tail = (
+                "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
+                if self.log_file.exists()
+                else ""
+            )
             raise RuntimeError(f"embedded PostgreSQL did not start: {res.stderr.strip()}\n{tail}")
         self.port = port
         self.started_here = True
@@ -190,15 +217,33 @@ class EmbeddedPostgres:
 
     def _ensure_database(self) -> None:
         env = {**os.environ, "PGPASSWORD": self._password()}
-        psql = [str(pg_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER,
-                "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc"]
-        res = subprocess.run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
-                             capture_output=True, text=True, env=env, timeout=60)
+        psql = [
+            str(pg_bin_dir() / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            DB_USER,
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tAc",
+        ]
+        res = subprocess.run(
+            [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"embedded PostgreSQL: cannot connect: {res.stderr.strip()}")
         if res.stdout.strip() != "1":
-            res = subprocess.run([*psql, f'CREATE DATABASE "{DB_NAME}"'], capture_output=True, text=True,
-                                 env=env, timeout=60)
+            res = subprocess.run(
+                [*psql, f'CREATE DATABASE "{DB_NAME}"'], capture_output=True, text=True, env=env, timeout=60
+            )
             if res.returncode != 0:
                 raise RuntimeError(f"embedded PostgreSQL: cannot create database: {res.stderr.strip()}")
 
@@ -213,4 +258,3 @@ class EmbeddedPostgres:
             log.warning("embedded PostgreSQL stop: %s", res.stderr.strip())
         self.owner_file.unlink(missing_ok=True)
         self.started_here = False
-

@@ -67,9 +67,13 @@ class EmbeddedValkey:
             self.port = recorded
             self._adopted = adopt_if_orphaned("Valkey", recorded, self.owner_file)
             return self.url()
-        self._server = ValkeyServer(host="127.0.0.1", port=self.port or None, data_dir=self.dir, persist=True,
-                                    config={"appendonly": "yes", "appendfsync": "everysec",
-                                            "logfile": "valkey.log"})
+        self._server = ValkeyServer(
+            host="127.0.0.1",
+            port=self.port or None,
+            data_dir=self.dir,
+            persist=True,
+            config={"appendonly": "yes", "appendfsync": "everysec", "logfile": "valkey.log"},
+        )
         with _own_session(valkey_server_module):
             self._server.start(timeout=30)
         self.port = int(self._server.port)

@@ -62,8 +62,15 @@ def child_task_id(parent_id: str, album_id: str) -> str:
 
 # --------------------------------------------------------------------------- album job
 
-async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_name: str = "",
-                        top_n_moods: int | None = None, tracks: Sequence[Track] | None = None) -> dict[str, Any]:
+
+async def analyze_album(
+    ctx: dict[str, Any],
+    task_id: str,
+    album_id: str,
+    album_name: str = "",
+    top_n_moods: int | None = None,
+    tracks: Sequence[Track] | None = None,
+) -> dict[str, Any]:
     """Analyse the album's ``tracks`` exactly as the parent listed them (the media server is not
     asked again; a track deleted since fails with the server's "not found"), or, when None,
     the album's tracks as listed now."""
@@ -97,15 +104,24 @@ async def analyze_album(ctx: dict[str, Any], task_id: str, album_id: str, album_
                 return {"status": "REVOKED"}
             await _analyze_one(app, outage, by_id[item_id], params, version)
             outcome = await analysis_db.album_outcome(db, all_ids, version)
-            await tasks.update(db, task_id, status="PROGRESS", progress=int(100 * i / len(todo)), details=outcome)
+            await tasks.update(
+                db, task_id, status="PROGRESS", progress=int(100 * i / len(todo)), details=outcome
+            )
     outcome = await analysis_db.album_outcome(db, all_ids, version)
-    await tasks.update(db, task_id, status="SUCCESS", progress=100, details=outcome,
-                       log_line=f"{outcome['analyzed']} analysed, {outcome['failed']} failed of {outcome['total']}")
+    await tasks.update(
+        db,
+        task_id,
+        status="SUCCESS",
+        progress=100,
+        details=outcome,
+        log_line=f"{outcome['analyzed']} analysed, {outcome['failed']} failed of {outcome['total']}",
+    )
     return {"status": "SUCCESS", **outcome}
 
 
-async def _analyze_one(app: JobContext, outage: OutageWindow, track: Track, params: AnalysisParams,
-                       version: str) -> None:
+async def _analyze_one(
+    app: JobContext, outage: OutageWindow, track: Track, params: AnalysisParams, version: str
+) -> None:
     """Download, analyse, store, delete: the track ends analysed or failed with its reason."""
     db = app.db
     timeout = app.settings.analysis_track_timeout_seconds
@@ -122,23 +138,31 @@ async def _analyze_one(app: JobContext, outage: OutageWindow, track: Track, para
         await analysis_db.store_failure(db, track.item_id, exc.reason, version)
         return
     except TimeoutError:
-        await analysis_db.store_failure(db, track.item_id, f"timeout: analysis took longer than {timeout:.0f} s "
-                                                           "(ANALYSIS_TRACK_TIMEOUT_SECONDS)", version)
+        await analysis_db.store_failure(
+            db,
+            track.item_id,
+            f"timeout: analysis took longer than {timeout:.0f} s (ANALYSIS_TRACK_TIMEOUT_SECONDS)",
+            version,
+        )
         return
     except ProviderError as exc:
         await analysis_db.store_failure(db, track.item_id, f"download: {exc}", version)
         return
     except Exception as exc:  # a bug or an unexpected library error: recorded, the album goes on
         log.exception("analysis of %s (%s) failed", track.item_id, track.title)
-        await analysis_db.store_failure(db, track.item_id, f"internal error: {type(exc).__name__}: {exc}", version)
+        await analysis_db.store_failure(
+            db, track.item_id, f"internal error: {type(exc).__name__}: {exc}", version
+        )
         return
     await analysis_db.store_result(db, track.item_id, result)
 
 
 # --------------------------------------------------------------------------- parent job
 
-async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int | None = None,
-                       top_n_moods: int | None = None) -> dict[str, Any]:
+
+async def run_analysis(
+    ctx: dict[str, Any], task_id: str, num_recent_albums: int | None = None, top_n_moods: int | None = None
+) -> dict[str, Any]:
     app = job_context(ctx)
     db = app.db
     redis = ctx["redis"]
@@ -190,13 +214,23 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
         names = {a.id: a.name for a in albums}
         all_ids = [t.item_id for found in album_tracks.values() for t in found]
         done_before = await analysis_db.album_outcome(db, skipped_ids, version)  # albums needing no job
-        await tasks.update(db, task_id, status="PROGRESS", details={
-            "model_version": version, "albums_total": len(albums), "albums_skipped": skipped,
-            "albums_to_analyse": len(to_run), "tracks_total": len(all_ids), "tracks_rejected": rejected,
-            "tracks_removed": removed},
+        await tasks.update(
+            db,
+            task_id,
+            status="PROGRESS",
+            details={
+                "model_version": version,
+                "albums_total": len(albums),
+                "albums_skipped": skipped,
+                "albums_to_analyse": len(to_run),
+                "tracks_total": len(all_ids),
+                "tracks_rejected": rejected,
+                "tracks_removed": removed,
+            },
             log_line=f"{len(albums)} albums, {len(to_run)} to analyse, {skipped} already analysed"
-                     + (f", {len(list_failures)} could not be listed" if list_failures else "")
-                     + (f", {removed} tracks no longer in the library removed" if removed else ""))
+            + (f", {len(list_failures)} could not be listed" if list_failures else "")
+            + (f", {removed} tracks no longer in the library removed" if removed else ""),
+        )
         for line in list_failures:
             await note(f"album listing failed: {line}")
 
@@ -211,11 +245,24 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                 album_id = pending.pop(0)
                 cid = child_task_id(task_id, album_id)
                 if await tasks.get(db, cid) is None:
-                    await tasks.create(db, ALBUM_ANALYSIS_TASK, task_id=cid, parent_task_id=task_id,
-                                       details={"album_id": album_id, "album": names.get(album_id, "")})
+                    await tasks.create(
+                        db,
+                        ALBUM_ANALYSIS_TASK,
+                        task_id=cid,
+                        parent_task_id=task_id,
+                        details={"album_id": album_id, "album": names.get(album_id, "")},
+                    )
                 if states.get(cid) not in tasks.FINAL:
-                    await enqueue(redis, ANALYZE_ALBUM, cid, album_id, names.get(album_id, ""), top_n_moods,
-                                  album_tracks[album_id], job_id=cid)
+                    await enqueue(
+                        redis,
+                        ANALYZE_ALBUM,
+                        cid,
+                        album_id,
+                        names.get(album_id, ""),
+                        top_n_moods,
+                        album_tracks[album_id],
+                        job_id=cid,
+                    )
                     running += 1
                 children[album_id] = cid
             # progress by run: the album jobs report their albums' counts (no per-track query here)
@@ -224,9 +271,18 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
             failed = done_before["failed"] + jobs["failed"]
             done_albums = sum(1 for s in states.values() if s in tasks.FINAL)
             progress = int(100 * (analyzed + failed) / max(1, len(all_ids)))
-            await tasks.update(db, task_id, status="PROGRESS", progress=min(99, progress), details={
-                "albums_done": skipped + done_albums, "tracks_analyzed": analyzed,
-                "tracks_failed": failed, "tracks_remaining": len(all_ids) - analyzed - failed})
+            await tasks.update(
+                db,
+                task_id,
+                status="PROGRESS",
+                progress=min(99, progress),
+                details={
+                    "albums_done": skipped + done_albums,
+                    "tracks_analyzed": analyzed,
+                    "tracks_failed": failed,
+                    "tracks_remaining": len(all_ids) - analyzed - failed,
+                },
+            )
             if not pending and running == 0:
                 break
             await asyncio.sleep(POLL_S)
@@ -237,21 +293,43 @@ async def run_analysis(ctx: dict[str, Any], task_id: str, num_recent_albums: int
     outcome = await analysis_db.album_outcome(db, all_ids, version)
     reasons = await analysis_db.failure_reasons(db, all_ids, version)
     failed_albums = await _failed_children(db, task_id)
-    summary = {"albums_total": len(albums), "albums_skipped": skipped, "albums_not_listed": len(list_failures),
-               "tracks_total": outcome["total"], "tracks_analyzed": outcome["analyzed"],
-               "tracks_failed": outcome["failed"], "tracks_remaining": outcome["missing"],
-               "tracks_rejected": rejected, "tracks_removed": removed, "failure_reasons": reasons, "albums_failed": failed_albums,
-               "adds_up": outcome["analyzed"] + outcome["failed"] == outcome["total"]}
+    summary = {
+        "albums_total": len(albums),
+        "albums_skipped": skipped,
+        "albums_not_listed": len(list_failures),
+        "tracks_total": outcome["total"],
+        "tracks_analyzed": outcome["analyzed"],
+        "tracks_failed": outcome["failed"],
+        "tracks_remaining": outcome["missing"],
+        "tracks_rejected": rejected,
+        "tracks_removed": removed,
+        "failure_reasons": reasons,
+        "albums_failed": failed_albums,
+        "adds_up": outcome["analyzed"] + outcome["failed"] == outcome["total"],
+    }
     if revoked:
         await tasks.update(db, task_id, details=summary, log_line="cancelled")
         return {"status": "REVOKED", **summary}
     causes = "; ".join(f"{r['count']} {r['reason']}" for r in reasons[:5])
-    line = (f"done: {summary['tracks_analyzed']} analysed + {summary['tracks_failed']} failed = "
-            f"{summary['tracks_total']} tracks" + (f" (failed: {causes})" if causes else "")
-            + ("" if summary["adds_up"] else f"; {summary['tracks_remaining']} not analysed because their album "
-               f"job failed: " + "; ".join(f"{a['album']}: {a['error']}" for a in failed_albums[:3])))
-    await tasks.update(db, task_id, status="SUCCESS" if summary["adds_up"] else "FAILURE", progress=100,
-                       details=summary, log_line=line)
+    line = (
+        f"done: {summary['tracks_analyzed']} analysed + {summary['tracks_failed']} failed = "
+        f"{summary['tracks_total']} tracks"
+        + (f" (failed: {causes})" if causes else "")
+        + (
+            ""
+            if summary["adds_up"]
+            else f"; {summary['tracks_remaining']} not analysed because their album "
+            f"job failed: " + "; ".join(f"{a['album']}: {a['error']}" for a in failed_albums[:3])
+        )
+    )
+    await tasks.update(
+        db,
+        task_id,
+        status="SUCCESS" if summary["adds_up"] else "FAILURE",
+        progress=100,
+        details=summary,
+        log_line=line,
+    )
     return {"status": "SUCCESS" if summary["adds_up"] else "FAILURE", **summary}
 
 
@@ -268,6 +346,12 @@ async def _wait_for_jobs(redis: Any, job_ids: list[str], timeout_s: float) -> No
 async def _failed_children(db: asyncpg.Pool, task_id: str) -> list[dict[str, Any]]:
     """Album jobs of this run that ended FAILURE, with their error (at most 20)."""
     found = await tasks.children(db, task_id, 20)
-    return [{"album": (c["details"] or {}).get("album") or (c["details"] or {}).get("album_id"),
-             "task_id": c["task_id"], "error": (c["details"] or {}).get("error") or c.get("last_log")}
-            for c in found["items"] if c["status"] == "FAILURE"]
+    return [
+        {
+            "album": (c["details"] or {}).get("album") or (c["details"] or {}).get("album_id"),
+            "task_id": c["task_id"],
+            "error": (c["details"] or {}).get("error") or c.get("last_log"),
+        }
+        for c in found["items"]
+        if c["status"] == "FAILURE"
+    ]

@@ -57,9 +57,15 @@ async def load_library(app: JobContext, p: cparams.ClusteringParams, key: str | 
         return _LIBRARY_CACHE[(key, p.enable_clustering_embeddings)]
     rows = await clustering_db.analysed_rows(app.db, p.enable_clustering_embeddings)
     s = app.settings
-    lib = await asyncio.to_thread(build_library, rows, top_n_moods=p.top_n_moods, stratified=p.stratified_genres,
-                                  tempo_min=s.tempo_min_bpm, tempo_max=s.tempo_max_bpm,
-                                  embeddings=p.enable_clustering_embeddings)
+    lib = await asyncio.to_thread(
+        build_library,
+        rows,
+        top_n_moods=p.top_n_moods,
+        stratified=p.stratified_genres,
+        tempo_min=s.tempo_min_bpm,
+        tempo_max=s.tempo_max_bpm,
+        embeddings=p.enable_clustering_embeddings,
+    )
     if key is not None:
         _LIBRARY_CACHE.clear()
         _LIBRARY_CACHE[(key, p.enable_clustering_embeddings)] = lib
@@ -68,9 +74,20 @@ async def load_library(app: JobContext, p: cparams.ClusteringParams, key: str | 
 
 # --------------------------------------------------------------------------- batch job
 
-async def clustering_batch(ctx: dict[str, Any], task_id: str, parent_id: str, values: dict[str, Any],
-                           k_range: list[int], min_size: int, elites: list[dict[str, Any]], index: int,
-                           start_run: int, runs: int, seed: int) -> dict[str, Any]:
+
+async def clustering_batch(
+    ctx: dict[str, Any],
+    task_id: str,
+    parent_id: str,
+    values: dict[str, Any],
+    k_range: list[int],
+    min_size: int,
+    elites: list[dict[str, Any]],
+    index: int,
+    start_run: int,
+    runs: int,
+    seed: int,
+) -> dict[str, Any]:
     app = job_context(ctx)
     db = app.db
     task = await tasks.get(db, task_id)
@@ -90,22 +107,38 @@ async def clustering_batch(ctx: dict[str, Any], task_id: str, parent_id: str, va
                 parent_failed = (await tasks.statuses(db, [parent_id])).get(parent_id) == "FAILURE"
                 if parent_failed or await tasks.is_revoked(db, task_id):
                     why = "its clustering failed" if parent_failed else "cancelled"
-                    await tasks.update(db, task_id, status="REVOKED", details={"runs_done": i},
-                                       log_line=f"{why}: stopped after {i} runs")
+                    await tasks.update(
+                        db,
+                        task_id,
+                        status="REVOKED",
+                        details={"runs_done": i},
+                        log_line=f"{why}: stopped after {i} runs",
+                    )
                     return {"status": "REVOKED"}
                 await asyncio.to_thread(batch.step)
                 best = batch.best["score"] if batch.best else None
-                await tasks.update(db, task_id, progress=int(100 * (i + 1) / runs),
-                                   details={"runs_done": i + 1, "best_score": best})
+                await tasks.update(
+                    db,
+                    task_id,
+                    progress=int(100 * (i + 1) / runs),
+                    details={"runs_done": i + 1, "best_score": best},
+                )
         finally:
             del limits
     best = batch.best
-    await tasks.update(db, task_id, status="SUCCESS", progress=100, details={"runs_done": runs, "best": best},
-                       log_line=f"{runs} runs, best score {best['score'] if best else 'none (no playlist)'}")
+    await tasks.update(
+        db,
+        task_id,
+        status="SUCCESS",
+        progress=100,
+        details={"runs_done": runs, "best": best},
+        log_line=f"{runs} runs, best score {best['score'] if best else 'none (no playlist)'}",
+    )
     return {"status": "SUCCESS", "runs": runs, "best_score": best["score"] if best else None}
 
 
 # --------------------------------------------------------------------------- parent job
+
 
 class _State:
     """What the parent knows of its batches."""
@@ -129,7 +162,7 @@ class _State:
             return [child["task_id"]]
         self.elites.append((float(best["score"]), best["params"]))
         self.elites.sort(key=lambda e: -e[0])
-        del self.elites[self.top_n:]
+        del self.elites[self.top_n :]
         if self.best is not None and best["score"] <= self.best["score"]:
             return [child["task_id"]]
         previous, self.best, self.best_task = self.best_task, best, child["task_id"]
@@ -140,8 +173,9 @@ class _State:
         return f"Progress: {self.runs_done}/{total} runs, best score {score}"
 
 
-async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, Any],
-                         ai: dict[str, Any] | None = None) -> dict[str, Any]:
+async def run_clustering(
+    ctx: dict[str, Any], task_id: str, values: dict[str, Any], ai: dict[str, Any] | None = None
+) -> dict[str, Any]:
     app = job_context(ctx)
     db, redis = app.db, ctx["redis"]
     if await tasks.is_revoked(db, task_id):
@@ -149,7 +183,9 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
     p = cparams.validate(values)
     task = await tasks.get(db, task_id) or {}
     seed = int((task.get("details") or {}).get("seed") or secrets.randbelow(2**31))
-    await tasks.update(db, task_id, status="STARTED", details={"seed": seed}, log_line="loading the analysed tracks")
+    await tasks.update(
+        db, task_id, status="STARTED", details={"seed": seed}, log_line="loading the analysed tracks"
+    )
 
     async def note(line: str) -> None:
         await tasks.update(db, task_id, log_line=line)
@@ -158,19 +194,30 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
         lib = await load_library(app, p)
         n = len(lib)
         if n < 4:
-            await tasks.fail(db, task_id, f"{n} analysed tracks{' with an embedding' if p.enable_clustering_embeddings else ''}: "
-                                          "too few to cluster; run an analysis first")
+            await tasks.fail(
+                db,
+                task_id,
+                f"{n} analysed tracks{' with an embedding' if p.enable_clustering_embeddings else ''}: "
+                "too few to cluster; run an analysis first",
+            )
             return {"status": "FAILURE"}
         k_range = p.cluster_range(n)
         min_size = p.playlist_floor(n)
-        derived = [] if p.cluster_algorithm == "dbscan" or k_range != cparams.auto_range(n) else ["cluster range"]
+        derived = (
+            [] if p.cluster_algorithm == "dbscan" or k_range != cparams.auto_range(n) else ["cluster range"]
+        )
         if not p.min_playlist_size:
             derived.append("smallest playlist")
-        shape = (f"eps {p.dbscan_eps_min}-{p.dbscan_eps_max}, min_samples {p.dbscan_min_samples_min}-"
-                 f"{p.dbscan_min_samples_max}" if p.cluster_algorithm == "dbscan"
-                 else f"{k_range[0]}-{k_range[1]} clusters")
-        await note(f"{n} analysed tracks: {p.cluster_algorithm}, {shape}, playlists of at least {min_size} songs"
-                   + (f" ({' and '.join(derived)} derived from the library size)" if derived else ""))
+        shape = (
+            f"eps {p.dbscan_eps_min}-{p.dbscan_eps_max}, min_samples {p.dbscan_min_samples_min}-"
+            f"{p.dbscan_min_samples_max}"
+            if p.cluster_algorithm == "dbscan"
+            else f"{k_range[0]}-{k_range[1]} clusters"
+        )
+        await note(
+            f"{n} analysed tracks: {p.cluster_algorithm}, {shape}, playlists of at least {min_size} songs"
+            + (f" ({' and '.join(derived)} derived from the library size)" if derived else "")
+        )
         if p.cluster_algorithm == "spectral":
             try:
                 models.check_spectral(n, p.spectral_n_neighbors, k_range[1])
@@ -182,9 +229,19 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
         batches = math.ceil(total / per)
         state = _State(p.top_n_elites)
         launched: dict[int, str] = {}
-        await tasks.update(db, task_id, status="PROGRESS", progress=1,
-                           details={"runs_total": total, "batches_total": batches, "k_range": list(k_range),
-                                    "min_playlist_size": min_size, "tracks": n})
+        await tasks.update(
+            db,
+            task_id,
+            status="PROGRESS",
+            progress=1,
+            details={
+                "runs_total": total,
+                "batches_total": batches,
+                "k_range": list(k_range),
+                "min_playlist_size": min_size,
+                "tracks": n,
+            },
+        )
         for child in await clustering_db.child_results(db, task_id):  # a restarted parent: keep what was done
             index = int((child["details"] or {}).get("index", -1))
             if index >= 0:
@@ -204,22 +261,46 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
             next_index = len(launched)
             while next_index < batches and active < p.max_concurrent_batch_jobs:
                 start = next_index * per
-                args = [task_id, values, list(k_range), min_size, [e for _, e in state.elites], next_index,
-                        start, min(per, total - start), seed]
+                args = [
+                    task_id,
+                    values,
+                    list(k_range),
+                    min_size,
+                    [e for _, e in state.elites],
+                    next_index,
+                    start,
+                    min(per, total - start),
+                    seed,
+                ]
                 cid = batch_task_id(task_id, next_index)
-                await tasks.create(db, CLUSTERING_BATCH_TASK, task_id=cid, parent_task_id=task_id,
-                                   details={"index": next_index, "start_run": start, "args": [cid, *args]})
+                await tasks.create(
+                    db,
+                    CLUSTERING_BATCH_TASK,
+                    task_id=cid,
+                    parent_task_id=task_id,
+                    details={"index": next_index, "start_run": start, "args": [cid, *args]},
+                )
                 await enqueue(redis, CLUSTERING_BATCH, cid, *args, job_id=cid)
                 launched[next_index] = cid
                 next_index += 1
                 active += 1
-            running = sum(int((c["details"] or {}).get("runs_done") or 0) for c in children
-                          if c["status"] in tasks.ACTIVE)
+            running = sum(
+                int((c["details"] or {}).get("runs_done") or 0)
+                for c in children
+                if c["status"] in tasks.ACTIVE
+            )
             line = state.line(total)
-            await tasks.update(db, task_id, progress=1 + int(89 * (state.runs_done + running) / total),
-                               details={"runs_done": state.runs_done, "best_score": state.best and state.best["score"],
-                                        "status_message": line},
-                               log_line=line if line != last_line else None)
+            await tasks.update(
+                db,
+                task_id,
+                progress=1 + int(89 * (state.runs_done + running) / total),
+                details={
+                    "runs_done": state.runs_done,
+                    "best_score": state.best and state.best["score"],
+                    "status_message": line,
+                },
+                log_line=line if line != last_line else None,
+            )
             last_line = line
             if len(state.finished) >= batches:
                 break
@@ -230,23 +311,46 @@ async def run_clustering(ctx: dict[str, Any], task_id: str, values: dict[str, An
             await tasks.update(db, task_id, log_line=f"cancelled after {state.runs_done} runs")
             return {"status": "REVOKED"}
         if state.best is None:
-            await tasks.fail(db, task_id, f"No valid clustering solution found after {state.runs_done} runs: no run "
-                             f"gave a playlist of at least {min_size} songs (try min_playlist_size, max_distance, "
-                             "or another cluster range)")
+            await tasks.fail(
+                db,
+                task_id,
+                f"No valid clustering solution found after {state.runs_done} runs: no run "
+                f"gave a playlist of at least {min_size} songs (try min_playlist_size, max_distance, "
+                "or another cluster range)",
+            )
             return {"status": "FAILURE"}
         written = await _finalise(app, task_id, lib, p, state.best, ai or {}, note)
     if written is None:
         return {"status": "FAILURE"}
     best = state.best
-    summary = {"best_score": best["score"], "best_params": best["params"], "score_components": best["components"],
-               "runs_done": state.runs_done, "num_playlists_created": len(written), "playlists": written}
-    await tasks.update(db, task_id, status="SUCCESS", progress=100, details=summary,
-                       log_line=f"done: {len(written)} playlists written, best score {best['score']:.4f}")
+    summary = {
+        "best_score": best["score"],
+        "best_params": best["params"],
+        "score_components": best["components"],
+        "runs_done": state.runs_done,
+        "num_playlists_created": len(written),
+        "playlists": written,
+    }
+    await tasks.update(
+        db,
+        task_id,
+        status="SUCCESS",
+        progress=100,
+        details=summary,
+        log_line=f"done: {len(written)} playlists written, best score {best['score']:.4f}",
+    )
     return {"status": "SUCCESS", "best_score": best["score"], "num_playlists_created": len(written)}
 
 
-async def _finalise(app: JobContext, task_id: str, lib: Library, p: cparams.ClusteringParams,
-                    best: dict[str, Any], ai_values: dict[str, Any], note: Any) -> list[dict[str, Any]] | None:
+async def _finalise(
+    app: JobContext,
+    task_id: str,
+    lib: Library,
+    p: cparams.ClusteringParams,
+    best: dict[str, Any],
+    ai_values: dict[str, Any],
+    note: Any,
+) -> list[dict[str, Any]] | None:
     """Top-N, names, parts, writing; the playlists written, or None when the task failed."""
     import numpy as np
 
@@ -271,14 +375,22 @@ async def _finalise(app: JobContext, task_id: str, lib: Library, p: cparams.Clus
     s = app.settings
     for c in chosen:
         songs = [(lib.titles[r], lib.artists[r]) for r in c.rows]
-        result = await naming.name(config, naming.playlist_profile(c.profile, s.tempo_min_bpm, s.tempo_max_bpm),
-                                   songs, taken)
+        result = await naming.name(
+            config, naming.playlist_profile(c.profile, s.tempo_min_bpm, s.tempo_max_bpm), songs, taken
+        )
         if result.note:
             await note(f"naming: {result.note}")
         parts = cplaylists.split(c.rows, p.max_songs_per_cluster)
         for final, rows in zip(naming.final_names(result.name, len(parts)), parts, strict=True):
-            out.append({"name": final, "base_name": result.name, "naming": result.source,
-                        "track_ids": [lib.ids[r] for r in rows], "profile": profile(c.profile)})
+            out.append(
+                {
+                    "name": final,
+                    "base_name": result.name,
+                    "naming": result.source,
+                    "track_ids": [lib.ids[r] for r in rows],
+                    "profile": profile(c.profile),
+                }
+            )
     await tasks.update(db, task_id, progress=95, log_line=f"writing {len(out)} playlists to {provider.name}")
     before = {r["name"] for r in await clustering_db.automatic_playlists(db, provider.name)}
     written: list[dict[str, Any]] = []
@@ -290,15 +402,21 @@ async def _finalise(app: JobContext, task_id: str, lib: Library, p: cparams.Clus
             await note(f"playlist {pl['name']!r} not written: {exc}")
             continue
         except ProviderError as exc:
-            await tasks.fail(db, task_id, f"media server: writing playlist {pl['name']!r} failed: {exc} "
-                             f"({len(written)} of {len(out)} written; earlier automatic playlists left in place)")
+            await tasks.fail(
+                db,
+                task_id,
+                f"media server: writing playlist {pl['name']!r} failed: {exc} "
+                f"({len(written)} of {len(out)} written; earlier automatic playlists left in place)",
+            )
             return None
         await playlists_db.record(db, provider.name, KIND, pl["name"], pl["track_ids"], pid)
         written.append({**pl, "playlist_id": pid})
     stale = sorted(before - {pl["name"] for pl in written})
     if stale:
-        await note(f"{len(stale)} automatic playlists of earlier runs are left on the media server (this "
-                   f"service cannot delete playlists yet): {', '.join(stale[:10])}")
+        await note(
+            f"{len(stale)} automatic playlists of earlier runs are left on the media server (this "
+            f"service cannot delete playlists yet): {', '.join(stale[:10])}"
+        )
     return written
 
 
@@ -310,4 +428,3 @@ async def _wait_for_jobs(redis: Any, job_ids: list[str], timeout_s: float) -> No
         if not job_ids:
             return
         await asyncio.sleep(POLL_S / 4)
-

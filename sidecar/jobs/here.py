@@ -25,18 +25,29 @@ def analysis_progress_line(task: dict[str, Any], started: float, done_at_start: 
     width = 30
     filled = int(width * done / total) if total else 0
     eta_text = f"ETA {int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else "ETA --"
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tracks "
-            f"({d.get('tracks_failed', 0)} failed) {rate:.2f} tracks/s {eta_text}")
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tracks "
+        f"({d.get('tracks_failed', 0)} failed) {rate:.2f} tracks/s {eta_text}"
+    )
 
 
 def sync_progress_line(task: dict[str, Any], started: float, done_at_start: int) -> str:
     d = task.get("details") or {}
-    return (f"{d.get('albums_done', 0)}/{d.get('albums_total', '?')} albums, {d.get('tracks', 0)} tracks "
-            f"({d.get('albums_failed', 0)} albums failed)")
+    return (
+        f"{d.get('albums_done', 0)}/{d.get('albums_total', '?')} albums, {d.get('tracks', 0)} tracks "
+        f"({d.get('albums_failed', 0)} albums failed)"
+    )
 
 
-async def run_here(settings: Settings, endpoints: Endpoints, task_type: str, job: str, args: tuple[Any, ...],
-                    details: dict[str, Any], progress: Callable[[dict[str, Any], float, int], str]) -> dict[str, Any]:
+async def run_here(
+    settings: Settings,
+    endpoints: Endpoints,
+    task_type: str,
+    job: str,
+    args: tuple[Any, ...],
+    details: dict[str, Any],
+    progress: Callable[[dict[str, Any], float, int], str],
+) -> dict[str, Any]:
     """Start (or join) a run, work on it with an in-process worker, draw its progress until it
     ends.  Ctrl-C cancels the run (the tracks being analysed finish first; a second Ctrl-C
     stops at once); the task comes back with ``interrupted`` set."""
@@ -79,8 +90,11 @@ async def run_here(settings: Settings, endpoints: Endpoints, task_type: str, job
             if presses and not interrupted:
                 interrupted = True
                 await tasks.cancel(pool, task_id, "cancelled from the command line (Ctrl-C)")
-                print("\ncancelling: the tracks being analysed finish first (Ctrl-C again to stop now)",
-                      file=sys.stderr, flush=True)
+                print(
+                    "\ncancelling: the tracks being analysed finish first (Ctrl-C again to stop now)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if worker_task.done():
                 raise RuntimeError(f"the worker stopped: {worker_task.exception()!r}")
             await asyncio.sleep(0.25 if interrupted else 0.5)

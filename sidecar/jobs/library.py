@@ -51,16 +51,37 @@ async def sync_library(ctx: dict[str, Any], task_id: str, num_recent_albums: int
                     await note(f"track {track.item_id} of album {album.name!r} not recorded: {reason}")
                 done += 1
             if i % 10 == 0 or i == len(albums):
-                await tasks.update(db, task_id, status="PROGRESS", progress=int(100 * i / max(1, len(albums))),
-                                   details={"albums_total": len(albums), "albums_done": done,
-                                            "albums_failed": failed, "tracks": tracks_seen,
-                                            "tracks_rejected": rejected})
+                await tasks.update(
+                    db,
+                    task_id,
+                    status="PROGRESS",
+                    progress=int(100 * i / max(1, len(albums))),
+                    details={
+                        "albums_total": len(albums),
+                        "albums_done": done,
+                        "albums_failed": failed,
+                        "tracks": tracks_seen,
+                        "tracks_rejected": rejected,
+                    },
+                )
         complete = not num_recent_albums and not failed  # every album listed, none failed
         removed = await tracks.remove_missing(db, app.provider.name, listed) if complete else 0
-    summary = {"albums_total": len(albums), "albums_done": done, "albums_failed": failed, "tracks": tracks_seen,
-               "tracks_rejected": rejected, "tracks_removed": removed}
-    await tasks.update(db, task_id, status="SUCCESS", progress=100, details=summary,
-                       log_line=f"synced {tracks_seen} tracks from {done}/{len(albums)} albums"
-                                + (f", {rejected} tracks refused" if rejected else "")
-                                + (f", {removed} tracks no longer in the library removed" if removed else ""))
+    summary = {
+        "albums_total": len(albums),
+        "albums_done": done,
+        "albums_failed": failed,
+        "tracks": tracks_seen,
+        "tracks_rejected": rejected,
+        "tracks_removed": removed,
+    }
+    await tasks.update(
+        db,
+        task_id,
+        status="SUCCESS",
+        progress=100,
+        details=summary,
+        log_line=f"synced {tracks_seen} tracks from {done}/{len(albums)} albums"
+        + (f", {rejected} tracks refused" if rejected else "")
+        + (f", {removed} tracks no longer in the library removed" if removed else ""),
+    )
     return {"status": "SUCCESS", **summary}

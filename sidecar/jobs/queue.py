@@ -43,8 +43,14 @@ async def job_exists(redis: ArqRedis, job_id: str) -> bool:
     return bool(await redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id))
 
 
-async def start_run(db: asyncpg.Pool, redis: ArqRedis, task_type: str, job: str, *args: Any,
-                    details: dict[str, Any] | None = None) -> str:
+async def start_run(
+    db: asyncpg.Pool,
+    redis: ArqRedis,
+    task_type: str,
+    job: str,
+    *args: Any,
+    details: dict[str, Any] | None = None,
+) -> str:
     """Create the run's task and queue its job (the job gets the task id first, then ``args``).
     Raises :class:`AlreadyRunning` when a live run of the same kind exists."""
     for _ in range(2):
@@ -68,8 +74,11 @@ async def _settle_one(db: asyncpg.Pool, redis: ArqRedis, task: dict[str, Any], *
     job is queued or running, or it is younger than ``grace_s`` and may be about to be queued)."""
     if await job_exists(redis, task["task_id"]) or _age_s(task) < grace_s:
         return False
-    await tasks.fail(db, task["task_id"], "its job is gone from the queue (the worker or the queue lost it): "
-                                          "ended so that a new run can start")
+    await tasks.fail(
+        db,
+        task["task_id"],
+        "its job is gone from the queue (the worker or the queue lost it): ended so that a new run can start",
+    )
     log.warning("task %s (%s) had no job behind it: ended as FAILURE", task["task_id"], task["task_type"])
     return True
 
@@ -91,8 +100,9 @@ async def settle(db: asyncpg.Pool, redis: ArqRedis, stale_after_s: float) -> dic
         if await redis.exists(in_progress_key_prefix + task_id):
             if await redis.exists(job_key_prefix + task_id):
                 await redis.delete(in_progress_key_prefix + task_id)
-                await tasks.update(db, task_id, status="PENDING",
-                                   log_line="worker lost (no heartbeat): queued again")
+                await tasks.update(
+                    db, task_id, status="PENDING", log_line="worker lost (no heartbeat): queued again"
+                )
                 requeued += 1
                 continue
         if await redis.exists(job_key_prefix + task_id):
@@ -100,5 +110,7 @@ async def settle(db: asyncpg.Pool, redis: ArqRedis, stale_after_s: float) -> dic
         await tasks.fail(db, task_id, "its job is gone from the queue (the worker or the queue lost it)")
         ended += 1
     if requeued or ended:
-        log.warning("tasks settled: %d queued again after a lost worker, %d ended without a job", requeued, ended)
+        log.warning(
+            "tasks settled: %d queued again after a lost worker, %d ended without a job", requeued, ended
+        )
     return {"requeued": requeued, "ended": ended}

@@ -73,7 +73,9 @@ WORK_FUNCTIONS = [
 ]
 FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
 #: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished
-CRON_JOBS = [cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60)]
+CRON_JOBS = [
+    cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60)
+]
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -91,22 +93,45 @@ class WorkerGroup:
 
     async def open(self) -> None:
         s = self.settings
-        pool, _ = await open_database(self.endpoints.postgres_dsn, min_size=s.db_pool_min_size,
-                                      max_size=max(s.db_pool_max_size, s.worker_max_jobs + names.CONTROL_MAX_JOBS))
+        pool, _ = await open_database(
+            self.endpoints.postgres_dsn,
+            min_size=s.db_pool_min_size,
+            max_size=max(s.db_pool_max_size, s.worker_max_jobs + names.CONTROL_MAX_JOBS),
+        )
         self.app = JobContext(settings=s, db=pool, provider=make_provider(s))
-        common: dict[str, Any] = dict(redis_settings=redis_settings(self.endpoints.redis_url),
-                                      health_check_interval=names.HEALTH_CHECK_INTERVAL_S, job_timeout=6 * 3600,
-                                      keep_result=24 * 3600, handle_signals=False)
+        common: dict[str, Any] = dict(
+            redis_settings=redis_settings(self.endpoints.redis_url),
+            health_check_interval=names.HEALTH_CHECK_INTERVAL_S,
+            job_timeout=6 * 3600,
+            keep_result=24 * 3600,
+            handle_signals=False,
+        )
         common.update(self.overrides)
         self.workers = [
-            Worker(functions=CONTROL_FUNCTIONS, cron_jobs=CRON_JOBS, queue_name=names.CONTROL_QUEUE,
-                   health_check_key=names.CONTROL_HEALTH_CHECK_KEY, max_jobs=names.CONTROL_MAX_JOBS,
-                   ctx={"app": self.app}, **common),
-            Worker(functions=WORK_FUNCTIONS, queue_name=names.WORK_QUEUE, health_check_key=names.HEALTH_CHECK_KEY,
-                   max_jobs=s.worker_max_jobs, ctx={"app": self.app}, **common),
+            Worker(
+                functions=CONTROL_FUNCTIONS,
+                cron_jobs=CRON_JOBS,
+                queue_name=names.CONTROL_QUEUE,
+                health_check_key=names.CONTROL_HEALTH_CHECK_KEY,
+                max_jobs=names.CONTROL_MAX_JOBS,
+                ctx={"app": self.app},
+                **common,
+            ),
+            Worker(
+                functions=WORK_FUNCTIONS,
+                queue_name=names.WORK_QUEUE,
+                health_check_key=names.HEALTH_CHECK_KEY,
+                max_jobs=s.worker_max_jobs,
+                ctx={"app": self.app},
+                **common,
+            ),
         ]
-        log.info("worker ready (queues %s, %s; %d work slots)", names.CONTROL_QUEUE, names.WORK_QUEUE,
-                 s.worker_max_jobs)
+        log.info(
+            "worker ready (queues %s, %s; %d work slots)",
+            names.CONTROL_QUEUE,
+            names.WORK_QUEUE,
+            s.worker_max_jobs,
+        )
 
     async def run(self) -> None:
         """Until :meth:`stop` (or a worker's failure)."""

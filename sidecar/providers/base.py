@@ -107,10 +107,10 @@ class MediaProvider(Protocol):
         """
         ...
 
-    async def create_playlist(self, name: str, track_ids: Sequence[str],
-                              replace_id: str | None = None) -> str:
+    async def create_playlist(
+        self, name: str, track_ids: Sequence[str], replace_id: str | None = None
+    ) -> str:
         """Create a playlist (or replace the content of ``replace_id``); return its id."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

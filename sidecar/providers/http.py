@@ -32,9 +32,17 @@ RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 class HttpClient:
     """One aiohttp session towards one server, with retries and clear errors."""
 
-    def __init__(self, server: str, base_url: str, *, timeout_s: float, retries: int,
-                 headers: Mapping[str, str] | None = None, backoff_s: float = 0.5,
-                 user_agent: str = "AudioMuse-sidecar/0.1") -> None:
+    def __init__(
+        self,
+        server: str,
+        base_url: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        headers: Mapping[str, str] | None = None,
+        backoff_s: float = 0.5,
+        user_agent: str = "AudioMuse-sidecar/0.1",
+    ) -> None:
         self.server = server
         self.base_url = base_url.rstrip("/")
         self.retries = retries
@@ -69,8 +77,15 @@ class HttpClient:
         for n in range(self.retries + 1):
             if n:
                 delay = self.backoff_s * (2 ** (n - 1)) * (0.75 + random.random() / 2)
-                log.info("%s: %s: retry %d/%d in %.1fs after: %s", self.server, call, n, self.retries, delay,
-                         last.reason if last else "")
+                log.info(
+                    "%s: %s: retry %d/%d in %.1fs after: %s",
+                    self.server,
+                    call,
+                    n,
+                    self.retries,
+                    delay,
+                    last.reason if last else "",
+                )
                 await asyncio.sleep(delay)
             try:
                 return await attempt()
@@ -82,15 +97,26 @@ class HttpClient:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 last = ProviderUnavailable(self.server, call, f"cannot reach {self.base_url} ({reason})")
         assert last is not None
-        raise ProviderUnavailable(self.server, call, f"{last.reason} (gave up after {self.retries + 1} attempts)")
+        raise ProviderUnavailable(
+            self.server, call, f"{last.reason} (gave up after {self.retries + 1} attempts)"
+        )
 
-    async def request_json(self, method: str, path: str, call: str, *, params: Any = None,
-                           json: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Send a request and decode a JSON answer (None for an empty body)."""
 
         async def attempt() -> Any:
-            async with self.session.request(method, self.base_url + path, params=params, json=json,
-                                            headers=headers) as resp:
+            async with self.session.request(
+                method, self.base_url + path, params=params, json=json, headers=headers
+            ) as resp:
                 text = await resp.text()
                 if resp.status >= 400:
                     raise self._error(call, resp.status, text)
@@ -104,10 +130,17 @@ class HttpClient:
         return await self._with_retries(call, attempt)
 
     @asynccontextmanager
-    async def download(self, path: str, call: str, temp_dir: Path, *, max_bytes: int,
-                       params: Any = None, suffix: str = "",
-                       check: Callable[[aiohttp.ClientResponse], Awaitable[None]] | None = None,
-                       ) -> AsyncIterator[Path]:
+    async def download(
+        self,
+        path: str,
+        call: str,
+        temp_dir: Path,
+        *,
+        max_bytes: int,
+        params: Any = None,
+        suffix: str = "",
+        check: Callable[[aiohttp.ClientResponse], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[Path]:
         """Stream a body into a temporary file in ``temp_dir``; remove it on exit.
 
         ``check`` may inspect the response first (Subsonic reports errors in a 200 answer).
@@ -125,15 +158,22 @@ class HttpClient:
                     await check(resp)
                 length = resp.content_length
                 if length is not None and length > max_bytes:
-                    raise ProviderTooLarge(self.server, call, f"file is {length} bytes, over the "
-                                           f"{max_bytes // (1024 * 1024)} MiB limit (MAX_DOWNLOAD_MB)")
+                    raise ProviderTooLarge(
+                        self.server,
+                        call,
+                        f"file is {length} bytes, over the "
+                        f"{max_bytes // (1024 * 1024)} MiB limit (MAX_DOWNLOAD_MB)",
+                    )
                 written = 0
                 with target.open("wb") as out:
                     async for chunk in resp.content.iter_chunked(1 << 16):
                         written += len(chunk)
                         if written > max_bytes:
-                            raise ProviderTooLarge(self.server, call, f"file exceeds the "
-                                                   f"{max_bytes // (1024 * 1024)} MiB limit (MAX_DOWNLOAD_MB)")
+                            raise ProviderTooLarge(
+                                self.server,
+                                call,
+                                f"file exceeds the {max_bytes // (1024 * 1024)} MiB limit (MAX_DOWNLOAD_MB)",
+                            )
                         out.write(chunk)
 
         try:

@@ -40,10 +40,30 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-AUDIO_EXTENSIONS = frozenset({
-    ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wav", ".wma", ".aif", ".aiff",
-    ".ape", ".wv", ".mpc", ".spx", ".mod", ".xm", ".s3m", ".it",
-})
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".mp3",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".wav",
+        ".wma",
+        ".aif",
+        ".aiff",
+        ".ape",
+        ".wv",
+        ".mpc",
+        ".spx",
+        ".mod",
+        ".xm",
+        ".s3m",
+        ".it",
+    }
+)
 #: default bound of one scan of the music folder, in seconds
 SCAN_TIMEOUT_S = 600.0
 #: bound of one operation on a single file (stat before analysis, writing a playlist), in seconds
@@ -189,7 +209,9 @@ def scan(root: Path, skip: Path | None = None, deadline: float | None = None) ->
             path = os.path.join(dirpath, name)
             try:
                 if not stat.S_ISREG(os.stat(path).st_mode):
-                    log.info("local: %s is not a regular file (FIFO, socket, device?): skipped", clean_text(path))
+                    log.info(
+                        "local: %s is not a regular file (FIFO, socket, device?): skipped", clean_text(path)
+                    )
                     continue
                 track = read_track(root, path)
             except OSError as exc:
@@ -262,8 +284,9 @@ class LocalProvider:
         try:
             return await asyncio.wait_for(_in_thread(fn, *args), self.file_timeout_s)
         except TimeoutError:
-            raise ProviderError("local", call, f"no answer from the file system within {self.file_timeout_s:g} s"
-                                ) from None
+            raise ProviderError(
+                "local", call, f"no answer from the file system within {self.file_timeout_s:g} s"
+            ) from None
 
     async def ping(self) -> str:
         problem, resolved = await self._blocking("open music folder", _check_folder, self.music_dir)
@@ -277,8 +300,9 @@ class LocalProvider:
                 self._scan = None
             if self._scan is None:
                 self._scan_started = time.monotonic()
-                self._scan = _in_thread(scan, self.music_dir, self.playlist_dir,
-                                        self._scan_started + self.scan_timeout_s)
+                self._scan = _in_thread(
+                    scan, self.music_dir, self.playlist_dir, self._scan_started + self.scan_timeout_s
+                )
             running = self._scan
             remaining = self._scan_started + self.scan_timeout_s - time.monotonic()
             try:
@@ -286,9 +310,13 @@ class LocalProvider:
             except (TimeoutError, ScanTimeout):
                 # a scan stuck in one file operation keeps its thread; the next rescan waits for
                 # that one (until its deadline) instead of starting another
-                raise ProviderError("local", "scan music folder", f"{self._folder_text()}: the scan did not "
-                                    f"finish within {self.scan_timeout_s:g} s (a file or folder that never "
-                                    "answers, e.g. a hung network mount?)") from None
+                raise ProviderError(
+                    "local",
+                    "scan music folder",
+                    f"{self._folder_text()}: the scan did not "
+                    f"finish within {self.scan_timeout_s:g} s (a file or folder that never "
+                    "answers, e.g. a hung network mount?)",
+                ) from None
             finally:
                 if running.done():
                     self._scan = None
@@ -307,8 +335,16 @@ class LocalProvider:
         for album_id, items in self._albums.items():
             newest = max((t.date_added for t in items if t.date_added), default=None)
             first = items[0]
-            albums.append(Album(id=album_id, name=first.album, artist=first.album_artist,
-                                year=first.year, date_added=newest, track_count=len(items)))
+            albums.append(
+                Album(
+                    id=album_id,
+                    name=first.album,
+                    artist=first.album_artist,
+                    year=first.year,
+                    date_added=newest,
+                    track_count=len(items),
+                )
+            )
         epoch = datetime.min.replace(tzinfo=UTC)
         albums.sort(key=lambda a: (a.date_added or epoch, a.name), reverse=True)
         return albums if limit is None else albums[:limit]
@@ -335,7 +371,9 @@ class LocalProvider:
             await self.rescan()
             path = self._paths.get(track.item_id)
         if path is None:
-            raise ProviderNotFound("local", call, "no such file in the music folder (moved, renamed or deleted?)")
+            raise ProviderNotFound(
+                "local", call, "no such file in the music folder (moved, renamed or deleted?)"
+            )
         shown = clean_text(path)
         try:
             st = await self._blocking(call, os.stat, path)
@@ -344,11 +382,16 @@ class LocalProvider:
         except OSError as exc:
             raise ProviderNotFound("local", call, f"{shown}: {exc.strerror or exc}") from None
         if not stat.S_ISREG(st.st_mode):
-            raise ProviderNotFound("local", call, f"{shown} is not a regular file any more (a FIFO, socket, "
-                                   "device or folder): not read")
+            raise ProviderNotFound(
+                "local",
+                call,
+                f"{shown} is not a regular file any more (a FIFO, socket, device or folder): not read",
+            )
         yield Path(path)
 
-    async def create_playlist(self, name: str, track_ids: Sequence[str], replace_id: str | None = None) -> str:
+    async def create_playlist(
+        self, name: str, track_ids: Sequence[str], replace_id: str | None = None
+    ) -> str:
         check_name(name)
         ids = list(dict.fromkeys(track_ids))  # each track once, first place kept
         await self.get_tracks(ids)
@@ -362,8 +405,12 @@ class LocalProvider:
             entries.append(Entry(paths[i], f"{t.artist} - {t.title}" if t.artist else t.title, t.duration_s))
         async with self._playlist_lock:
             try:
-                return await self._blocking("create playlist", write_playlist, self.playlist_dir, name, entries,
-                                            replace_id)
+                return await self._blocking(
+                    "create playlist", write_playlist, self.playlist_dir, name, entries, replace_id
+                )
             except OSError as exc:
-                raise ProviderError("local", "create playlist", f"{clean_text(os.fspath(self.playlist_dir))}: "
-                                    f"{exc.strerror or exc}") from None
+                raise ProviderError(
+                    "local",
+                    "create playlist",
+                    f"{clean_text(os.fspath(self.playlist_dir))}: {exc.strerror or exc}",
+                ) from None

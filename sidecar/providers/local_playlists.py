@@ -58,12 +58,17 @@ def check_name(name: str) -> None:
     if not name.strip():
         raise ProviderRefused("local", _CALL, "the playlist name is empty", status=400)
     if len(name) > MAX_NAME_CHARS:
-        raise ProviderRefused("local", _CALL, f"the playlist name is longer than {MAX_NAME_CHARS} characters",
-                            status=400)
+        raise ProviderRefused(
+            "local", _CALL, f"the playlist name is longer than {MAX_NAME_CHARS} characters", status=400
+        )
     bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
     if bad is not None:
-        raise ProviderRefused("local", _CALL, f"the playlist name contains the control character U+{ord(bad):04X}"
-                            " (a name is one line of text)", status=400)
+        raise ProviderRefused(
+            "local",
+            _CALL,
+            f"the playlist name contains the control character U+{ord(bad):04X} (a name is one line of text)",
+            status=400,
+        )
 
 
 def playlist_stem(name: str) -> str:
@@ -71,7 +76,7 @@ def playlist_stem(name: str) -> str:
     readable = "".join(c if _SAFE_CHAR.fullmatch(c) else "_" for c in name)
     if readable == name and name == name.strip(" .") and len(name.encode("utf-8")) <= _MAX_STEM_BYTES:
         return name
-    cut = readable.encode("utf-8")[:_MAX_STEM_BYTES - 9].decode("utf-8", "ignore").strip(" .")
+    cut = readable.encode("utf-8")[: _MAX_STEM_BYTES - 9].decode("utf-8", "ignore").strip(" .")
     digest = hashlib.md5(name.encode("utf-8")).hexdigest()[:8]
     return f"{cut or 'playlist'}-{digest}"
 
@@ -82,8 +87,7 @@ def _plain_stem(stem: str) -> bool:
         size = len(stem.encode("utf-8"))
     except UnicodeEncodeError:
         return False
-    return (0 < size <= 200 and "/" not in stem and not stem.startswith(".")
-            and not _LINE_BREAKS.search(stem))
+    return 0 < size <= 200 and "/" not in stem and not stem.startswith(".") and not _LINE_BREAKS.search(stem)
 
 
 def _owner(dfd: int, filename: str) -> tuple[bool, str | None]:
@@ -102,15 +106,23 @@ def _owner(dfd: int, filename: str) -> tuple[bool, str | None]:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             return True, None
         head = [f.readline(8 * MAX_NAME_CHARS).rstrip(b"\r\n") for _ in range(3)]
-    if head[0].removeprefix(b"\xef\xbb\xbf") != b"#EXTM3U" or head[1] != MARKER.encode() \
-            or not head[2].startswith(b"#PLAYLIST:"):
+    if (
+        head[0].removeprefix(b"\xef\xbb\xbf") != b"#EXTM3U"
+        or head[1] != MARKER.encode()
+        or not head[2].startswith(b"#PLAYLIST:")
+    ):
         return True, None
     return True, head[2].removeprefix(b"#PLAYLIST:").decode("utf-8", "replace")
 
 
 def _conflict(path: Path, reason: str) -> ProviderRefused:
-    return ProviderRefused("local", _CALL, f"{os.fsencode(path).decode('utf-8', 'replace')} {reason}; "
-                         "it is left as it is (rename or remove it, or choose another name)", status=409)
+    return ProviderRefused(
+        "local",
+        _CALL,
+        f"{os.fsencode(path).decode('utf-8', 'replace')} {reason}; "
+        "it is left as it is (rename or remove it, or choose another name)",
+        status=409,
+    )
 
 
 def _target(dfd: int, folder: Path, name: str, replace_id: str | None) -> str:
@@ -123,8 +135,10 @@ def _target(dfd: int, folder: Path, name: str, replace_id: str | None) -> str:
     if not exists or owner == name:
         return stem
     if owner is None:
-        raise _conflict(folder / f"{stem}.m3u8", f"exists and was not written by this service (no {MARKER} "
-                        "line, or not a regular file)")
+        raise _conflict(
+            folder / f"{stem}.m3u8",
+            f"exists and was not written by this service (no {MARKER} line, or not a regular file)",
+        )
     raise _conflict(folder / f"{stem}.m3u8", f"holds the playlist {owner!r}, whose file name is the same")
 
 
@@ -134,8 +148,12 @@ def render(folder: Path, name: str, entries: Sequence[Entry]) -> bytes:
         rel = os.fsencode(os.path.relpath(e.path, folder))
         if b"\n" in rel or b"\r" in rel:
             shown = os.fsencode(e.path).decode("utf-8", "replace")
-            raise ProviderRefused("local", _CALL, f"the file name of {shown!r} holds a line break, which an M3U "
-                                "playlist cannot hold", status=422)
+            raise ProviderRefused(
+                "local",
+                _CALL,
+                f"the file name of {shown!r} holds a line break, which an M3U playlist cannot hold",
+                status=422,
+            )
         seconds = int(round(e.duration_s)) if e.duration_s else -1
         label = _LINE_BREAKS.sub(" ", e.label).encode("utf-8", "replace")
         lines += [f"#EXTINF:{seconds},".encode() + label, rel]
@@ -151,7 +169,9 @@ def write_playlist(folder: Path, name: str, entries: Sequence[Entry], replace_id
     try:
         stem = _target(dfd, folder, name, replace_id)
         tmp = f".{stem}.{secrets.token_hex(8)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd
+        )
         renamed = False
         try:
             with os.fdopen(fd, "wb") as f:

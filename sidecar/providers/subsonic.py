@@ -59,8 +59,9 @@ def track_from_child(song: dict[str, Any]) -> Track:
         artist=song.get("artist") or "",
         album=song.get("album") or "",
         album_artist=song.get("displayAlbumArtist") or song.get("albumArtist") or song.get("artist") or "",
-        album_id=str(song["albumId"]) if song.get("albumId") is not None else (
-            str(song["parent"]) if song.get("parent") is not None else None),
+        album_id=str(song["albumId"])
+        if song.get("albumId") is not None
+        else (str(song["parent"]) if song.get("parent") is not None else None),
         track_number=song.get("track"),
         duration_s=float(song["duration"]) if isinstance(song.get("duration"), (int, float)) else None,
         year=song.get("year"),
@@ -82,8 +83,18 @@ class SubsonicError(ProviderError):
 class SubsonicProvider:
     name = "navidrome"
 
-    def __init__(self, url: str, user: str, password: str, *, timeout_s: float = 30, retries: int = 3,
-                 max_download_bytes: int = 1 << 30, backoff_s: float = 0.5, server_label: str = "Subsonic") -> None:
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        password: str,
+        *,
+        timeout_s: float = 30,
+        retries: int = 3,
+        max_download_bytes: int = 1 << 30,
+        backoff_s: float = 0.5,
+        server_label: str = "Subsonic",
+    ) -> None:
         self.user = user
         self._password = password
         self.server = server_label
@@ -121,7 +132,9 @@ class SubsonicProvider:
             raise ProviderNotFound(self.server, call, f"Subsonic error 70: {message}")
         raise SubsonicError(self.server, call, code, message)
 
-    async def call(self, method: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    async def call(
+        self, method: str, params: dict[str, Any] | list[tuple[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """Call ``/rest/<method>.view`` with f=json; return the subsonic-response body."""
         extra = list(params.items()) if isinstance(params, dict) else list(params or [])
         while True:
@@ -139,8 +152,9 @@ class SubsonicProvider:
                     self.use_password_auth = True
                     continue
                 if code in (40, 41):
-                    raise ProviderAuthError(self.server, method, f"wrong user name or password for "
-                                            f"{self.user!r} ({exc.reason})") from None
+                    raise ProviderAuthError(
+                        self.server, method, f"wrong user name or password for {self.user!r} ({exc.reason})"
+                    ) from None
                 raise
 
     # -- MediaProvider ---------------------------------------------------------------------
@@ -159,9 +173,16 @@ class SubsonicProvider:
             body = await self.call("getAlbumList2", {"type": "newest", "size": size, "offset": offset})
             page = (body.get("albumList2") or {}).get("album") or []
             for a in page:
-                albums.append(Album(id=str(a["id"]), name=a.get("name") or a.get("title") or "",
-                                    artist=a.get("artist") or "", year=a.get("year"),
-                                    date_added=_parse_date(a.get("created")), track_count=a.get("songCount")))
+                albums.append(
+                    Album(
+                        id=str(a["id"]),
+                        name=a.get("name") or a.get("title") or "",
+                        artist=a.get("artist") or "",
+                        year=a.get("year"),
+                        date_added=_parse_date(a.get("created")),
+                        track_count=a.get("songCount"),
+                    )
+                )
             offset += len(page)
             if len(page) < size:
                 break
@@ -200,8 +221,12 @@ class SubsonicProvider:
             root = ElementTree.fromstring(text)
             err = next((el for el in root.iter() if el.tag.endswith("error")), None)
             if err is not None:
-                self._check("download", {"subsonic-response": {"status": "failed", "error": dict(err.attrib)}})
-        raise ProviderError(self.server, "download", f"server answered {ctype} instead of audio: {text[:160]}")
+                self._check(
+                    "download", {"subsonic-response": {"status": "failed", "error": dict(err.attrib)}}
+                )
+        raise ProviderError(
+            self.server, "download", f"server answered {ctype} instead of audio: {text[:160]}"
+        )
 
     async def _ensure_auth_mode(self) -> None:
         """Downloads carry auth in the URL: find out once whether the server takes tokens."""
@@ -214,19 +239,35 @@ class SubsonicProvider:
         await self._ensure_auth_mode()
         async with AsyncExitStack() as stack:
             try:
-                path = await stack.enter_async_context(self.http.download(
-                    "/rest/download.view", f"download {track.item_id}", temp_dir,
-                    max_bytes=self.max_download_bytes, suffix=suffix, check=self._reject_error_body,
-                    params=[*self.auth_params().items(), ("id", track.item_id)]))
+                path = await stack.enter_async_context(
+                    self.http.download(
+                        "/rest/download.view",
+                        f"download {track.item_id}",
+                        temp_dir,
+                        max_bytes=self.max_download_bytes,
+                        suffix=suffix,
+                        check=self._reject_error_body,
+                        params=[*self.auth_params().items(), ("id", track.item_id)],
+                    )
+                )
             except (SubsonicError, ProviderNotFound):
                 # download may be disabled for the user (error 50) or missing: stream the original.
-                path = await stack.enter_async_context(self.http.download(
-                    "/rest/stream.view", f"stream {track.item_id}", temp_dir,
-                    max_bytes=self.max_download_bytes, suffix=suffix, check=self._reject_error_body,
-                    params=[*self.auth_params().items(), ("id", track.item_id), ("format", "raw")]))
+                path = await stack.enter_async_context(
+                    self.http.download(
+                        "/rest/stream.view",
+                        f"stream {track.item_id}",
+                        temp_dir,
+                        max_bytes=self.max_download_bytes,
+                        suffix=suffix,
+                        check=self._reject_error_body,
+                        params=[*self.auth_params().items(), ("id", track.item_id), ("format", "raw")],
+                    )
+                )
             yield path
 
-    async def create_playlist(self, name: str, track_ids: Sequence[str], replace_id: str | None = None) -> str:
+    async def create_playlist(
+        self, name: str, track_ids: Sequence[str], replace_id: str | None = None
+    ) -> str:
         songs = [("songId", i) for i in track_ids]
         if replace_id:
             try:

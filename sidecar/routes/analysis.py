@@ -30,11 +30,20 @@ async def start_analysis(request: web.Request) -> web.Response:
     top_n = _optional_int(body, "top_n_moods", 1, 50)
     settings = request.app[SETTINGS]
     try:
-        task_id = await start_run(request.app[DB], request.app[QUEUE], MAIN_ANALYSIS_TASK, RUN_ANALYSIS, recent,
-                                  top_n, details={
-                                      "num_recent_albums": settings.num_recent_albums if recent is None else recent,
-                                      "top_n_moods": top_n or settings.top_n_moods})
+        task_id = await start_run(
+            request.app[DB],
+            request.app[QUEUE],
+            MAIN_ANALYSIS_TASK,
+            RUN_ANALYSIS,
+            recent,
+            top_n,
+            details={
+                "num_recent_albums": settings.num_recent_albums if recent is None else recent,
+                "top_n_moods": top_n or settings.top_n_moods,
+            },
+        )
     except AlreadyRunning as exc:
         raise ApiError(409, "an analysis is already running", {"task_id": exc.task["task_id"]}) from None
-    return web.json_response({"task_id": task_id, "task_type": MAIN_ANALYSIS_TASK, "status": "PENDING"},
-                             status=202)
+    return web.json_response(
+        {"task_id": task_id, "task_type": MAIN_ANALYSIS_TASK, "status": "PENDING"}, status=202
+    )

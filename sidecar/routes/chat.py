@@ -43,7 +43,9 @@ async def _chat(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     text = body.get("userInput", body.get("user_input"))
     if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "userInput is required", "a plain-language request, e.g. 'calm piano for reading'")
+        raise ApiError(
+            400, "userInput is required", "a plain-language request, e.g. 'calm piano for reading'"
+        )
     if len(text) > MAX_REQUEST_CHARS:
         raise ApiError(400, f"userInput may hold at most {MAX_REQUEST_CHARS} characters", len(text))
     unknown = sorted(set(body) - _UPSTREAM_KEYS - AI_OVERRIDE_KEYS)
@@ -81,10 +83,21 @@ async def create_instant_playlist(request: web.Request) -> web.Response:
     _check_token(request)
     body = await read_json_object(request)
     name, ids = body.get("playlist_name"), body.get("item_ids")
-    if not isinstance(name, str) or not name.strip() or len(name) > 190 \
-            or any(unicodedata.category(ch) == "Cc" for ch in name):
-        return web.json_response({"message": "playlist_name must be one line of 1-190 characters"}, status=400)
-    if not isinstance(ids, list) or not ids or len(ids) > 5000 or not all(isinstance(i, str) and i for i in ids):
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > 190
+        or any(unicodedata.category(ch) == "Cc" for ch in name)
+    ):
+        return web.json_response(
+            {"message": "playlist_name must be one line of 1-190 characters"}, status=400
+        )
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or len(ids) > 5000
+        or not all(isinstance(i, str) and i for i in ids)
+    ):
         return web.json_response({"message": "item_ids must be a non-empty list of track ids"}, status=400)
     ids = list(dict.fromkeys(ids))
     db, provider = request.app[DB], request.app[PROVIDER]
@@ -92,6 +105,11 @@ async def create_instant_playlist(request: web.Request) -> web.Response:
     existing = await playlists.provider_id(db, provider.name, "instant", full)
     playlist_id = await provider.create_playlist(full, ids, replace_id=existing)
     await playlists.record(db, provider.name, "instant", full, ids, playlist_id)
-    return web.json_response({"message": f"Successfully created playlist '{full}' with {len(ids)} songs. "
-                                         f"ID: {playlist_id}", "playlist_id": playlist_id, "name": full,
-                              "track_count": len(ids)})
+    return web.json_response(
+        {
+            "message": f"Successfully created playlist '{full}' with {len(ids)} songs. ID: {playlist_id}",
+            "playlist_id": playlist_id,
+            "name": full,
+            "track_count": len(ids),
+        }
+    )

@@ -43,22 +43,38 @@ async def clustering_start(request: web.Request) -> web.Response:
     if params.cluster_algorithm == "spectral":
         n = await clustering_db.count_analysed(db, params.enable_clustering_embeddings)
         k_hi = params.cluster_range(n)[1]
-        need, have = cparams.spectral_memory_bytes(n, params.spectral_n_neighbors, k_hi), \
-            cparams.available_memory_bytes() // 2
+        need, have = (
+            cparams.spectral_memory_bytes(n, params.spectral_n_neighbors, k_hi),
+            cparams.available_memory_bytes() // 2,
+        )
         if need > have:
-            raise _bad("clustering_method", f"spectral clustering of {n} tracks with up to {k_hi} clusters needs "
-                       f"about {need >> 20} MiB, more than half of this machine's available memory "
-                       f"({have >> 20} MiB usable): use kmeans or gmm")
+            raise _bad(
+                "clustering_method",
+                f"spectral clustering of {n} tracks with up to {k_hi} clusters needs "
+                f"about {need >> 20} MiB, more than half of this machine's available memory "
+                f"({have >> 20} MiB usable): use kmeans or gmm",
+            )
     values = params.model_dump(mode="json")
     shown = {k: v for k, v in values.items() if k not in ("ln_stats", "stratified_genres")}
     try:
-        task_id = await start_run(db, request.app[QUEUE], MAIN_CLUSTERING_TASK, RUN_CLUSTERING, values, ai,
-                                  details={"parameters": shown})
+        task_id = await start_run(
+            db,
+            request.app[QUEUE],
+            MAIN_CLUSTERING_TASK,
+            RUN_CLUSTERING,
+            values,
+            ai,
+            details={"parameters": shown},
+        )
     except AlreadyRunning as exc:
-        raise ApiError(409, "a clustering is already running",
-                       {"task_id": exc.task["task_id"], "status": exc.task.get("status")}) from None
-    return web.json_response({"task_id": task_id, "task_type": MAIN_CLUSTERING_TASK, "status": "PENDING"},
-                             status=202)
+        raise ApiError(
+            409,
+            "a clustering is already running",
+            {"task_id": exc.task["task_id"], "status": exc.task.get("status")},
+        ) from None
+    return web.json_response(
+        {"task_id": task_id, "task_type": MAIN_CLUSTERING_TASK, "status": "PENDING"}, status=202
+    )
 
 
 async def _last(request: web.Request) -> tuple[dict[str, Any] | None, dict[str, tuple[str, str]]]:
@@ -71,7 +87,9 @@ async def _last(request: web.Request) -> tuple[dict[str, Any] | None, dict[str, 
 
 
 def _songs(ids: list[str], meta: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
-    return [{"item_id": i, "title": meta.get(i, ("", ""))[0], "author": meta.get(i, ("", ""))[1]} for i in ids]
+    return [
+        {"item_id": i, "title": meta.get(i, ("", ""))[0], "author": meta.get(i, ("", ""))[1]} for i in ids
+    ]
 
 
 @routes.get("/api/playlists")
@@ -90,11 +108,28 @@ async def result(request: web.Request) -> web.Response:
     if task is None:
         raise ApiError(404, "no clustering has finished yet", "POST /api/clustering/start")
     d = task["details"] or {}
-    return web.json_response({
-        "task_id": task["task_id"], "finished_at": task["finished_at"], "best_score": d.get("best_score"),
-        "best_params": d.get("best_params"), "score_components": d.get("score_components"),
-        "runs_done": d.get("runs_done"), "tracks": d.get("tracks"), "k_range": d.get("k_range"),
-        "min_playlist_size": d.get("min_playlist_size"), "parameters": d.get("parameters"),
-        "playlists": [{"name": pl["name"], "playlist_id": pl.get("playlist_id"), "naming": pl.get("naming"),
-                       "size": len(pl["track_ids"]), "profile": pl.get("profile"),
-                       "songs": _songs(pl["track_ids"], meta)} for pl in d.get("playlists", [])]})
+    return web.json_response(
+        {
+            "task_id": task["task_id"],
+            "finished_at": task["finished_at"],
+            "best_score": d.get("best_score"),
+            "best_params": d.get("best_params"),
+            "score_components": d.get("score_components"),
+            "runs_done": d.get("runs_done"),
+            "tracks": d.get("tracks"),
+            "k_range": d.get("k_range"),
+            "min_playlist_size": d.get("min_playlist_size"),
+            "parameters": d.get("parameters"),
+            "playlists": [
+                {
+                    "name": pl["name"],
+                    "playlist_id": pl.get("playlist_id"),
+                    "naming": pl.get("naming"),
+                    "size": len(pl["track_ids"]),
+                    "profile": pl.get("profile"),
+                    "songs": _songs(pl["track_ids"], meta),
+                }
+                for pl in d.get("playlists", [])
+            ],
+        }
+    )

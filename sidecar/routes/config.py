@@ -12,4 +12,6 @@ routes = web.RouteTableDef()
 @routes.get("/api/config")
 async def get_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    return web.json_response({**settings.redacted(), "embedded_servers": list(request.app[ENDPOINTS].embedded)})
+    return web.json_response(
+        {**settings.redacted(), "embedded_servers": list(request.app[ENDPOINTS].embedded)}
+    )

@@ -16,8 +16,12 @@ routes = web.RouteTableDef()
 
 async def _database(app: web.Application) -> dict[str, Any]:
     info = await server_info(app[DB])
-    return {"status": "ok", "version": info.version, "pgvector": info.pgvector,
-            "schema_version": info.schema_version}
+    return {
+        "status": "ok",
+        "version": info.version,
+        "pgvector": info.pgvector,
+        "schema_version": info.schema_version,
+    }
 
 
 async def _redis(app: web.Application) -> dict[str, Any]:
@@ -27,9 +31,17 @@ async def _redis(app: web.Application) -> dict[str, Any]:
     await queue.ping()
     worker = await queue.get(HEALTH_CHECK_KEY)
     if not worker:
-        return {"status": "degraded", "worker": f"no worker has reported in the last {HEALTH_CHECK_INTERVAL_S + 1} s: "
-                "analysis and other jobs wait until one runs (`audiomuse worker`)", "worker_report": None}
-    return {"status": "ok", "worker": "ok", "worker_report": worker.decode() if isinstance(worker, bytes) else worker}
+        return {
+            "status": "degraded",
+            "worker": f"no worker has reported in the last {HEALTH_CHECK_INTERVAL_S + 1} s: "
+            "analysis and other jobs wait until one runs (`audiomuse worker`)",
+            "worker_report": None,
+        }
+    return {
+        "status": "ok",
+        "worker": "ok",
+        "worker_report": worker.decode() if isinstance(worker, bytes) else worker,
+    }
 
 
 async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
@@ -44,8 +56,9 @@ async def _check(name: str, probe: Any) -> tuple[str, dict[str, Any]]:
 async def healthz(request: web.Request) -> web.Response:
     """200 "ok"; 200 "degraded" when no worker is alive (the web app itself works: a probe must
     not restart it for that); 503 "error" when the database or Redis cannot be reached."""
-    checks = dict(await asyncio.gather(_check("database", _database(request.app)),
-                                       _check("redis", _redis(request.app))))
+    checks = dict(
+        await asyncio.gather(_check("database", _database(request.app)), _check("redis", _redis(request.app)))
+    )
     states = {c["status"] for c in checks.values()}
     status = "error" if "error" in states else "degraded" if "degraded" in states else "ok"
     return web.json_response({"status": status, **checks}, status=503 if status == "error" else 200)

@@ -23,11 +23,19 @@ async def start_sync(request: web.Request) -> web.Response:
     if not isinstance(recent, int) or isinstance(recent, bool) or recent < 0:
         raise ApiError(400, "num_recent_albums must be a non-negative integer", recent)
     try:
-        task_id = await start_run(request.app[DB], request.app[QUEUE], LIBRARY_SYNC_TASK, SYNC_LIBRARY, recent,
-                                  details={"num_recent_albums": recent})
+        task_id = await start_run(
+            request.app[DB],
+            request.app[QUEUE],
+            LIBRARY_SYNC_TASK,
+            SYNC_LIBRARY,
+            recent,
+            details={"num_recent_albums": recent},
+        )
     except AlreadyRunning as exc:
         raise ApiError(409, "a library sync is already running", {"task_id": exc.task["task_id"]}) from None
-    return web.json_response({"task_id": task_id, "task_type": LIBRARY_SYNC_TASK, "status": "PENDING"}, status=202)
+    return web.json_response(
+        {"task_id": task_id, "task_type": LIBRARY_SYNC_TASK, "status": "PENDING"}, status=202
+    )
 
 
 @routes.get("/api/library/stats")
@@ -44,5 +52,6 @@ async def failed(request: web.Request) -> web.Response:
     db = request.app[DB]
     total, items = await analysis_db.failed_tracks(db, start, end - start)
     reasons = await analysis_db.failure_reasons(db, None)
-    return web.json_response({"total": total, "start": start, "end": start + len(items), "reasons": reasons,
-                              "items": items})
+    return web.json_response(
+        {"total": total, "start": start, "end": start + len(items), "reasons": reasons, "items": items}
+    )

@@ -24,8 +24,14 @@ MAX_N = 500
 
 
 def track_json(c: Candidate) -> dict[str, Any]:
-    return {"item_id": c.item_id, "title": c.title, "author": c.artist, "album": c.album,
-            "album_id": c.album_id, "distance": round(float(c.distance), 6)}
+    return {
+        "item_id": c.item_id,
+        "title": c.title,
+        "author": c.artist,
+        "album": c.album,
+        "album_id": c.album_id,
+        "distance": round(float(c.distance), 6),
+    }
 
 
 def service(request: web.Request) -> MixService:
@@ -64,8 +70,14 @@ async def similar_artists(request: web.Request) -> web.Response:
     for m in matches:
         item: dict[str, Any] = {"artist": m.artist, "artist_id": None, "divergence": round(m.divergence, 6)}
         if details:
-            item["component_matches"] = [{"query_track": track_json(a), "match_track": track_json(b),
-                                          "distance": round(float(b.distance), 6)} for a, b in m.pairs]
+            item["component_matches"] = [
+                {
+                    "query_track": track_json(a),
+                    "match_track": track_json(b),
+                    "distance": round(float(b.distance), 6),
+                }
+                for a, b in m.pairs
+            ]
         out.append(item)
     return web.json_response(out)
 
@@ -73,15 +85,25 @@ async def similar_artists(request: web.Request) -> web.Response:
 @routes.get("/api/search_tracks")
 async def search_tracks(request: web.Request) -> web.Response:
     query = str_param(request, "search_query") or " ".join(
-        v for v in (str_param(request, "title"), str_param(request, "artist")) if v)
+        v for v in (str_param(request, "title"), str_param(request, "artist")) if v
+    )
     if not query:
         raise ApiError(400, "search_query is required")
     start, end = _window(request)
     rows = await store.search_tracks(request.app[DB], query, start, end - start)
-    return web.json_response([{"item_id": r["item_id"], "title": r["title"], "author": r["artist"],
-                               "album": r["album"], "album_id": r["album_id"],
-                               "analyzed": r["analysis_status"] == "analyzed"}
-                              for r in rows])
+    return web.json_response(
+        [
+            {
+                "item_id": r["item_id"],
+                "title": r["title"],
+                "author": r["artist"],
+                "album": r["album"],
+                "album_id": r["album_id"],
+                "analyzed": r["analysis_status"] == "analyzed",
+            }
+            for r in rows
+        ]
+    )
 
 
 def _window(request: web.Request) -> tuple[int, int]:
@@ -124,9 +146,13 @@ async def find_path(request: web.Request) -> web.Response:
     start = await svc.song_seed(start_id or "")
     end = await svc.song_seed(end_id or "")
     result: MixResult = await svc.path(start, end, steps)
-    return web.json_response({"path": [track_json(c) for c in result.tracks],
-                              "total_distance": round(total_distance(result.tracks), 6),
-                              "relaxed": result.relaxed})
+    return web.json_response(
+        {
+            "path": [track_json(c) for c in result.tracks],
+            "total_distance": round(total_distance(result.tracks), 6),
+            "relaxed": result.relaxed,
+        }
+    )
 
 
 @routes.get("/api/mix")
@@ -140,9 +166,15 @@ async def mix(request: web.Request) -> web.Response:
     n = int_param(request, "n", 50, 1, MAX_N)
     previous = list_param(request, "previous")
     result, resolved = await service(request).mix_by_name(kind, seed, n, previous)
-    return web.json_response({"kind": kind.value, "seed": seed,
-                              "resolved": asdict(resolved) if resolved is not None else None,
-                              "items": [track_json(c) for c in result.tracks], "relaxed": result.relaxed})
+    return web.json_response(
+        {
+            "kind": kind.value,
+            "seed": seed,
+            "resolved": asdict(resolved) if resolved is not None else None,
+            "items": [track_json(c) for c in result.tracks],
+            "relaxed": result.relaxed,
+        }
+    )
 
 
 @routes.post("/api/create_playlist")
@@ -153,7 +185,9 @@ async def create_playlist(request: web.Request) -> web.Response:
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "playlist_name must be a non-empty string")
     if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise ApiError(400, "playlist_name must be one line of text", "no line breaks, tabs or control characters")
+        raise ApiError(
+            400, "playlist_name must be one line of text", "no line breaks, tabs or control characters"
+        )
     if len(name) > 200:
         raise ApiError(400, "playlist_name may hold at most 200 characters", len(name))
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):

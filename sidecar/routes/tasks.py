@@ -18,8 +18,12 @@ routes = web.RouteTableDef()
 def task_view(task: dict[str, Any]) -> dict[str, Any]:
     """Our task row plus AudioMuse-AI's field names (state, status_message, task_type_from_db)."""
     log = task.get("log") or []
-    return {**task, "state": task["status"], "status_message": log[-1] if log else task["status"],
-            "task_type_from_db": task["task_type"]}
+    return {
+        **task,
+        "state": task["status"],
+        "status_message": log[-1] if log else task["status"],
+        "task_type_from_db": task["task_type"],
+    }
 
 
 @routes.get("/api/status/{task_id}")
@@ -31,7 +35,9 @@ async def status(request: web.Request) -> web.Response:
     if task is None:
         raise ApiError(404, "unknown task", request.match_info["task_id"])
     limit = int_param(request, "children_limit", 200, 0, 10_000)
-    return web.json_response({**task_view(task), "children": await tasks.children(db, task["task_id"], limit)})
+    return web.json_response(
+        {**task_view(task), "children": await tasks.children(db, task["task_id"], limit)}
+    )
 
 
 @routes.post("/api/cancel/{task_id}")
@@ -44,8 +50,14 @@ async def cancel(request: web.Request) -> web.Response:
     if task["status"] not in tasks.ACTIVE:
         raise ApiError(409, "task is not running", f"status is {task['status']}")
     cancelled = await tasks.cancel(db, task_id)
-    return web.json_response({"task_id": task_id, "status": "REVOKED", "cancelled": bool(cancelled),
-                              "message": "cancellation requested"})
+    return web.json_response(
+        {
+            "task_id": task_id,
+            "status": "REVOKED",
+            "cancelled": bool(cancelled),
+            "message": "cancellation requested",
+        }
+    )
 
 
 @routes.get("/api/active_tasks")

@@ -24,9 +24,16 @@ _TRACK_COLUMNS = "t.item_id, t.title, t.artist, t.album, t.album_id"
 
 def _candidate(row: asyncpg.Record, distance: float = 0.0, seed_id: str | None = None) -> Candidate:
     # embeddings arrive as float32 arrays: the pool's codec (sidecar/db/pool.py) decodes them
-    return Candidate(item_id=row["item_id"], title=row["title"], artist=row["artist"], album=row["album"],
-                     album_id=row["album_id"], embedding=row["embedding"],
-                     distance=float(row["distance"]) if "distance" in row.keys() else distance, seed_id=seed_id)
+    return Candidate(
+        item_id=row["item_id"],
+        title=row["title"],
+        artist=row["artist"],
+        album=row["album"],
+        album_id=row["album_id"],
+        embedding=row["embedding"],
+        distance=float(row["distance"]) if "distance" in row.keys() else distance,
+        seed_id=seed_id,
+    )
 
 
 async def anything_analysed(db: asyncpg.Pool | asyncpg.Connection) -> bool:
@@ -38,7 +45,9 @@ async def seeds_by_ids(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence
     """Analysed tracks among ``item_ids``, in the order given (unknown or unanalysed left out)."""
     rows = await db.fetch(
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
-            WHERE t.item_id = ANY($1::text[])""", list(item_ids))
+            WHERE t.item_id = ANY($1::text[])""",
+        list(item_ids),
+    )
     by_id = {r["item_id"]: _candidate(r) for r in rows}
     return [by_id[i] for i in dict.fromkeys(item_ids) if i in by_id]
 
@@ -46,24 +55,37 @@ async def seeds_by_ids(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence
 async def track_status(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> tuple[str | None, bool]:
     """The analysis status of a track (None when the id is unknown), and whether any track at all
     has an embedding: one round trip."""
-    row = await db.fetchrow("""SELECT (SELECT analysis_status FROM tracks WHERE item_id = $1) AS status,
-                                      EXISTS (SELECT 1 FROM embeddings) AS anything""", item_id)
+    row = await db.fetchrow(
+        """SELECT (SELECT analysis_status FROM tracks WHERE item_id = $1) AS status,
+                                      EXISTS (SELECT 1 FROM embeddings) AS anything""",
+        item_id,
+    )
     return (str(row["status"]) if row["status"] is not None else None), bool(row["anything"])
 
 
-async def seed_by_title_artist(db: asyncpg.Pool | asyncpg.Connection, title: str, artist: str) -> Candidate | None:
+async def seed_by_title_artist(
+    db: asyncpg.Pool | asyncpg.Connection, title: str, artist: str
+) -> Candidate | None:
     """The analysed track best matching a title and an artist (typo- and accent-tolerant)."""
     row = await db.fetchrow(
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
             WHERE t.search_text % am_search_text($1, $2)
             ORDER BY similarity(am_search_text(t.title), am_search_text($1))
                    + similarity(am_search_text(t.artist), am_search_text($2)) DESC
-            LIMIT 1""", title, artist)
+            LIMIT 1""",
+        title,
+        artist,
+    )
     return _candidate(row) if row else None
 
 
-async def nearest(db: asyncpg.Pool | asyncpg.Connection, vector: np.ndarray, k: int, exclude: Sequence[str] = (),
-                  seed_id: str | None = None) -> list[Candidate]:
+async def nearest(
+    db: asyncpg.Pool | asyncpg.Connection,
+    vector: np.ndarray,
+    k: int,
+    exclude: Sequence[str] = (),
+    seed_id: str | None = None,
+) -> list[Candidate]:
     """The ``k`` analysed tracks nearest to ``vector`` by cosine distance, ``exclude`` left out.
 
     One statement: ``am_nearest`` (migration 0002) raises ``hnsw.ef_search`` to cover k.
@@ -71,12 +93,17 @@ async def nearest(db: asyncpg.Pool | asyncpg.Connection, vector: np.ndarray, k: 
     rows = await db.fetch(
         f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance
             FROM am_nearest($1, $2, $3::text[]) n JOIN tracks t USING (item_id)
-            ORDER BY n.distance""", vector, k, list(exclude))
+            ORDER BY n.distance""",
+        vector,
+        k,
+        list(exclude),
+    )
     return [_candidate(r, seed_id=seed_id) for r in rows]
 
 
-async def seed_and_nearest(db: asyncpg.Pool | asyncpg.Connection, item_id: str, k: int,
-                           exclude: Sequence[str] = ()) -> tuple[Candidate | None, list[Candidate]]:
+async def seed_and_nearest(
+    db: asyncpg.Pool | asyncpg.Connection, item_id: str, k: int, exclude: Sequence[str] = ()
+) -> tuple[Candidate | None, list[Candidate]]:
     """The analysed track ``item_id`` and its ``k`` nearest (itself and ``exclude`` left out), in one
     statement: a song mix's only round trip.  ``(None, [])`` when the track has no embedding."""
     rows = await db.fetch(
@@ -88,14 +115,19 @@ async def seed_and_nearest(db: asyncpg.Pool | asyncpg.Connection, item_id: str, 
                     FROM embeddings s CROSS JOIN LATERAL am_nearest(s.embedding, $2, $1 || $3::text[]) n
                    WHERE s.item_id = $1) n
             JOIN tracks t USING (item_id)
-            ORDER BY n.is_seed DESC, n.distance""", item_id, k, list(exclude))
+            ORDER BY n.is_seed DESC, n.distance""",
+        item_id,
+        k,
+        list(exclude),
+    )
     if not rows or not rows[0]["is_seed"]:
         return None, []
     return _candidate(rows[0]), [_candidate(r, seed_id=item_id) for r in rows[1:]]
 
 
-async def nearest_many(db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Candidate], k: int,
-                       exclude: Sequence[str] = ()) -> dict[str, list[Candidate]]:
+async def nearest_many(
+    db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Candidate], k: int, exclude: Sequence[str] = ()
+) -> dict[str, list[Candidate]]:
     """``k`` nearest candidates for each seed (stored tracks), in one statement (LATERAL k-NN per seed)."""
     if not seeds:
         return {}
@@ -106,7 +138,10 @@ async def nearest_many(db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Ca
             CROSS JOIN LATERAL am_nearest(se.embedding, $3, $2::text[]) n
             JOIN tracks t ON t.item_id = n.item_id
             ORDER BY s.seed_id, n.distance""",
-        [s.item_id for s in seeds], list(exclude), k)
+        [s.item_id for s in seeds],
+        list(exclude),
+        k,
+    )
     out: dict[str, list[Candidate]] = {s.item_id: [] for s in seeds}
     for r in rows:
         out[r["seed_id"]].append(_candidate(r, seed_id=r["seed_id"]))
@@ -116,7 +151,9 @@ async def nearest_many(db: asyncpg.Pool | asyncpg.Connection, seeds: Sequence[Ca
 async def album_seeds(db: asyncpg.Pool | asyncpg.Connection, album_id: str) -> list[Candidate]:
     rows = await db.fetch(
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
-            WHERE t.album_id = $1 ORDER BY t.track_number NULLS LAST, t.title""", album_id)
+            WHERE t.album_id = $1 ORDER BY t.track_number NULLS LAST, t.title""",
+        album_id,
+    )
     return [_candidate(r) for r in rows]
 
 
@@ -126,7 +163,9 @@ async def artist_seeds(db: asyncpg.Pool | asyncpg.Connection, artist: str, limit
     rows = await db.fetch(
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
             WHERE lower(t.artist) = lower($1) OR lower(t.album_artist) = lower($1)
-            ORDER BY t.year NULLS LAST, t.album, t.track_number NULLS LAST, t.title""", artist)
+            ORDER BY t.year NULLS LAST, t.album, t.track_number NULLS LAST, t.title""",
+        artist,
+    )
     return spread_evenly([_candidate(r) for r in rows], limit)
 
 
@@ -136,14 +175,18 @@ async def genre_seeds(db: asyncpg.Pool | asyncpg.Connection, genre: str, limit: 
     rows = await db.fetch(
         f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
             WHERE EXISTS (SELECT 1 FROM unnest(t.genres) g WHERE lower(g) = lower($1))
-            ORDER BY t.item_id""", genre)
+            ORDER BY t.item_id""",
+        genre,
+    )
     if not rows:
         rows = await db.fetch(
             f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
                 JOIN track_analysis a USING (item_id)
                 CROSS JOIN LATERAL jsonb_each_text(a.tags) tag(label, score)
                 WHERE lower(tag.label) = lower($1) AND tag.score::real >= 0.2
-                ORDER BY tag.score::real DESC LIMIT 200""", genre)
+                ORDER BY tag.score::real DESC LIMIT 200""",
+            genre,
+        )
     return spread_evenly([_candidate(r) for r in rows], limit)
 
 
@@ -152,7 +195,8 @@ async def playlist_track_ids(db: asyncpg.Pool | asyncpg.Connection, playlist_id:
     row = await db.fetchrow(
         """SELECT track_ids FROM playlists
            WHERE provider_playlist_id = $1 OR playlist_id::text = $1 ORDER BY updated_at DESC LIMIT 1""",
-        playlist_id)
+        playlist_id,
+    )
     return list(row["track_ids"]) if row else None
 
 
@@ -165,8 +209,9 @@ def spread_evenly(items: list[Any], limit: int) -> list[Any]:
     return [items[int(i * step)] for i in range(limit)]
 
 
-async def search_tracks(db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int,
-                        limit: int) -> list[asyncpg.Record]:
+async def search_tracks(
+    db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int, limit: int
+) -> list[asyncpg.Record]:
     """Title/artist/album search on the trigram index: typo-tolerant, accent- and case-insensitive.
 
     Substring matches rank first, then trigram word similarity.
@@ -180,7 +225,11 @@ async def search_tracks(db: asyncpg.Pool | asyncpg.Connection, query: str, offse
            FROM tracks t
            WHERE t.search_text LIKE $2 OR $1 <% t.search_text
            ORDER BY (t.search_text LIKE $2) DESC, word_similarity($1, t.search_text) DESC, t.artist, t.title
-           OFFSET $3 LIMIT $4""", *folded, offset, limit)
+           OFFSET $3 LIMIT $4""",
+        *folded,
+        offset,
+        limit,
+    )
     return rows
 
 
@@ -212,8 +261,9 @@ class ArtistHit:
 
 
 @asynccontextmanager
-async def _word_similarity_threshold(db: asyncpg.Pool | asyncpg.Connection,
-                                     threshold: float) -> AsyncIterator[asyncpg.Connection]:
+async def _word_similarity_threshold(
+    db: asyncpg.Pool | asyncpg.Connection, threshold: float
+) -> AsyncIterator[asyncpg.Connection]:
     """A connection in a read-only transaction whose ``<%`` operator uses ``threshold``
     (transaction-local: nothing is left on the pooled connection)."""
     async with AsyncExitStack() as stack:
@@ -282,8 +332,13 @@ ORDER BY text = $1 DESC, text LIKE $2 DESC,
 OFFSET $3 LIMIT $4"""
 
 
-async def search_albums(db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int, limit: int,
-                        threshold: float = NAME_THRESHOLD) -> list[AlbumHit]:
+async def search_albums(
+    db: asyncpg.Pool | asyncpg.Connection,
+    query: str,
+    offset: int,
+    limit: int,
+    threshold: float = NAME_THRESHOLD,
+) -> list[AlbumHit]:
     """Albums whose name, or artist and name, match ``query``: typo-tolerant, accent- and
     case-insensitive; with their track counts."""
     async with _word_similarity_threshold(db, threshold) as conn:
@@ -292,8 +347,13 @@ async def search_albums(db: asyncpg.Pool | asyncpg.Connection, query: str, offse
     return [AlbumHit(**dict(r)) for r in rows]
 
 
-async def search_artists(db: asyncpg.Pool | asyncpg.Connection, query: str, offset: int, limit: int,
-                         threshold: float = NAME_THRESHOLD) -> list[ArtistHit]:
+async def search_artists(
+    db: asyncpg.Pool | asyncpg.Connection,
+    query: str,
+    offset: int,
+    limit: int,
+    threshold: float = NAME_THRESHOLD,
+) -> list[ArtistHit]:
     """Track artists whose name matches ``query``: typo-tolerant, accent- and case-insensitive;
     with their album and track counts."""
     async with _word_similarity_threshold(db, threshold) as conn:
@@ -304,6 +364,9 @@ async def search_artists(db: asyncpg.Pool | asyncpg.Connection, query: str, offs
 
 async def album_known(db: asyncpg.Pool | asyncpg.Connection, album_id: str) -> tuple[bool, bool]:
     """Whether any track has this album id, and whether any track at all has an embedding."""
-    row = await db.fetchrow("""SELECT EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS known,
-                                      EXISTS (SELECT 1 FROM embeddings) AS anything""", album_id)
+    row = await db.fetchrow(
+        """SELECT EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS known,
+                                      EXISTS (SELECT 1 FROM embeddings) AS anything""",
+        album_id,
+    )
     return bool(row["known"]), bool(row["anything"])

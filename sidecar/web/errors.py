@@ -57,7 +57,9 @@ def _has_nul(request: web.Request) -> bool:
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         if _has_nul(request):
-            raise ApiError(400, "the request contains a NUL character", "remove %00 from the path and parameters")
+            raise ApiError(
+                400, "the request contains a NUL character", "remove %00 from the path and parameters"
+            )
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.error, exc.detail)
@@ -70,11 +72,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except UnknownSeed as exc:
         if exc.suggestions is None:
             return json_error(404, exc.reason, exc.what)
-        return json_error(404, exc.reason, {"seed": exc.what, "suggestions": [asdict(h) for h in exc.suggestions]})
+        return json_error(
+            404, exc.reason, {"seed": exc.what, "suggestions": [asdict(h) for h in exc.suggestions]}
+        )
     except AmbiguousSeed as exc:
-        how = "give one's album_id as the seed" if exc.kind is MixKind.ALBUM else "give one of these names exactly"
-        return json_error(409, f"{exc.what!r} matches {len(exc.candidates)} {exc.kind.value}s: {how}",
-                          {"candidates": [asdict(h) for h in exc.candidates]})
+        how = (
+            "give one's album_id as the seed"
+            if exc.kind is MixKind.ALBUM
+            else "give one of these names exactly"
+        )
+        return json_error(
+            409,
+            f"{exc.what!r} matches {len(exc.candidates)} {exc.kind.value}s: {how}",
+            {"candidates": [asdict(h) for h in exc.candidates]},
+        )
     except ProviderNotFound as exc:
         return json_error(404, "not found on the media server", str(exc))
     except ProviderRefused as exc:
@@ -115,7 +126,9 @@ def _check_value(value: Any, depth: int) -> None:
         raise ApiError(400, "body is nested too deeply", f"at most {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
         if "\x00" in value:
-            raise ApiError(400, "body contains a NUL character in a string", value[:80].replace("\x00", "\\0"))
+            raise ApiError(
+                400, "body contains a NUL character in a string", value[:80].replace("\x00", "\\0")
+            )
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_value(k, depth)
@@ -129,8 +142,13 @@ class _JsonProtocolErrors(RequestHandler):
     """A request the HTTP parser rejects (a request line over 8 KB, a malformed header) gets a
     JSON error and one log line, instead of a plain-text echo and a traceback per request."""
 
-    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         code = 414 if isinstance(exc, LineTooLong) else 400
@@ -138,8 +156,9 @@ class _JsonProtocolErrors(RequestHandler):
         level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
         log.log(level, "rejected a malformed request from %s: %s", request.remote, type(exc).__name__)
         error = "request line or header too long" if code == 414 else "malformed HTTP request"
-        resp = json_error(code, error, f"the line limit is {MAX_LINE_BYTES} bytes" if code == 414
-                          else type(exc).__name__)
+        resp = json_error(
+            code, error, f"the line limit is {MAX_LINE_BYTES} bytes" if code == 414 else type(exc).__name__
+        )
         resp.force_close()
         return resp
 

@@ -89,7 +89,9 @@ AUTH_QUERY_PARAMS = frozenset({"apikey", "api_key"})
 MIX_LIMIT = 200  # Jellyfin's MusicManager caps instant mixes at 200 items
 
 _GUID_N = re.compile(r"^[0-9a-f]{32}$")
-_GUID_LOOSE = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
+_GUID_LOOSE = re.compile(
+    r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$"
+)
 _JELLYFIN_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})$")
 
 # Jellyfin's MimeTypes for the audio containers a music library holds.
@@ -211,7 +213,9 @@ class FakeTrack:
     def __post_init__(self) -> None:
         for attr in ("id", "album_id"):
             if not _GUID_N.match(getattr(self, attr)):
-                raise ValueError(f"FakeTrack.{attr} must be 32 lowercase hex chars, got {getattr(self, attr)!r}")
+                raise ValueError(
+                    f"FakeTrack.{attr} must be 32 lowercase hex chars, got {getattr(self, attr)!r}"
+                )
         self.path = Path(self.path)
         self.genres = list(self.genres)
         if self.date_created.tzinfo is None:  # naive means UTC
@@ -373,11 +377,24 @@ def _oas_to_json_schema(node: Any, camel: bool) -> Any:
         return {"$ref": "#/$defs/" + node["$ref"].rsplit("/", 1)[-1]}
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in ("nullable", "description", "example", "deprecated", "readOnly", "writeOnly", "xml",
-                   "externalDocs", "discriminator", "default", "title"):
+        if key in (
+            "nullable",
+            "description",
+            "example",
+            "deprecated",
+            "readOnly",
+            "writeOnly",
+            "xml",
+            "externalDocs",
+            "discriminator",
+            "default",
+            "title",
+        ):
             continue
         if key == "properties":
-            out[key] = {(camel_case(k) if camel else k): _oas_to_json_schema(v, camel) for k, v in value.items()}
+            out[key] = {
+                (camel_case(k) if camel else k): _oas_to_json_schema(v, camel) for k, v in value.items()
+            }
         elif key == "required":
             out[key] = [camel_case(k) if camel else k for k in value]
         elif key in ("items", "additionalProperties", "not"):
@@ -510,7 +527,10 @@ class JellyfinContract:
                 )
             self.routes.append(_Route(template, *_compile_template(template), ops))
         self._full_routes = [
-            (entry.split(" ", 1)[0], _Route(entry.split(" ", 1)[1], *_compile_template(entry.split(" ", 1)[1]), {}))
+            (
+                entry.split(" ", 1)[0],
+                _Route(entry.split(" ", 1)[1], *_compile_template(entry.split(" ", 1)[1]), {}),
+            )
             for entry in sorted(self.all_operations)
         ]
 
@@ -582,8 +602,11 @@ class JellyfinContract:
         if key not in self._validators:
             camel = mode == "response-camel"
             converted = _oas_to_json_schema(dict(schema), camel)
-            root = {"$schema": "https://json-schema.org/draft/2020-12/schema", **converted,
-                    "$defs": self._defs[camel]}
+            root = {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                **converted,
+                "$defs": self._defs[camel],
+            }
             checker = _LENIENT_FORMATS if mode == "request" else _STRICT_FORMATS
             self._validators[key] = jsonschema.Draft202012Validator(root, format_checker=checker)
         return self._validators[key]
@@ -592,8 +615,9 @@ class JellyfinContract:
     def _errors(validator: jsonschema.protocols.Validator, instance: Any, limit: int = 8) -> list[str]:
         def leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
             # nullable members become anyOf[null, X]: explain X, not "is not of type 'null'"
-            branches = [e for e in error.context or ()
-                        if not (e.validator == "type" and e.validator_value == "null")]
+            branches = [
+                e for e in error.context or () if not (e.validator == "type" and e.validator_value == "null")
+            ]
             return leaf(best_match(branches)) if branches else error
 
         out = []
@@ -630,14 +654,20 @@ class JellyfinContract:
             param = op.query_params.get(low)
             if param is None:
                 declared = ", ".join(sorted(p["name"] for p in op.query_params.values())) or "none"
-                problems.append(("undeclared-query-parameter",
-                                 f"query parameter {key!r} is not declared for {op}; declared: {declared}"))
+                problems.append(
+                    (
+                        "undeclared-query-parameter",
+                        f"query parameter {key!r} is not declared for {op}; declared: {declared}",
+                    )
+                )
                 continue
             values = [v for k, v in query.items() if k.lower() == low]
             problems += self._check_values(op, param, values, split=True)
         for low, param in op.query_params.items():
             if param.get("required") and low not in seen:
-                problems.append(("missing-query-parameter", f"required query parameter {param['name']!r} missing"))
+                problems.append(
+                    ("missing-query-parameter", f"required query parameter {param['name']!r} missing")
+                )
         problems += self._check_body(op, content_type, body)
         return problems
 
@@ -696,8 +726,12 @@ class JellyfinContract:
             return [("invalid-request-body", f"{op} takes no request body, got {len(body)} bytes")]
         content = spec.get("content", {})
         ctype = content_type.split(";")[0].strip().lower()
-        declared = [c for c in content if c.split(";")[0].strip().lower() in (ctype, "application/*+json")
-                    and (c != "application/*+json" or ctype.endswith("+json"))]
+        declared = [
+            c
+            for c in content
+            if c.split(";")[0].strip().lower() in (ctype, "application/*+json")
+            and (c != "application/*+json" or ctype.endswith("+json"))
+        ]
         if not declared:
             return [("invalid-request-body", f"Content-Type {content_type!r} is not one of {list(content)}")]
         try:
@@ -856,11 +890,33 @@ def _problem(status: int, title: str, detail: str | None = None) -> _Json:
 # any other declared parameter is refused as "unsupported-by-fake".
 _PRESENTATION = {"userid", "enableimages", "imagetypelimit", "enableimagetypes", "enableuserdata", "fields"}
 _SUPPORTED_PARAMS: dict[str, set[str]] = {
-    "GetItems": _PRESENTATION | {
-        "parentid", "includeitemtypes", "excludeitemtypes", "recursive", "ids", "startindex", "limit",
-        "sortby", "sortorder", "genres", "years", "artistids", "albumartistids", "contributingartistids",
-        "albumids", "searchterm", "namestartswith", "mediatypes", "excludeitemids", "filters",
-        "enabletotalrecordcount", "ismissing", "excludelocationtypes", "isfavorite", "isplayed",
+    "GetItems": _PRESENTATION
+    | {
+        "parentid",
+        "includeitemtypes",
+        "excludeitemtypes",
+        "recursive",
+        "ids",
+        "startindex",
+        "limit",
+        "sortby",
+        "sortorder",
+        "genres",
+        "years",
+        "artistids",
+        "albumartistids",
+        "contributingartistids",
+        "albumids",
+        "searchterm",
+        "namestartswith",
+        "mediatypes",
+        "excludeitemids",
+        "filters",
+        "enabletotalrecordcount",
+        "ismissing",
+        "excludelocationtypes",
+        "isfavorite",
+        "isplayed",
         "collapseboxsetitems",
     },
     "GetItem": {"userid"},
@@ -889,13 +945,29 @@ for _mix in ("Item", "Song", "Album", "Artists", "MusicGenreByName", "Playlist")
 _SUPPORTED_PARAMS["HeadAudioStream"] = _SUPPORTED_PARAMS["GetAudioStream"]
 _SUPPORTED_PARAMS["HeadAudioStreamByContainer"] = _SUPPORTED_PARAMS["GetAudioStreamByContainer"]
 
-_STREAM_OPERATIONS = frozenset({"GetAudioStream", "HeadAudioStream", "GetAudioStreamByContainer",
-                                "HeadAudioStreamByContainer"})
+_STREAM_OPERATIONS = frozenset(
+    {"GetAudioStream", "HeadAudioStream", "GetAudioStreamByContainer", "HeadAudioStreamByContainer"}
+)
 
 _SORT_KEYS = {
-    "Default", "SortName", "Name", "DateCreated", "ProductionYear", "IndexNumber", "ParentIndexNumber",
-    "Album", "AlbumArtist", "Artist", "Runtime", "Random", "PlayCount", "DatePlayed", "IsPlayed",
-    "IsUnplayed", "IsFavoriteOrLiked", "IsFolder",
+    "Default",
+    "SortName",
+    "Name",
+    "DateCreated",
+    "ProductionYear",
+    "IndexNumber",
+    "ParentIndexNumber",
+    "Album",
+    "AlbumArtist",
+    "Artist",
+    "Runtime",
+    "Random",
+    "PlayCount",
+    "DatePlayed",
+    "IsPlayed",
+    "IsUnplayed",
+    "IsFavoriteOrLiked",
+    "IsFolder",
 }
 
 
@@ -951,8 +1023,9 @@ class FakeJellyfin:
         self.violations: list[ContractViolation] = []
         self.socket_messages: list[str | bytes] = []
         self.playlists: dict[str, FakePlaylist] = {}
-        self.library = _Library(make_guid("CollectionFolder", "music"), "Music",
-                                datetime(2020, 1, 1, tzinfo=UTC))
+        self.library = _Library(
+            make_guid("CollectionFolder", "music"), "Music", datetime(2020, 1, 1, tzinfo=UTC)
+        )
 
         self._tracks: dict[str, FakeTrack] = {}
         self._albums: dict[str, _Album] = {}
@@ -1003,20 +1076,30 @@ class FakeJellyfin:
             first = tracks[0]
             for t in tracks:
                 if (t.album, t.album_artist) != (first.album, first.album_artist):
-                    raise ValueError(f"tracks of album {album_id} disagree on album name/album artist: "
-                                     f"{(first.album, first.album_artist)} vs {(t.album, t.album_artist)}")
+                    raise ValueError(
+                        f"tracks of album {album_id} disagree on album name/album artist: "
+                        f"{(first.album, first.album_artist)} vs {(t.album, t.album_artist)}"
+                    )
             tracks.sort(key=lambda t: (t.disc_number or 0, t.index_number or 0, t.name.casefold()))
             albums[album_id] = _Album(
-                id=album_id, name=first.album, album_artist=first.album_artist,
-                year=next((t.year for t in tracks if t.year), None), tracks=tracks,
+                id=album_id,
+                name=first.album,
+                album_artist=first.album_artist,
+                year=next((t.year for t in tracks if t.year), None),
+                tracks=tracks,
                 date_created=min(t.date_created for t in tracks),
-                genres=list(dict.fromkeys(g for t in tracks for g in t.genres)), path=first.path.parent,
+                genres=list(dict.fromkeys(g for t in tracks for g in t.genres)),
+                path=first.path.parent,
             )
         self._albums = albums
         self._artists = {
-            self.artist_id(name): _Artist(self.artist_id(name), name, tracks,
-                                          list(dict.fromkeys(g for t in tracks for g in t.genres)),
-                                          min(t.date_created for t in tracks))
+            self.artist_id(name): _Artist(
+                self.artist_id(name),
+                name,
+                tracks,
+                list(dict.fromkeys(g for t in tracks for g in t.genres)),
+                min(t.date_created for t in tracks),
+            )
             for name, tracks in by_artist.items()
         }
         self._genres = {g.id: g for g in genres.values()}
@@ -1083,7 +1166,9 @@ class FakeJellyfin:
         ``"truncate"`` sends the real status and headers but only half the body, then closes."""
         if mode not in ("status", "drop", "truncate"):
             raise ValueError(f"unknown failure mode {mode!r}")
-        self._failures.append(_Failure(n, status, mode, re.compile(path) if path else None, method, retry_after))
+        self._failures.append(
+            _Failure(n, status, mode, re.compile(path) if path else None, method, retry_after)
+        )
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -1096,9 +1181,12 @@ class FakeJellyfin:
     def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
         """Recorded requests whose path (below the base path) fully matches regex ``path``, case-insensitively."""
         pattern = re.compile(path, re.IGNORECASE)
-        return [r for r in self.requests
-                if pattern.fullmatch(r.path[len(self.base_path):] or "/")
-                and (method is None or r.method == method.upper())]
+        return [
+            r
+            for r in self.requests
+            if pattern.fullmatch(r.path[len(self.base_path) :] or "/")
+            and (method is None or r.method == method.upper())
+        ]
 
     def clear_log(self) -> None:
         self.requests.clear()
@@ -1147,8 +1235,10 @@ class FakeJellyfin:
         raw_path = request.rel_url.raw_path
         if self.base_path:
             if not raw_path.lower().startswith(self.base_path.lower()):
-                raise _Violation("outside-base-path", f"path is outside the server's base path {self.base_path!r}")
-            raw_path = raw_path[len(self.base_path):] or "/"
+                raise _Violation(
+                    "outside-base-path", f"path is outside the server's base path {self.base_path!r}"
+                )
+            raw_path = raw_path[len(self.base_path) :] or "/"
         if len(raw_path) > 1:
             raw_path = raw_path.rstrip("/")
 
@@ -1169,17 +1259,22 @@ class FakeJellyfin:
             found = self.contract.match(request.method, raw_path)
             if found is None:
                 full = self.contract.in_full_document(request.method, raw_path)
-                hint = (f"; it is {full} in Jellyfin {self.contract.version} but not in the fake's contract "
-                        "subset: add it to tests/contracts/jellyfin/extract.py OPERATIONS" if full else
-                        f"; no such operation in Jellyfin {self.contract.version}")
+                hint = (
+                    f"; it is {full} in Jellyfin {self.contract.version} but not in the fake's contract "
+                    "subset: add it to tests/contracts/jellyfin/extract.py OPERATIONS"
+                    if full
+                    else f"; no such operation in Jellyfin {self.contract.version}"
+                )
                 if legacy:
                     hint += " (the /Users/{userId}/Items alias is gone from 12.0: use /Items?userId=)"
                 raise _Violation("unknown-path", f"no operation matches {raw_path!r}{hint}")
             route, path_params = found
             op = route.operations.get(request.method)  # type: ignore[assignment]
             if op is None:
-                raise _Violation("method-not-allowed",
-                                 f"{route.template} declares {sorted(route.operations)}, not {request.method}")
+                raise _Violation(
+                    "method-not-allowed",
+                    f"{route.template} declares {sorted(route.operations)}, not {request.method}",
+                )
         record.operation = op.operation_id
 
         problems = self.contract.check_request(
@@ -1201,22 +1296,33 @@ class FakeJellyfin:
         if self.strict and not (op.operation_id in _STREAM_OPERATIONS and static):
             # (with static=true Jellyfin ignores every transcoding parameter, and so does the fake)
             allowed = _SUPPORTED_PARAMS.get(op.operation_id, set())
-            unsupported = sorted({k for k in record.query.keys()
-                                  if k.lower() in op.query_params and k.lower() not in allowed})
+            unsupported = sorted(
+                {k for k in record.query.keys() if k.lower() in op.query_params and k.lower() not in allowed}
+            )
             if unsupported:
-                raise _Violation("unsupported-by-fake",
-                                 f"declared parameter(s) {unsupported} of {op} are not modelled by the fake; "
-                                 "extend tests/fakes/jellyfin.py or pass strict=False")
+                raise _Violation(
+                    "unsupported-by-fake",
+                    f"declared parameter(s) {unsupported} of {op} are not modelled by the fake; "
+                    "extend tests/fakes/jellyfin.py or pass strict=False",
+                )
 
-        ctx = _Ctx(self.contract, op, path_params, record.query, self._wants_camel(request),
-                   user_id=normalize_guid(unquote(legacy.group(1))) if legacy and self.legacy_routes else None)
+        ctx = _Ctx(
+            self.contract,
+            op,
+            path_params,
+            record.query,
+            self._wants_camel(request),
+            user_id=normalize_guid(unquote(legacy.group(1))) if legacy and self.legacy_routes else None,
+        )
         result = await handler(request, ctx)
         response = await self._render(request, record, ctx, result)
         if failure is not None:  # truncate
             return await self._truncate(request, record, response, result)
         return response
 
-    async def _render(self, request: web.Request, record: RecordedRequest, ctx: _Ctx, result: Any) -> web.StreamResponse:
+    async def _render(
+        self, request: web.Request, record: RecordedRequest, ctx: _Ctx, result: Any
+    ) -> web.StreamResponse:
         op = ctx.op
         if isinstance(result, _Json):
             payload = result.payload
@@ -1229,11 +1335,16 @@ class FakeJellyfin:
             body = _camelize(payload) if ctx.camel else payload
             problems = self.contract.check_json_response(op, result.status, body, ctx.camel)
             if problems:
-                raise _Violation("response-schema",
-                                 f"{op} status {result.status} body does not match the contract: "
-                                 + "; ".join(problems))
-            return web.Response(status=result.status, body=json.dumps(body).encode(),
-                                content_type="application/json", charset="utf-8")
+                raise _Violation(
+                    "response-schema",
+                    f"{op} status {result.status} body does not match the contract: " + "; ".join(problems),
+                )
+            return web.Response(
+                status=result.status,
+                body=json.dumps(body).encode(),
+                content_type="application/json",
+                charset="utf-8",
+            )
         if isinstance(result, _Empty):
             problems = self.contract.check_bodyless_response(op, result.status, "empty")
             if problems:
@@ -1249,7 +1360,9 @@ class FakeJellyfin:
             return web.FileResponse(result.path, headers=headers)
         raise TypeError(f"handler returned {result!r}")
 
-    async def _inject(self, request: web.Request, record: RecordedRequest, failure: _Failure) -> web.StreamResponse:
+    async def _inject(
+        self, request: web.Request, record: RecordedRequest, failure: _Failure
+    ) -> web.StreamResponse:
         if failure.mode == "drop":
             record.injected = "drop"
             if request.transport is not None:
@@ -1258,8 +1371,12 @@ class FakeJellyfin:
         record.injected = f"status:{failure.status}"
         headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
         reason = "Service Unavailable" if failure.status == 503 else f"Injected failure {failure.status}"
-        return web.Response(status=failure.status, text=f"<html><body>{reason}</body></html>",
-                            content_type="text/html", headers=headers)
+        return web.Response(
+            status=failure.status,
+            text=f"<html><body>{reason}</body></html>",
+            content_type="text/html",
+            headers=headers,
+        )
 
     async def _truncate(
         self, request: web.Request, record: RecordedRequest, response: web.StreamResponse, result: Any
@@ -1286,16 +1403,24 @@ class FakeJellyfin:
         fields: dict[str, str] | None = None
         form = None
         if self.legacy_auth and headers.get("X-Emby-Authorization"):
-            fields, form = _parse_mediabrowser(headers["X-Emby-Authorization"], allow_emby=True), "X-Emby-Authorization"
+            fields, form = (
+                _parse_mediabrowser(headers["X-Emby-Authorization"], allow_emby=True),
+                "X-Emby-Authorization",
+            )
         elif headers.get("Authorization"):
-            fields, form = _parse_mediabrowser(headers["Authorization"], allow_emby=self.legacy_auth), "Authorization"
+            fields, form = (
+                _parse_mediabrowser(headers["Authorization"], allow_emby=self.legacy_auth),
+                "Authorization",
+            )
         token = (fields or {}).get("token")
         if token:
             return form, token
         candidates: list[tuple[str, str | None]] = []
         if self.legacy_auth:
-            candidates += [("X-Emby-Token", headers.get("X-Emby-Token")),
-                           ("X-MediaBrowser-Token", headers.get("X-MediaBrowser-Token"))]
+            candidates += [
+                ("X-Emby-Token", headers.get("X-Emby-Token")),
+                ("X-MediaBrowser-Token", headers.get("X-MediaBrowser-Token")),
+            ]
         query = CIMultiDict(request.query)
         candidates.append(("ApiKey", query.get("ApiKey")))
         if self.legacy_auth:
@@ -1342,36 +1467,82 @@ class FakeJellyfin:
         if isinstance(item, FakeTrack):
             dto = self._track_dto(item, fields)
         elif isinstance(item, _Album):
-            dto = self._folder_dto(item.id, item.name, "MusicAlbum", item.date_created, fields, item.tracks,
-                                   item.genres, item.path, self.library.id)
-            dto.update({
-                "ProductionYear": item.year,
-                "AlbumArtist": item.album_artist,
-                "AlbumArtists": [self._pair(item.album_artist)],
-                "Artists": [item.album_artist],
-                "ArtistItems": [self._pair(item.album_artist)],
-            })
+            dto = self._folder_dto(
+                item.id,
+                item.name,
+                "MusicAlbum",
+                item.date_created,
+                fields,
+                item.tracks,
+                item.genres,
+                item.path,
+                self.library.id,
+            )
+            dto.update(
+                {
+                    "ProductionYear": item.year,
+                    "AlbumArtist": item.album_artist,
+                    "AlbumArtists": [self._pair(item.album_artist)],
+                    "Artists": [item.album_artist],
+                    "ArtistItems": [self._pair(item.album_artist)],
+                }
+            )
         elif isinstance(item, _Artist):
-            dto = self._folder_dto(item.id, item.name, "MusicArtist", item.date_created, fields, item.tracks,
-                                   item.genres, None, None)
+            dto = self._folder_dto(
+                item.id,
+                item.name,
+                "MusicArtist",
+                item.date_created,
+                fields,
+                item.tracks,
+                item.genres,
+                None,
+                None,
+            )
         elif isinstance(item, FakePlaylist):
             tracks = [self._tracks[i] for i in item.item_ids if i in self._tracks]
-            dto = self._folder_dto(item.id, item.name, "Playlist", item.date_created, fields, tracks, [],
-                                   Path("/config/data/playlists") / item.name / "playlist.xml", None)
+            dto = self._folder_dto(
+                item.id,
+                item.name,
+                "Playlist",
+                item.date_created,
+                fields,
+                tracks,
+                [],
+                Path("/config/data/playlists") / item.name / "playlist.xml",
+                None,
+            )
             dto["MediaType"] = item.media_type
         elif isinstance(item, _Genre):
-            tracks = [t for t in self._tracks.values() if item.name.casefold() in {g.casefold() for g in t.genres}]
+            tracks = [
+                t for t in self._tracks.values() if item.name.casefold() in {g.casefold() for g in t.genres}
+            ]
             dto = self._folder_dto(item.id, item.name, "MusicGenre", None, fields, tracks, [], None, None)
             dto.pop("ChildCount", None)
         elif isinstance(item, _Library):
-            dto = self._folder_dto(item.id, item.name, "CollectionFolder", item.date_created, fields,
-                                   list(self._tracks.values()), [], None, None)
+            dto = self._folder_dto(
+                item.id,
+                item.name,
+                "CollectionFolder",
+                item.date_created,
+                fields,
+                list(self._tracks.values()),
+                [],
+                None,
+                None,
+            )
             dto["CollectionType"] = "music"
         else:
             raise TypeError(item)
         if user_data:
-            dto["UserData"] = {"PlaybackPositionTicks": 0, "PlayCount": 0, "IsFavorite": False,
-                               "Played": False, "Key": item.id, "ItemId": item.id}
+            dto["UserData"] = {
+                "PlaybackPositionTicks": 0,
+                "PlayCount": 0,
+                "IsFavorite": False,
+                "Played": False,
+                "Key": item.id,
+                "ItemId": item.id,
+            }
         return dto
 
     def _pair(self, artist: str) -> dict[str, str]:
@@ -1418,10 +1589,18 @@ class FakeJellyfin:
         return dto
 
     def _audio_stream(self, t: FakeTrack) -> dict[str, Any]:
-        return {"Codec": {"m4a": "aac", "ogg": "vorbis", "wav": "pcm_s16le"}.get(t.container, t.container),
-                "Type": "Audio", "Index": 0, "IsDefault": False, "IsForced": False, "IsExternal": False,
-                "IsInterlaced": False, "IsHearingImpaired": False, "SupportsExternalStream": False,
-                "IsTextSubtitleStream": False}
+        return {
+            "Codec": {"m4a": "aac", "ogg": "vorbis", "wav": "pcm_s16le"}.get(t.container, t.container),
+            "Type": "Audio",
+            "Index": 0,
+            "IsDefault": False,
+            "IsForced": False,
+            "IsExternal": False,
+            "IsInterlaced": False,
+            "IsHearingImpaired": False,
+            "SupportsExternalStream": False,
+            "IsTextSubtitleStream": False,
+        }
 
     def _media_source(self, t: FakeTrack) -> dict[str, Any]:
         try:
@@ -1429,18 +1608,45 @@ class FakeJellyfin:
         except OSError:
             size = None
         return {
-            "Protocol": "File", "Id": t.id, "Path": str(t.path), "Type": "Default", "Container": t.container,
-            "Size": size, "Name": t.path.stem, "IsRemote": False, "RunTimeTicks": t.run_time_ticks,
-            "ReadAtNativeFramerate": False, "IgnoreDts": False, "IgnoreIndex": False, "GenPtsInput": False,
-            "SupportsTranscoding": True, "SupportsDirectStream": True, "SupportsDirectPlay": True,
-            "IsInfiniteStream": False, "RequiresOpening": False, "RequiresClosing": False,
-            "RequiresLooping": False, "SupportsProbing": True, "MediaStreams": [self._audio_stream(t)],
-            "MediaAttachments": [], "Formats": [], "RequiredHttpHeaders": {}, "HasSegments": False,
+            "Protocol": "File",
+            "Id": t.id,
+            "Path": str(t.path),
+            "Type": "Default",
+            "Container": t.container,
+            "Size": size,
+            "Name": t.path.stem,
+            "IsRemote": False,
+            "RunTimeTicks": t.run_time_ticks,
+            "ReadAtNativeFramerate": False,
+            "IgnoreDts": False,
+            "IgnoreIndex": False,
+            "GenPtsInput": False,
+            "SupportsTranscoding": True,
+            "SupportsDirectStream": True,
+            "SupportsDirectPlay": True,
+            "IsInfiniteStream": False,
+            "RequiresOpening": False,
+            "RequiresClosing": False,
+            "RequiresLooping": False,
+            "SupportsProbing": True,
+            "MediaStreams": [self._audio_stream(t)],
+            "MediaAttachments": [],
+            "Formats": [],
+            "RequiredHttpHeaders": {},
+            "HasSegments": False,
         }
 
     def _folder_dto(
-        self, item_id: str, name: str, kind: str, created: datetime | None, fields: set[str],
-        tracks: list[FakeTrack], genres: list[str], path: Path | None, parent_id: str | None,
+        self,
+        item_id: str,
+        name: str,
+        kind: str,
+        created: datetime | None,
+        fields: set[str],
+        tracks: list[FakeTrack],
+        genres: list[str],
+        path: Path | None,
+        parent_id: str | None,
     ) -> dict[str, Any]:
         dto: dict[str, Any] = {
             "Name": name,
@@ -1470,19 +1676,32 @@ class FakeJellyfin:
 
     @staticmethod
     def _kind(item: Any) -> str:
-        return {FakeTrack: "Audio", _Album: "MusicAlbum", _Artist: "MusicArtist", FakePlaylist: "Playlist",
-                _Genre: "MusicGenre", _Library: "CollectionFolder"}[type(item)]
+        return {
+            FakeTrack: "Audio",
+            _Album: "MusicAlbum",
+            _Artist: "MusicArtist",
+            FakePlaylist: "Playlist",
+            _Genre: "MusicGenre",
+            _Library: "CollectionFolder",
+        }[type(item)]
 
-    def _result(self, items: list[Any], ctx: _Ctx, total: int | None = None, start: int = 0,
-                entries: list[str] | None = None) -> _Json:
+    def _result(
+        self,
+        items: list[Any],
+        ctx: _Ctx,
+        total: int | None = None,
+        start: int = 0,
+        entries: list[str] | None = None,
+    ) -> _Json:
         fields = set(ctx.enums("fields"))
         user_data = bool(ctx.get_bool("enableUserData", False))
         dtos = [self._dto(i, fields, user_data) for i in items]
         if entries is not None:
             for dto, entry_id in zip(dtos, entries, strict=True):
                 dto["PlaylistItemId"] = entry_id
-        return _Json({"Items": dtos, "TotalRecordCount": len(items) if total is None else total,
-                      "StartIndex": start})
+        return _Json(
+            {"Items": dtos, "TotalRecordCount": len(items) if total is None else total, "StartIndex": start}
+        )
 
     # ---- sorting / filtering helpers
 
@@ -1494,7 +1713,7 @@ class FakeJellyfin:
             return item.name.casefold()
         if key == "DateCreated":
             created = getattr(item, "date_created", None)
-            return (created.replace(tzinfo=created.tzinfo or UTC).timestamp() if created else 0.0)
+            return created.replace(tzinfo=created.tzinfo or UTC).timestamp() if created else 0.0
         if key == "ProductionYear":
             return getattr(item, "year", None) or 0
         if key == "IndexNumber":
@@ -1520,15 +1739,22 @@ class FakeJellyfin:
         unsupported = [k for k in sort_by if k not in _SORT_KEYS]
         if unsupported and self.strict:
             raise _Violation("unsupported-by-fake", f"SortBy {unsupported} is not modelled by the fake")
-        orders = [sort_order[i] if i < len(sort_order) else (sort_order[0] if sort_order else "Ascending")
-                  for i in range(len(sort_by))]
+        orders = [
+            sort_order[i] if i < len(sort_order) else (sort_order[0] if sort_order else "Ascending")
+            for i in range(len(sort_by))
+        ]
         out = sorted(items, key=lambda i: (i.name.casefold(), i.id))
         for key, order in reversed(list(zip(sort_by, orders, strict=True))):
             out.sort(key=functools.partial(self._sort_key, key), reverse=order == "Descending")
         return out
 
     def _all_items(self) -> list[Any]:
-        return [*self._tracks.values(), *self._albums.values(), *self._artists.values(), *self.playlists.values()]
+        return [
+            *self._tracks.values(),
+            *self._albums.values(),
+            *self._artists.values(),
+            *self.playlists.values(),
+        ]
 
     def _children(self, parent: Any, recursive: bool) -> list[Any]:
         if isinstance(parent, _Album):
@@ -1536,8 +1762,11 @@ class FakeJellyfin:
         if isinstance(parent, FakePlaylist):
             return [self._tracks[i] for i in parent.item_ids if i in self._tracks]
         if isinstance(parent, _Library):
-            return ([*self._tracks.values(), *self._albums.values(), *self._artists.values()] if recursive
-                    else list(self._albums.values()))
+            return (
+                [*self._tracks.values(), *self._albums.values(), *self._artists.values()]
+                if recursive
+                else list(self._albums.values())
+            )
         return []
 
     # ---- operations: library
@@ -1547,7 +1776,9 @@ class FakeJellyfin:
         parent_id = ctx.guid("parentId")
         recursive = bool(ctx.get_bool("recursive", False))
         if ids:
-            items = [i for i in (self._lookup(x) for x in ids) if i is not None and not isinstance(i, _Library)]
+            items = [
+                i for i in (self._lookup(x) for x in ids) if i is not None and not isinstance(i, _Library)
+            ]
         elif parent_id:
             parent = self._lookup(parent_id)
             items = self._children(parent, recursive) if parent is not None else []
@@ -1576,7 +1807,10 @@ class FakeJellyfin:
             track = item if isinstance(item, FakeTrack) else None
             if include and kind not in include or kind in exclude or item.id in excluded:
                 return False
-            if media_types and ("Audio" if track or isinstance(item, FakePlaylist) else "Unknown") not in media_types:
+            if (
+                media_types
+                and ("Audio" if track or isinstance(item, FakePlaylist) else "Unknown") not in media_types
+            ):
                 return False
             item_genres = item.genres if isinstance(item, (FakeTrack, _Album, _Artist)) else []
             if genres and not genres & {g.casefold() for g in item_genres}:
@@ -1594,11 +1828,21 @@ class FakeJellyfin:
                 return False
             if album_ids and not (track and track.album_id in album_ids):
                 return False
-            if term and term not in item.name.casefold() or starts and not item.name.casefold().startswith(starts):
+            if (
+                term
+                and term not in item.name.casefold()
+                or starts
+                and not item.name.casefold().startswith(starts)
+            ):
                 return False
             if "IsFolder" in filters and track or "IsNotFolder" in filters and not track:
                 return False
-            if "IsPlayed" in filters or "IsFavorite" in filters or ctx.get_bool("isPlayed") or ctx.get_bool("isFavorite"):
+            if (
+                "IsPlayed" in filters
+                or "IsFavorite" in filters
+                or ctx.get_bool("isPlayed")
+                or ctx.get_bool("isFavorite")
+            ):
                 return False  # nothing is played or a favourite in the fake
             if ctx.get_bool("isMissing"):
                 return False
@@ -1616,7 +1860,7 @@ class FakeJellyfin:
         total = len(items)
         start = max(ctx.get_int("startIndex") or 0, 0)
         limit = ctx.get_int("limit")
-        page = items[start:] if limit is None else items[start:start + max(limit, 0)]
+        page = items[start:] if limit is None else items[start : start + max(limit, 0)]
         return self._result(page, ctx, total=total, start=start)
 
     async def _op_GetItem(self, request: web.Request, ctx: _Ctx) -> _Json:
@@ -1658,9 +1902,11 @@ class FakeJellyfin:
         container = ctx.path_params.get("container") or ctx.get("container")
         static = bool(ctx.get_bool("static", False))
         if not static and (container or "").lower() != track.container:
-            raise _Violation("unsupported-by-fake",
-                             f"without static=true Jellyfin would transcode/remux to {container or 'a default'!r}; "
-                             "the fake only serves the original file (static=true, or the file's own container)")
+            raise _Violation(
+                "unsupported-by-fake",
+                f"without static=true Jellyfin would transcode/remux to {container or 'a default'!r}; "
+                "the fake only serves the original file (static=true, or the file's own container)",
+            )
         return _File(track.path, AUDIO_MIME_TYPES.get(track.path.suffix.lower(), "application/octet-stream"))
 
     _op_HeadAudioStream = _op_GetAudioStream
@@ -1674,8 +1920,13 @@ class FakeJellyfin:
 
     async def _op_CreatePlaylist(self, request: web.Request, ctx: _Ctx) -> _Json:
         body = await request.read()
-        dto = self.contract.normalize_member_names(json.loads(body), {"$ref": "#/components/schemas/CreatePlaylistDto"}) \
-            if body.strip() else {}
+        dto = (
+            self.contract.normalize_member_names(
+                json.loads(body), {"$ref": "#/components/schemas/CreatePlaylistDto"}
+            )
+            if body.strip()
+            else {}
+        )
         # PlaylistsController: the (obsolete) query parameters win over the body.
         name = ctx.get("name") or dto.get("Name")
         ids = ctx.guids("ids") or [g for g in (normalize_guid(i) for i in dto.get("Ids") or []) if g]
@@ -1684,9 +1935,13 @@ class FakeJellyfin:
         if not name:
             return _problem(400, "Bad Request", "The playlist name is required")
         playlist = FakePlaylist(
-            id=uuid.uuid4().hex, name=name, owner_id=owner, media_type=media_type,
+            id=uuid.uuid4().hex,
+            name=name,
+            owner_id=owner,
+            media_type=media_type,
             entries=[(uuid.uuid4().hex, i) for i in ids if i in self._tracks],
-            date_created=datetime.now(UTC), is_public=bool(dto.get("IsPublic", False)),
+            date_created=datetime.now(UTC),
+            is_public=bool(dto.get("IsPublic", False)),
         )
         self.playlists[playlist.id] = playlist
         return _Json({"Id": playlist.id})
@@ -1695,17 +1950,26 @@ class FakeJellyfin:
         playlist = self._playlist(ctx)
         if playlist is None:
             return _problem(404, "Not Found", "Playlist not found")
-        return _Json({"OpenAccess": playlist.is_public,
-                      "Shares": [{"UserId": playlist.owner_id, "CanEdit": True}],
-                      "ItemIds": playlist.item_ids})
+        return _Json(
+            {
+                "OpenAccess": playlist.is_public,
+                "Shares": [{"UserId": playlist.owner_id, "CanEdit": True}],
+                "ItemIds": playlist.item_ids,
+            }
+        )
 
     async def _op_UpdatePlaylist(self, request: web.Request, ctx: _Ctx) -> _Json | _Empty:
         playlist = self._playlist(ctx)
         if playlist is None:
             return _problem(404, "Not Found", "Playlist not found")
         body = await request.read()
-        dto = self.contract.normalize_member_names(json.loads(body), {"$ref": "#/components/schemas/UpdatePlaylistDto"}) \
-            if body.strip() else {}
+        dto = (
+            self.contract.normalize_member_names(
+                json.loads(body), {"$ref": "#/components/schemas/UpdatePlaylistDto"}
+            )
+            if body.strip()
+            else {}
+        )
         if dto.get("Name") is not None:
             playlist.name = dto["Name"]
         if dto.get("Ids") is not None:
@@ -1722,9 +1986,10 @@ class FakeJellyfin:
         entries = [(e, self._tracks[i]) for e, i in playlist.entries if i in self._tracks]
         start = max(ctx.get_int("startIndex") or 0, 0)
         limit = ctx.get_int("limit")
-        page = entries[start:] if limit is None else entries[start:start + max(limit, 0)]
-        return self._result([t for _, t in page], ctx, total=len(entries), start=start,
-                            entries=[e for e, _ in page])
+        page = entries[start:] if limit is None else entries[start : start + max(limit, 0)]
+        return self._result(
+            [t for _, t in page], ctx, total=len(entries), start=start, entries=[e for e, _ in page]
+        )
 
     async def _op_AddItemToPlaylist(self, request: web.Request, ctx: _Ctx) -> _Json | _Empty:
         playlist = self._playlist(ctx)
@@ -1735,7 +2000,7 @@ class FakeJellyfin:
         if position is None or position >= len(playlist.entries):
             playlist.entries.extend(new)
         else:
-            playlist.entries[max(position, 0):max(position, 0)] = new
+            playlist.entries[max(position, 0) : max(position, 0)] = new
         return _Empty(204)
 
     async def _op_RemoveItemFromPlaylist(self, request: web.Request, ctx: _Ctx) -> _Json | _Empty:
@@ -1756,7 +2021,7 @@ class FakeJellyfin:
 
     def _mix_result(self, tracks: list[FakeTrack], ctx: _Ctx) -> _Json:
         limit = ctx.get_int("limit")
-        page = tracks if limit is None else tracks[:max(limit, 0)]
+        page = tracks if limit is None else tracks[: max(limit, 0)]
         return self._result(page, ctx, total=len(tracks), start=0)
 
     def _mix_for(self, item: Any) -> list[FakeTrack]:
@@ -1820,9 +2085,11 @@ class FakeJellyfin:
             return self._result([], ctx)
         excluded = set(ctx.guids("excludeArtistIds"))
         seed = {g.casefold() for g in item.genres}
-        pools: dict[type, list[Any]] = {FakeTrack: list(self._tracks.values()),
-                                        _Album: list(self._albums.values()),
-                                        _Artist: list(self._artists.values())}
+        pools: dict[type, list[Any]] = {
+            FakeTrack: list(self._tracks.values()),
+            _Album: list(self._albums.values()),
+            _Artist: list(self._artists.values()),
+        }
         pool = pools[type(item)]
 
         def artists_of(x: Any) -> set[str]:
@@ -1830,8 +2097,11 @@ class FakeJellyfin:
                 return {self.artist_id(a) for a in [*(x.artists or []), x.album_artist]}
             return {self.artist_id(x.album_artist)} if isinstance(x, _Album) else {x.id}
 
-        scored = [(len(seed & {g.casefold() for g in x.genres}), x) for x in pool
-                  if x.id != item.id and not (excluded & artists_of(x))]
+        scored = [
+            (len(seed & {g.casefold() for g in x.genres}), x)
+            for x in pool
+            if x.id != item.id and not (excluded & artists_of(x))
+        ]
         scored = [(s, x) for s, x in scored if s > 0]
         scored.sort(key=lambda sx: (-sx[0], _mix_rank(item.id, sx[1].id)))
         limit = ctx.get_int("limit")
@@ -1841,24 +2111,50 @@ class FakeJellyfin:
     # ---- operations: system
 
     async def _op_GetPublicSystemInfo(self, request: web.Request, ctx: _Ctx) -> _Json:
-        return _Json({"LocalAddress": self.base_url, "ServerName": self.server_name, "Version": self.version,
-                      "ProductName": "Jellyfin Server", "Id": self.server_id, "StartupWizardCompleted": True})
+        return _Json(
+            {
+                "LocalAddress": self.base_url,
+                "ServerName": self.server_name,
+                "Version": self.version,
+                "ProductName": "Jellyfin Server",
+                "Id": self.server_id,
+                "StartupWizardCompleted": True,
+            }
+        )
 
     async def _op_GetSystemInfo(self, request: web.Request, ctx: _Ctx) -> _Json:
         info = (await self._op_GetPublicSystemInfo(request, ctx)).payload
-        info.update({"PackageName": "fake", "HasPendingRestart": False, "IsShuttingDown": False,
-                     "SupportsLibraryMonitor": True, "WebSocketPortNumber": self.port or 0,
-                     "CompletedInstallations": [], "CanSelfRestart": True, "CanLaunchWebBrowser": False,
-                     "CastReceiverApplications": [], "HasUpdateAvailable": False})
+        info.update(
+            {
+                "PackageName": "fake",
+                "HasPendingRestart": False,
+                "IsShuttingDown": False,
+                "SupportsLibraryMonitor": True,
+                "WebSocketPortNumber": self.port or 0,
+                "CompletedInstallations": [],
+                "CanSelfRestart": True,
+                "CanLaunchWebBrowser": False,
+                "CastReceiverApplications": [],
+                "HasUpdateAvailable": False,
+            }
+        )
         return _Json(info)
 
     async def _op_GetUserById(self, request: web.Request, ctx: _Ctx) -> _Json:
         user_id = request.match_info.get("userId") or request.path.rstrip("/").rsplit("/", 1)[-1]
         if normalize_guid(user_id) != self.user_id:
             raise web.HTTPNotFound(text="User not found")
-        return _Json({"Name": "fake-user", "ServerId": self.server_id, "Id": self.user_id, "HasPassword": True,
-                      "HasConfiguredPassword": True, "HasConfiguredEasyPassword": False,
-                      "EnableAutoLogin": False})
+        return _Json(
+            {
+                "Name": "fake-user",
+                "ServerId": self.server_id,
+                "Id": self.user_id,
+                "HasPassword": True,
+                "HasConfiguredPassword": True,
+                "HasConfiguredEasyPassword": False,
+                "EnableAutoLogin": False,
+            }
+        )
 
     async def _op_GetPingSystem(self, request: web.Request, ctx: _Ctx) -> _Json:
         return _Json("Jellyfin Server")

@@ -40,30 +40,68 @@ import jsonschema
 from aiohttp import web
 
 #: the request parameters of ``POST /v1/chat/completions`` (OpenAI API reference)
-CHAT_PARAMETERS = frozenset({
-    "messages", "model", "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
-    "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
-    "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format", "safety_identifier", "seed",
-    "service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
-    "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
-})
+CHAT_PARAMETERS = frozenset(
+    {
+        "messages",
+        "model",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
 
-_TEXT_PART = {"type": "object", "required": ["type", "text"],
-              "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}
+_TEXT_PART = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+}
 REQUEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["model", "messages"],
     "properties": {
         "model": {"type": "string", "minLength": 1},
-        "messages": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "required": ["role", "content"],
-            "properties": {
-                "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
-                "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_PART}]},
-                "name": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_PART}]},
+                    "name": {"type": "string"},
+                },
             },
-        }},
+        },
         "stream": {"const": False},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "max_tokens": {"type": "integer", "minimum": 1},
@@ -78,19 +116,36 @@ RESPONSE_SCHEMA: dict[str, Any] = {
         "object": {"const": "chat.completion"},
         "created": {"type": "integer"},
         "model": {"type": "string"},
-        "choices": {"type": "array", "minItems": 1, "items": {
-            "type": "object",
-            "required": ["index", "message", "finish_reason"],
-            "properties": {
-                "index": {"type": "integer", "minimum": 0},
-                "finish_reason": {"enum": ["stop", "length", "tool_calls", "content_filter", "function_call"]},
-                "message": {"type": "object", "required": ["role", "content"], "properties": {
-                    "role": {"const": "assistant"}, "content": {"type": ["string", "null"]}}},
+        "choices": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["index", "message", "finish_reason"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "finish_reason": {
+                        "enum": ["stop", "length", "tool_calls", "content_filter", "function_call"]
+                    },
+                    "message": {
+                        "type": "object",
+                        "required": ["role", "content"],
+                        "properties": {
+                            "role": {"const": "assistant"},
+                            "content": {"type": ["string", "null"]},
+                        },
+                    },
+                },
             },
-        }},
-        "usage": {"type": "object", "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
-                  "properties": {k: {"type": "integer", "minimum": 0}
-                                 for k in ("prompt_tokens", "completion_tokens", "total_tokens")}},
+        },
+        "usage": {
+            "type": "object",
+            "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
+            "properties": {
+                k: {"type": "integer", "minimum": 0}
+                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            },
+        },
     },
 }
 
@@ -176,7 +231,9 @@ class FakeOpenAI:
         await self.stop()
 
     def assert_no_violations(self) -> None:
-        assert not self.violations, "fake OpenAI server saw contract violations:\n" + "\n".join(self.violations)
+        assert not self.violations, "fake OpenAI server saw contract violations:\n" + "\n".join(
+            self.violations
+        )
 
     # --- handler --------------------------------------------------------------------------
     def _refuse(self, reason: str, status: int = 400) -> web.Response:
@@ -204,8 +261,11 @@ class FakeOpenAI:
             return self._refuse("no scripted behaviour left for this request", 500)
         behaviour = self.script.pop(0)
         if isinstance(behaviour, Status):
-            return _error(behaviour.status, behaviour.message,
-                          "server_error" if behaviour.status >= 500 else "invalid_request_error")
+            return _error(
+                behaviour.status,
+                behaviour.message,
+                "server_error" if behaviour.status >= 500 else "invalid_request_error",
+            )
         if isinstance(behaviour, Malformed):
             return web.Response(status=200, text=behaviour.body, content_type="application/json")
         if behaviour.delay:
@@ -226,14 +286,24 @@ class FakeOpenAI:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
             "system_fingerprint": "fp_fake",
         }
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": None}},
-                             status=status)
+    return web.json_response(
+        {"error": {"message": message, "type": kind, "param": None, "code": None}}, status=status
+    )

@@ -155,11 +155,17 @@ def extract(full: dict[str, Any], source_name: str, source_sha256: str) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", nargs="?", type=Path, default=DEFAULT_SOURCE,
-                        help=f"full Jellyfin OpenAPI document (default: {DEFAULT_SOURCE})")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SOURCE,
+        help=f"full Jellyfin OpenAPI document (default: {DEFAULT_SOURCE})",
+    )
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the output file is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if the output file is out of date"
+    )
     args = parser.parse_args(argv)
 
     raw = args.source.read_bytes()
