@@ -1121,3 +1121,12 @@ def test_cosine_distance_matches_pgvector_definition() -> None:
     assert cosine_distance(e(0), e(0) * 5) == pytest.approx(0.0, abs=1e-6)
     assert cosine_distance(e(0), e(1)) == pytest.approx(1.0)
     assert cosine_distance(e(0), -e(0)) == pytest.approx(2.0)
+
+
+def test_mix_rules_take_their_defaults_from_the_settings() -> None:
+    from sidecar.config import load_settings
+    from sidecar.mix.model import MixRules
+
+    s = load_settings({})
+    assert MixRules().max_songs_per_artist == s.max_songs_per_artist
+    assert MixRules().duplicate_distance == s.duplicate_distance_threshold_cosine

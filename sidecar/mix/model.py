@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
+from sidecar.config import Settings
 from sidecar.mix.normalize import normalize_album, normalize_artist, track_key
 
 Vector = npt.NDArray[np.float32]
@@ -54,9 +55,17 @@ class Candidate:
     seed_id: str | None = None
 
 
+#: the settings' defaults (sidecar/config.py is the only home of defaults; the engine takes
+#: its rules as arguments, never the settings object)
+_SETTING_DEFAULTS: dict[str, Any] = {
+    name: Settings.model_fields[name].default
+    for name in ("max_songs_per_artist", "duplicate_distance_threshold_cosine")
+}
+
+
 @dataclass(frozen=True, slots=True)
 class MixRules:
-    """Constraints for one mix. The defaults follow AudioMuse-AI.
+    """Constraints for one mix. The defaults are the settings' (AudioMuse-AI's).
 
     ``max_songs_per_artist``: at most this many tracks per primary artist (AudioMuse-AI's
     ``MAX_SONGS_PER_ARTIST``, default 3; the seed of a song mix counts); 0 disables.
@@ -72,8 +81,8 @@ class MixRules:
     "artist in a row" only decide their *order* (see :mod:`sidecar.mix.sequencing`).
     """
 
-    max_songs_per_artist: int = 3
-    duplicate_distance: float = 0.01
+    max_songs_per_artist: int = _SETTING_DEFAULTS["max_songs_per_artist"]
+    duplicate_distance: float = _SETTING_DEFAULTS["duplicate_distance_threshold_cosine"]
     album_spacing: int = 3
     no_artist_in_a_row: bool = True
     exclude_ids: frozenset[str] = frozenset()
