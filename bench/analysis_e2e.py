@@ -323,6 +323,23 @@ def print_run(i: int, r: Run, n: int, minutes: float) -> None:
         print(f"  warning: {d['analysed'] + d['failed']:.0f} of {n} tracks done", flush=True)
 
 
+def measure(
+    args: argparse.Namespace, work: Path, tracks: list[Track], minutes: float, runs: list[Run]
+) -> None:
+    """The runs, configurations interleaved; appended to ``runs`` as they end."""
+    for i in range(args.runs):
+        for jobs in args.worker_max_jobs:
+            for threads in args.ort_threads:
+                for _attempt in range(1 + args.retries):
+                    wait_until_quiet(args.wait_quiet)
+                    r = run_once(work / "music", work, jobs, threads)
+                    print_run(i + 1, r, len(tracks), minutes)
+                    if r.others() < QUIET_CORES:
+                        break
+                    print("  other processes were busy: repeating the run", flush=True)
+                runs.append(r)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="large")
@@ -334,7 +351,7 @@ def main() -> None:
     ap.add_argument("--retries", type=int, default=2, help="default: 2 (then the last run counts)")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (finally) on kill too
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill cleans up and reports, as Ctrl-C
 
     tracks = load_corpus(args.corpus, args.cache / "music")
     minutes = sum(t.minutes for t in tracks)
@@ -349,18 +366,15 @@ def main() -> None:
             flush=True,
         )
         runs: list[Run] = []
-        for i in range(args.runs):
-            for jobs in args.worker_max_jobs:
-                for threads in args.ort_threads:
-                    for _attempt in range(1 + args.retries):
-                        wait_until_quiet(args.wait_quiet)
-                        r = run_once(work / "music", work, jobs, threads)
-                        print_run(i + 1, r, len(tracks), minutes)
-                        if r.others() < QUIET_CORES:
-                            break
-                        print("  other processes were busy: repeating the run", flush=True)
-                    runs.append(r)
-        report(runs, len(tracks), minutes)
+        interrupted = False
+        try:
+            measure(args, work, tracks, minutes, runs)
+        except KeyboardInterrupt:
+            interrupted = True
+        if runs:
+            report(runs, len(tracks), minutes)
+        if interrupted:
+            sys.exit("interrupted (Ctrl-C or SIGTERM): the runs done so far are above")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
