@@ -4,27 +4,23 @@
     python bench/analysis_e2e.py --corpus small --worker-max-jobs 2 --runs 1
     python bench/analysis_e2e.py --worker-max-jobs 1 2 --ort-threads 2 1   # every pair, interleaved
 
-1. Music folder: the corpus (bench/analysis_corpus.py, cached in ~/.cache/audiomuse-bench) as symlinks
-   in a temporary folder, each package's tracks in folders of ``--album-size`` (untagged files: one
-   album per folder; files with an album tag are grouped by it, as the local provider does).
-2. Each run starts ``python -m sidecar analyze`` as a child process, as a new user would: a fresh
-   AUDIOMUSE_DATA_DIR (the command initialises its embedded PostgreSQL, starts Valkey), LOCAL_MUSIC_DIR
-   = that folder, WORKER_MAX_JOBS = the value measured, all else default (no setting of this shell's
-   environment is passed on).  ``--ort-threads N`` forces N intra-op threads on every ONNX Runtime
-   session of the child (0: the sidecar's own choice).  Runs alternate over the configurations; before
-   each, the benchmark waits (up to ``--wait-quiet`` s) until the machine's other processes use under
-   0.3 cores for 15 s, and a run during which they used more is repeated (``--retries``).
-3. Analysis time: ``started_at`` -> ``finished_at`` of the run's ``main_analysis`` task, read from its
-   database afterwards (listing, album jobs, the run's 1-s completion poll).  Start-up (initdb, servers,
-   migrations, models) is apart: "startup" is the time to the first progress line.
-4. CPU: this process is a child subreaper (PostgreSQL, which pg_ctl detaches, stays in our tree); the
-   CPU time (user + sys, reaped children included) of our descendants and of the whole machine is
-   sampled from /proc every 0.5 s and interpolated at the two timestamps.  "cores busy" = our CPU s /
-   analysis s (2.0: both cores of a 2-core machine); "others' cores": the rest of the machine.
-5. Stages: the seconds each track spent in ``analyze_path``'s stages (``features.timings``), summed;
-   "tracks in flight" = their sum / analysis time (2 when two album jobs are always analysing).
+Music folder: the corpus (bench/analysis_corpus.py, cached in ~/.cache/audiomuse-bench) as symlinks in a
+temporary folder, each package's tracks in folders of ``--album-size`` (one album per folder; tagged
+files are grouped by their album tag, as the local provider does).  Each run starts ``python -m sidecar
+analyze`` as a new user would: fresh AUDIOMUSE_DATA_DIR (embedded PostgreSQL initialised, Valkey
+started), LOCAL_MUSIC_DIR = that folder, WORKER_MAX_JOBS = the value measured, nothing else from this
+shell's settings.  ``--ort-threads N`` forces N intra-op threads on the child's ONNX Runtime sessions
+(0: the sidecar's choice).  Configurations alternate; each run waits (``--wait-quiet``) until the
+machine's other processes use < 0.3 cores, and is repeated (``--retries``) if they used more.
 
-The pipeline figure (bench/analysis.py: one track at a time in one process) is quoted from README.
+* analysis s: ``started_at`` -> ``finished_at`` of the ``main_analysis`` task, read from the run's
+  database afterwards (listing, album jobs, the 1-s completion poll); "startup" (initdb, servers,
+  migrations, models) is apart: the time to the first progress line.
+* CPU cores busy: user + sys CPU of our process tree (this process is a child subreaper, so the
+  postmaster pg_ctl detaches stays in it) / analysis s, from /proc sampled every 0.5 s; 2.0 = both
+  cores of a 2-core machine.  "others' cores": the rest of the machine in the same span.
+* Stages: seconds per track in ``analyze_path``'s stages (``features.timings``); "in flight" = their
+  sum / analysis s (2 when two album jobs are always analysing).
 """
 
 from __future__ import annotations
@@ -296,8 +292,12 @@ def report(runs: list[Run], n: int, minutes: float) -> None:
         },
         runs,
     )
-    print(f"pipeline (bench/analysis.py, README): {PIPELINE_S_PER_4MIN} s per 4 min of music")
-    print(f"({PIPELINE_S_PER_4MIN_TRACK} s per 4-minute track), one track at a time")
+    print(
+        f"pipeline (README's bench/analysis.py figure, one track at a time): {PIPELINE_S_PER_4MIN} s per 4 min"
+    )
+    print(
+        f"of music, {PIPELINE_S_PER_4MIN_TRACK} s per 4-minute track; run it in the same session to compare"
+    )
     title = "seconds per track in analyze_path's stages (wall: longer when the tracks in flight share cores)"
     stages = {st[:-2]: per_track(st) for st in STAGES}
     in_flight = ("{:.2f}", lambda r: r.in_stages() / r.analysis_s)
