@@ -12,8 +12,15 @@ import pytest_asyncio
 from audio_factory import make_track
 from fakes.jellyfin import FakeJellyfin, FakeTrack
 
-from sidecar.providers import MediaProvider, ProviderAuthError, ProviderTooLarge, ProviderUnavailable
+from sidecar.providers import (
+    MediaProvider,
+    ProviderAuthError,
+    ProviderError,
+    ProviderTooLarge,
+    ProviderUnavailable,
+)
 from sidecar.providers import jellyfin as jellyfin_module
+from sidecar.providers.base import ProviderRefused
 from sidecar.providers.jellyfin import JellyfinProvider
 
 ALBUMS = [
@@ -149,6 +156,31 @@ async def test_playlists_created_and_replaced(fake: FakeJellyfin) -> None:
         # the playlist was deleted on the server meanwhile: a new one is made
         new = await p.create_playlist("Sonic", [tracks[0].item_id], replace_id="f" * 32)
         assert new != pid and fake.playlists[new].item_ids == [tracks[0].item_id]
+    finally:
+        await p.close()
+
+
+async def test_playlist_deleted_and_already_gone(fake: FakeJellyfin) -> None:
+    p = provider(fake)
+    try:
+        tracks = [t for a in await p.list_albums() for t in await p.album_tracks(a.id)]
+        pid = await p.create_playlist("Sonic_automatic", [t.item_id for t in tracks[:2]])
+        await p.delete_playlist(pid, "Sonic_automatic")
+        assert pid not in fake.playlists
+        assert [r.method for r in fake.requests_to(f"/Items/{pid}")] == ["DELETE"]
+        await p.delete_playlist(pid, "Sonic_automatic")  # already gone (404): counts as deleted
+        # the server refuses (the fake's user may not delete a library item): ProviderRefused
+        with pytest.raises(ProviderRefused) as err:
+            await p.delete_playlist(tracks[0].item_id, "Not a playlist")
+        assert err.value.status == 409 and "Not a playlist" in str(err.value)
+        assert len(fake.tracks) == len(tracks)
+        # a server failure is an error, not a deletion
+        other = await p.create_playlist("Other", [tracks[0].item_id])
+        fake.fail_next(None, 500, path="^/Items/", method="DELETE")
+        with pytest.raises(ProviderError) as failed:
+            await p.delete_playlist(other, "Other")
+        assert not isinstance(failed.value, ProviderRefused) and other in fake.playlists
+        fake.clear_failures()
     finally:
         await p.close()
 

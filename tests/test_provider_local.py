@@ -15,6 +15,7 @@ import pytest
 from audio_factory import DEFAULT_LIBRARY, make_library, make_non_audio_file, make_track
 
 from sidecar.providers import MediaProvider, ProviderError, ProviderNotFound, local
+from sidecar.providers.base import ProviderRefused
 from sidecar.providers.local import LocalProvider
 
 
@@ -135,6 +136,39 @@ async def test_playlists_are_m3u8_and_replaceable(library: tuple[Path, list]) ->
         await p.create_playlist("bad", ["nope"])
     # the playlist folder inside the music folder is not scanned as music
     assert len([t for a in await p.list_albums() for t in await p.album_tracks(a.id)]) == 9
+
+
+async def test_delete_removes_only_our_own_playlist_files(library: tuple[Path, list]) -> None:
+    root, _ = library
+    p = provider_for(root)
+    tracks = [t for a in await p.list_albums() for t in await p.album_tracks(a.id)]
+    folder = root / "playlists"
+    pid = await p.create_playlist("Night drive_automatic", [tracks[0].item_id])
+    await p.delete_playlist(pid, "Night drive_automatic")
+    assert not (folder / f"{pid}.m3u8").exists()
+    await p.delete_playlist(pid, "Night drive_automatic")  # already gone: deleted, no error
+    # a hand-made file under that name, and one of ours now holding another playlist, stay
+    hand = folder / "Mine_automatic.m3u8"
+    hand.write_text("#EXTM3U\nsomewhere/else.mp3\n")
+    other = await p.create_playlist("Other_automatic", [tracks[1].item_id])
+    before = (folder / f"{other}.m3u8").read_bytes()
+    for stem, name, why in [
+        ("Mine_automatic", "Mine_automatic", "was not written by this service"),
+        (other, "Renamed_automatic", "now holds the playlist 'Other_automatic'"),
+    ]:
+        with pytest.raises(ProviderRefused) as err:
+            await p.delete_playlist(stem, name)
+        assert err.value.status == 409 and why in str(err.value)
+    assert hand.read_text() == "#EXTM3U\nsomewhere/else.mp3\n"
+    assert (folder / f"{other}.m3u8").read_bytes() == before
+    for bad in ("../music", ".hidden", ""):
+        with pytest.raises(ProviderRefused):
+            await p.delete_playlist(bad, "x")
+    # a symlink carrying our name is not followed nor removed
+    (folder / "Link_automatic.m3u8").symlink_to(folder / f"{other}.m3u8")
+    with pytest.raises(ProviderRefused):
+        await p.delete_playlist("Link_automatic", "Other_automatic")
+    assert (folder / "Link_automatic.m3u8").is_symlink()
 
 
 async def test_ping(tmp_path: Path) -> None:

@@ -131,6 +131,19 @@ async def test_create_and_replace_playlist(server: SupysonicServer) -> None:
         await p.close()
 
 
+async def test_delete_playlist_and_already_gone(server: SupysonicServer) -> None:
+    p = provider(server)
+    try:
+        tracks = [t for a in await p.list_albums() for t in await p.album_tracks(a.id)]
+        pid = await p.create_playlist("Gone soon_automatic", [t.item_id for t in tracks[:2]])
+        await p.delete_playlist(pid, "Gone soon_automatic")
+        names = [pl["name"] for pl in (await p.call("getPlaylists"))["playlists"].get("playlist") or []]
+        assert "Gone soon_automatic" not in names
+        await p.delete_playlist(pid, "Gone soon_automatic")  # error 70 (not found): counts as deleted
+    finally:
+        await p.close()
+
+
 async def test_dead_server_is_reported_after_retries() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

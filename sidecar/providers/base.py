@@ -113,4 +113,12 @@ class MediaProvider(Protocol):
         """Create a playlist (or replace the content of ``replace_id``); return its id."""
         ...
 
+    async def delete_playlist(self, playlist_id: str, name: str) -> None:
+        """Delete the playlist ``playlist_id`` this service created under ``name``.
+
+        One that is already gone counts as deleted (no error).  A server that refuses (not ours,
+        not allowed) raises :class:`ProviderRefused`; other failures raise :class:`ProviderError`.
+        """
+        ...
+
     async def close(self) -> None: ...

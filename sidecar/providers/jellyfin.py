@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sidecar.providers.base import Album, ProviderError, Track
+from sidecar.providers.base import Album, ProviderError, ProviderNotFound, ProviderRefused, Track
 from sidecar.providers.http import HttpClient
 
 PAGE_SIZE = 200
@@ -234,3 +234,18 @@ class JellyfinProvider:
         if not isinstance(data, dict) or not data.get("Id"):
             raise ProviderError("Jellyfin", "create playlist", f"answer has no Id: {data!r:.120}")
         return str(data["Id"])
+
+    async def delete_playlist(self, playlist_id: str, name: str) -> None:
+        try:
+            await self.http.request_json("DELETE", f"/Items/{playlist_id}", f"delete playlist {playlist_id}")
+        except ProviderNotFound:
+            return  # already removed
+        except ProviderError as exc:
+            if exc.status in (401, 403):
+                raise ProviderRefused(
+                    "Jellyfin",
+                    f"delete playlist {playlist_id}",
+                    f"playlist {name!r}: {exc.reason}",
+                    status=409,
+                ) from None
+            raise

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from sidecar.providers.base import Album, ProviderError, ProviderNotFound, Track
 from sidecar.providers.local_playlists import Entry, check_name, write_playlist
+from sidecar.providers.local_playlists import delete_playlist as delete_playlist_file
 
 log = logging.getLogger(__name__)
 
@@ -412,5 +413,18 @@ class LocalProvider:
                 raise ProviderError(
                     "local",
                     "create playlist",
+                    f"{clean_text(os.fspath(self.playlist_dir))}: {exc.strerror or exc}",
+                ) from None
+
+    async def delete_playlist(self, playlist_id: str, name: str) -> None:
+        async with self._playlist_lock:
+            try:
+                await self._blocking(
+                    "delete playlist", delete_playlist_file, self.playlist_dir, playlist_id, name
+                )
+            except OSError as exc:
+                raise ProviderError(
+                    "local",
+                    "delete playlist",
                     f"{clean_text(os.fspath(self.playlist_dir))}: {exc.strerror or exc}",
                 ) from None

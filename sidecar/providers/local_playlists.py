@@ -19,6 +19,8 @@
   (``O_CREAT|O_EXCL|O_NOFOLLOW``, random name starting with a dot), is flushed to disk, then
   renamed onto the target with ``os.replace``: readers never see half a playlist, and a planted
   symlink can neither be followed nor redirect the write.
+* Deleting removes ``ID.m3u8`` only when it is such a file of ours holding the same NAME; a missing
+  file counts as deleted, any other file is a conflict (status 409) and stays.
 """
 
 from __future__ import annotations
@@ -187,3 +189,32 @@ def write_playlist(folder: Path, name: str, entries: Sequence[Entry], replace_id
     finally:
         os.close(dfd)
     return stem
+
+
+def delete_playlist(folder: Path, playlist_id: str, name: str) -> None:
+    """Remove the playlist file ``playlist_id`` (a stem) when it is ours and holds NAME (blocking)."""
+    if not _plain_stem(playlist_id):
+        raise ProviderRefused(
+            "local", "delete playlist", f"{playlist_id!r} is not a playlist file name", status=400
+        )
+    try:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        filename = f"{playlist_id}.m3u8"
+        exists, owner = _owner(dfd, filename)
+        if not exists:
+            return
+        if owner != name:
+            what = "was not written by this service" if owner is None else f"now holds the playlist {owner!r}"
+            raise ProviderRefused(
+                "local",
+                "delete playlist",
+                f"{os.fsencode(folder / filename).decode('utf-8', 'replace')} {what}; it is left as it is",
+                status=409,
+            )
+        with suppress(FileNotFoundError):
+            os.unlink(filename, dir_fd=dfd)
+    finally:
+        os.close(dfd)

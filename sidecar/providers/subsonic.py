@@ -27,6 +27,7 @@ from sidecar.providers.base import (
     ProviderAuthError,
     ProviderError,
     ProviderNotFound,
+    ProviderRefused,
     Track,
 )
 from sidecar.providers.http import HttpClient
@@ -286,3 +287,19 @@ class SubsonicProvider:
             raise ProviderError(self.server, "createPlaylist", f"playlist {name!r} not found after creation")
         mine.sort(key=lambda p: p.get("created") or "", reverse=True)
         return str(mine[0]["id"])
+
+    async def delete_playlist(self, playlist_id: str, name: str) -> None:
+        try:
+            await self.call("deletePlaylist", {"id": playlist_id})
+        except ProviderNotFound:
+            return  # already removed
+        except ProviderError as exc:
+            code = getattr(exc, "code", None)
+            if code == 50 or exc.status == 403:  # 50: "not authorized" (not the owner)
+                raise ProviderRefused(
+                    self.server,
+                    "deletePlaylist",
+                    f"playlist {name!r} ({playlist_id}): {exc.reason}",
+                    status=409,
+                ) from None
+            raise
