@@ -176,14 +176,41 @@ async def test_chat_role_reads_only_the_view(db: asyncpg.Pool, db_dsn: str) -> N
     await db.execute("INSERT INTO track_analysis (item_id, tempo, model_version) VALUES ('s1', 120, 'v')")
     user_dsn = db_dsn.replace("audiomuse:", "ai_user_test:", 1).split("@", 1)
     user_dsn = user_dsn[0].rsplit(":", 1)[0] + ":readonly-pass-123@" + user_dsn[1]
+    # what an earlier version granted is taken back at the next start
+    await db.execute("GRANT SELECT ON track_features, tracks TO ai_user_test")
+    async with db.acquire() as conn:
+        assert await ensure_chat_role(conn, "ai_user_test", "readonly-pass-123")
+    # its only grants: SELECT on the view, USAGE on its schema, CONNECT (no column grants either)
+    grants = await db.fetch(
+        "SELECT table_schema || '.' || table_name AS rel, privilege_type FROM "
+        "information_schema.role_table_grants WHERE grantee = 'ai_user_test'"
+    )
+    assert [(g["rel"], g["privilege_type"]) for g in grants] == [("chat.chat_tracks", "SELECT")]
+    assert not await db.fetchval(
+        "SELECT count(*) FROM information_schema.role_column_grants WHERE grantee = 'ai_user_test' "
+        "AND (table_schema, table_name) <> ('chat', 'chat_tracks')"
+    )
+    # every other relation of every schema but the system ones
+    others = [
+        r["name"]
+        for r in await db.fetch(
+            "SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f', 'S') "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' "
+            "AND (n.nspname, c.relname) <> ('chat', 'chat_tracks') ORDER BY 1"
+        )
+    ]
+    assert {"public.tracks", "public.track_analysis", "public.track_features", "public.embeddings"} <= set(
+        others
+    ) and len(others) > 8
     conn = await asyncpg.connect(user_dsn)
     try:
-        rows = await conn.fetch("SELECT title, tempo FROM track_features")
+        # the view reads tracks and track_analysis with its owner's rights, not the role's
+        rows = await conn.fetch("SELECT title, tempo FROM chat.chat_tracks")
         assert [(r["title"], r["tempo"]) for r in rows] == [("Song", 120.0)]
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.fetch("SELECT * FROM tracks")
-        with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.fetch("SELECT * FROM embeddings")
+        for name in others:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT * FROM {name} LIMIT 1")
         with pytest.raises((asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)):
             await conn.execute("UPDATE tracks SET title = 'x'")
         with pytest.raises((asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError)):

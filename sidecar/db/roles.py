@@ -1,8 +1,13 @@
 """The read-only database role of the LLM chat.
 
 It may log in and SELECT from the ``chat.chat_tracks`` view (the instant-playlist chat's
-relation, migration 0006) and the ``track_features`` view, nothing else: no other table, no
-writes (its sessions are also read-only by default, with a statement timeout).
+relation, migration 0006), nothing else: no table, no other view (``track_features`` included),
+no writes (its sessions are also read-only by default, with a statement timeout).
+
+The view needs no grant on the tables it reads: a view reads its tables with its owner's rights
+(the service's user, which ran the migration; the view is not ``security_invoker``), so SELECT
+on the view and USAGE on its schema are all the role holds.  Grants an earlier version made
+(SELECT on ``track_features``) are revoked at every start.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ async def ensure_chat_role(conn: asyncpg.Connection, name: str, password: str) -
             await conn.execute(f"ALTER ROLE {ident} SET default_transaction_read_only = on")
             await conn.execute(f"ALTER ROLE {ident} SET statement_timeout = '10s'")
             await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {ident}')
-            await conn.execute(f"GRANT USAGE ON SCHEMA public TO {ident}")
+            # nothing in public: its tables, views and sequences, and the schema itself (PUBLIC's
+            # own USAGE on it is PostgreSQL's default and grants no table)
             await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {ident}")
-            await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {ident}")
-            await conn.execute(f"GRANT SELECT ON track_features TO {ident}")
+            await conn.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {ident}")
+            await conn.execute(f"REVOKE ALL ON SCHEMA public FROM {ident}")
             await conn.execute(f"GRANT USAGE ON SCHEMA chat TO {ident}")
             await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA chat FROM {ident}")
             await conn.execute(f"REVOKE CREATE ON SCHEMA chat FROM {ident}")
