@@ -116,7 +116,15 @@ async def test_clustering_end_to_end(setup: tuple[TestClient, Any], endpoints: E
     assert all(len(items) <= 15 for items in lists2.values())
     assert all(name.endswith("_automatic") for name in lists2)
     rows = await db.fetch("SELECT name, count(*) AS n FROM playlists WHERE kind = 'automatic' GROUP BY name")
-    assert all(r["n"] == 1 for r in rows)
+    assert all(r["n"] == 1 for r in rows) and {r["name"] for r in rows} == set(lists2)
+    # the first run's playlists that the second did not write again are deleted: the folder holds
+    # exactly the second run's playlists
+    assert set(lists) - set(lists2), "the second run should have written other names (numbered parts)"
+    files = {
+        p.read_text().splitlines()[2].removeprefix("#PLAYLIST:") for p in settings.playlist_dir.glob("*.m3u8")
+    }
+    assert files == set(lists2)
+    assert any("automatic playlists of earlier runs deleted" in line for line in second["log"]), second["log"]
 
 
 async def test_bad_parameters_get_400_naming_the_key(setup: tuple[TestClient, Any]) -> None:

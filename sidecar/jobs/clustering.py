@@ -14,7 +14,9 @@ work queue), the analysis's parent/child pattern (see ``jobs/analysis.py``).
 * At the end the parent takes the best run, keeps the TOP_N_PLAYLISTS most diverse playlists,
   names them (AI or deterministic), splits those longer than MAX_SONGS_PER_CLUSTER, and writes
   them to the media server as ``..._automatic``, replacing the automatic playlists of the same
-  name this service created before (recorded in the playlists table).
+  name this service created before (recorded in the playlists table).  Once all are written, the
+  recorded automatic playlists of earlier runs that this run did not write again are deleted;
+  a failed write fails the task before anything is deleted.
 """
 
 from __future__ import annotations
@@ -392,7 +394,10 @@ async def _finalise(
                 }
             )
     await tasks.update(db, task_id, progress=95, log_line=f"writing {len(out)} playlists to {provider.name}")
-    before = {r["name"] for r in await clustering_db.automatic_playlists(db, provider.name)}
+    before = {
+        r["name"]: r["provider_playlist_id"]
+        for r in await clustering_db.automatic_playlists(db, provider.name)
+    }
     written: list[dict[str, Any]] = []
     for pl in out:
         existing = await playlists_db.provider_id(db, provider.name, KIND, pl["name"])
@@ -411,13 +416,34 @@ async def _finalise(
             return None
         await playlists_db.record(db, provider.name, KIND, pl["name"], pl["track_ids"], pid)
         written.append({**pl, "playlist_id": pid})
-    stale = sorted(before - {pl["name"] for pl in written})
-    if stale:
-        await note(
-            f"{len(stale)} automatic playlists of earlier runs are left on the media server (this "
-            f"service cannot delete playlists yet): {', '.join(stale[:10])}"
-        )
+    await _delete_stale(app, before, {pl["name"] for pl in written}, note)
     return written
+
+
+async def _delete_stale(app: JobContext, before: dict[str, str], kept: set[str], note: Any) -> None:
+    """Delete the automatic playlists of earlier runs that this run did not write again (called once
+    the new ones are written).  Only those recorded in the playlists table are touched; one already
+    removed counts as deleted; one the server refuses or fails to delete is logged and stays
+    recorded (tried again by the next run)."""
+    stale = sorted(name for name in before if name not in kept)
+    if not stale:
+        return
+    provider = app.provider
+    deleted: list[str] = []
+    kept_back: list[str] = []
+    for name in stale:
+        try:
+            await provider.delete_playlist(before[name], name)
+        except ProviderError as exc:
+            kept_back.append(name)
+            await note(f"playlist {name!r} of an earlier run not deleted: {exc}")
+            continue
+        deleted.append(name)
+    await clustering_db.forget_playlists(app.db, provider.name, deleted)
+    await note(
+        f"{len(deleted)} automatic playlists of earlier runs deleted"
+        + (f", {len(kept_back)} left on the media server" if kept_back else "")
+    )
 
 
 async def _wait_for_jobs(redis: Any, job_ids: list[str], timeout_s: float) -> None:
