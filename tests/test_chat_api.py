@@ -263,7 +263,8 @@ async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(
     }
     for i, (item_id, group) in enumerate(groups.items()):
         await db.execute(
-            "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2::text::vector, 'v')",
+            "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+            " VALUES ($1, $2::text::vector, $2::text::vector || array_fill(0::real, ARRAY[204])::vector, 'v')",
             item_id,
             _vector(group, i),
         )
@@ -272,3 +273,38 @@ async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(
     assert ids(r) == ["m3"] and "sounding like iron maiden" in r["understood_as"]
     r = await ask(app_client, {"userInput": "like Iron Maiden"})
     assert ids(r)[:3] and set(ids(r)[:3]) == {"m3", "r1", "slowrock"}
+
+
+async def test_config_defaults_name_the_defaults_and_never_a_key(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    (tmp_path / "music").mkdir()
+    settings = make_settings(
+        {
+            "LOCAL_MUSIC_DIR": str(tmp_path / "music"),
+            "API_TOKEN": "tok-123",
+            "AI_MODEL_PROVIDER": "OPENAI",
+            "OPENAI_SERVER_URL": "https://proxy-user:url-secret-1@llm.example:8443/v1?key=url-secret-2",
+            "OPENAI_API_KEY": "sk-secret-3",
+            "GEMINI_API_KEY": "gemini-secret-4",
+            "OPENAI_MODEL_NAME": "my-model",
+        },
+        ai_chat_db_user_name=ROLE,
+    )
+    client = TestClient(TestServer(create_app(settings, endpoints)))
+    await client.start_server()
+    try:
+        assert (await client.get("/chat/api/config_defaults")).status == 401
+        resp = await client.get("/chat/api/config_defaults", headers=AUTH)
+        assert resp.status == 200
+        text = await resp.text()
+        body = await resp.json()
+    finally:
+        await client.close()
+    assert "secret" not in text and "proxy-user" not in text
+    assert body["default_ai_provider"] == "OPENAI" and body["default_openai_model_name"] == "my-model"
+    assert body["openai_server_url"] == "https://llm.example:8443/v1"
+    assert body["ollama_server_url"] == settings.ollama_server_url
+    assert body["default_ollama_model_name"] == settings.ollama_model_name
+    assert body["default_gemini_model_name"] == settings.gemini_model_name
+    assert body["default_gemini_api_key"] == "" and body["default_openai_api_key"] == ""

@@ -1,5 +1,6 @@
 """Instant playlists from a plain-language request (AudioMuse-AI's chat, made safe):
-POST /chat/api/chatPlaylist and POST /api/chat/playlist (same answer), POST /chat/api/create_playlist.
+POST /chat/api/chatPlaylist and POST /api/chat/playlist (same answer), POST /chat/api/create_playlist,
+GET /chat/api/config_defaults (the default provider, models and URLs; never a key).
 
 ``/chat/api/*`` lies outside ``/api/``, so these handlers check ``API_TOKEN`` themselves.
 """
@@ -10,6 +11,7 @@ import hmac
 import logging
 import unicodedata
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -65,6 +67,41 @@ async def _chat(request: web.Request) -> web.Response:
     except ChatQueryError as exc:
         raise ApiError(503, "the playlist query failed", exc.reason) from exc
     return web.json_response({"response": result.as_json()})
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` without what may carry a secret: user name and password, query, fragment."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@routes.get("/chat/api/config_defaults")
+async def chat_config_defaults(request: web.Request) -> web.Response:
+    """AudioMuse-AI's defaults call, for a page to prefill its form: the default provider, each
+    provider's model and URL.  No API key is ever sent (upstream sent Gemini's): the key fields
+    stay empty, and an empty key in a chat request means "the server's"."""
+    _check_token(request)
+    s = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "default_ai_provider": s.ai_model_provider.value,
+            "default_ollama_model_name": s.ollama_model_name,
+            "ollama_server_url": public_url(s.ollama_server_url),
+            "default_gemini_model_name": s.gemini_model_name,
+            "default_gemini_api_key": "",
+            "gemini_server_url": public_url(s.gemini_server_url),
+            "default_openai_model_name": s.openai_model_name,
+            "openai_server_url": public_url(s.openai_server_url),
+            "default_openai_api_key": "",
+            "chat_max_songs": s.chat_max_songs,
+        }
+    )
 
 
 @routes.post("/chat/api/chatPlaylist")
