@@ -20,9 +20,10 @@ from sidecar.jobs.names import WORK_QUEUE
 from sidecar.providers import make_provider
 from sidecar.routes import ROUTE_MODULES
 from sidecar.services import Endpoints
-from sidecar.web.auth import api_token_middleware
+from sidecar.web.auth import api_token_middleware, warn_if_exposed
 from sidecar.web.errors import error_middleware
 from sidecar.web.keys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
+from sidecar.web.pages import setup_pages
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app[SETTINGS] = settings
     app[ENDPOINTS] = endpoints
     app.cleanup_ctx.append(_resources)
+    setup_pages(app)
+    warn_if_exposed(settings)
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)
     return app
