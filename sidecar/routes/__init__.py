@@ -1,5 +1,16 @@
 """HTTP handlers, one module per area; each exposes ``routes`` (a RouteTableDef)."""
 
-from sidecar.routes import analysis, chat, clustering, compat, config, health, library, similarity, tasks
+from sidecar.routes import (
+    analysis,
+    chat,
+    clustering,
+    compat,
+    config,
+    health,
+    library,
+    pages,
+    similarity,
+    tasks,
+)
 
-ROUTE_MODULES = (health, config, tasks, library, analysis, similarity, clustering, compat, chat)
+ROUTE_MODULES = (health, config, tasks, library, analysis, similarity, clustering, compat, chat, pages)
