@@ -2,6 +2,8 @@
 
 from sidecar.routes import (
     analysis,
+    apidocs,
+    backup,
     chat,
     clustering,
     compat,
@@ -9,8 +11,23 @@ from sidecar.routes import (
     health,
     library,
     pages,
+    playlists,
     similarity,
     tasks,
 )
 
-ROUTE_MODULES = (health, config, tasks, library, analysis, similarity, clustering, compat, chat, pages)
+ROUTE_MODULES = (
+    health,
+    config,
+    tasks,
+    library,
+    analysis,
+    similarity,
+    clustering,
+    compat,
+    chat,
+    pages,
+    apidocs,
+    backup,
+    playlists,
+)
