@@ -141,6 +141,15 @@ class Settings(BaseModel):
         None, description="When set, /api/* requires Authorization: Bearer <token>."
     )
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error)$", description="Log level.")
+    log_format: str = Field(
+        "text",
+        pattern=r"^(?i:text|json)$",
+        description="text (readable lines) or json (one JSON object per line: time, level, logger, "
+        "message, and task_id / track_id / route when known).",
+    )
+    metrics_require_token: bool = Field(
+        False, description="When true (and API_TOKEN is set), GET /metrics requires the API token too."
+    )
 
     # --- protocol bridges (plugin-bridge) -----------------------------------------------
     bridge_host: str = Field("127.0.0.1", description="Address the Jellyfin and Subsonic bridges listen on.")
@@ -169,6 +178,17 @@ class Settings(BaseModel):
 
     # --- analysis -----------------------------------------------------------------------
     num_recent_albums: int = Field(0, ge=0, description="Albums analysed per run, newest first; 0 = all.")
+    analysis_schedule: str = Field(
+        "0 3 * * *",
+        description="When the worker starts an analysis run on its own: a 5-field cron expression "
+        "(minute hour day-of-month month day-of-week, local time); empty or off = never. Skipped "
+        "while an analysis runs.",
+    )
+    clustering_schedule: str = Field(
+        "",
+        description="When the worker starts a clustering with these settings on its own: a 5-field "
+        "cron expression (e.g. 0 4 * * 0, Sundays at 04:00); empty or off = never.",
+    )
     top_n_moods: int = Field(5, ge=1, le=50, description="Top tags kept per track as its moods.")
     max_queued_analysis_jobs: int = Field(
         25, ge=1, description="Album jobs queued at once by one analysis run."
@@ -481,6 +501,17 @@ class Settings(BaseModel):
             raise ValueError("has no host")
         return v
 
+    @field_validator("analysis_schedule", "clustering_schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from sidecar.jobs.schedule import CronError, schedule_of
+
+        try:
+            schedule_of(v)
+        except CronError as exc:
+            raise ValueError(f"not a valid cron expression: {exc}") from None
+        return v.strip()
+
     @field_validator("redis_url")
     @classmethod
     def _redis_dsn(cls, v: str | None) -> str | None:
@@ -671,12 +702,19 @@ def setting_docs() -> list[SettingDoc]:
     return docs
 
 
+#: settings whose empty value is a value (off), not "unset"
+_EMPTY_MEANS_OFF = frozenset({"analysis_schedule", "clustering_schedule"})
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read and validate the settings; raise SettingsError with one clear line on failure."""
     source = dict(os.environ if env is None else env)
-    # Empty strings mean "unset" (docker compose writes VAR= for blanks).
+    # Empty strings mean "unset" (docker compose writes VAR= for blanks), except for the
+    # schedules, where empty means off.
     values: dict[str, Any] = {
-        k.lower(): v for k, v in source.items() if k.lower() in Settings.model_fields and v != ""
+        k.lower(): v
+        for k, v in source.items()
+        if k.lower() in Settings.model_fields and (v != "" or k.lower() in _EMPTY_MEANS_OFF)
     }
     values.update(_infer_mediaserver_type(source))
     values.update(overrides)

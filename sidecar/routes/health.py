@@ -9,7 +9,8 @@ from aiohttp import web
 
 from sidecar.db.server import server_info
 from sidecar.jobs.names import HEALTH_CHECK_INTERVAL_S, HEALTH_CHECK_KEY
-from sidecar.web.keys import DB, QUEUE
+from sidecar.jobs.schedule import next_runs
+from sidecar.web.keys import DB, QUEUE, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -61,4 +62,5 @@ async def healthz(request: web.Request) -> web.Response:
     )
     states = {c["status"] for c in checks.values()}
     status = "error" if "error" in states else "degraded" if "degraded" in states else "ok"
-    return web.json_response({"status": status, **checks}, status=503 if status == "error" else 200)
+    body = {"status": status, **checks, "schedules": next_runs(request.app[SETTINGS])}
+    return web.json_response(body, status=503 if status == "error" else 200)
