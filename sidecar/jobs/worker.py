@@ -28,12 +28,10 @@ from sidecar.jobs.analysis import analyze_album, run_analysis
 from sidecar.jobs.clustering import clustering_batch, run_clustering
 from sidecar.jobs.context import JobContext, job_context
 from sidecar.jobs.library import sync_library
-from sidecar.jobs.map import compute_map
 from sidecar.jobs.queue import settle
 from sidecar.jobs.schedule import scheduled_cron_jobs
 from sidecar.providers import make_provider
 from sidecar.services import Endpoints
-from sidecar.similarity import refit
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +62,6 @@ async def recover_orphans(ctx: dict[str, Any]) -> dict[str, int]:
     return await settle(app.db, ctx["redis"], app.settings.task_orphan_seconds)
 
 
-async def keep_similarity_space_fitted(ctx: dict[str, Any]) -> str | None:
-    """Periodic: fit the similarity space's statistics when the library moved (after an
-    upgrade: its first fit) and place tracks without a vector (sidecar/similarity/refit.py)."""
-    return await refit.keep_fitted(job_context(ctx).db, refit.AT_REST)
-
-
 #: every job the workers run, by queue; each is also listed in README.md
 CONTROL_FUNCTIONS = [
     func(task_job(sync_library), name=names.SYNC_LIBRARY, timeout=6 * 3600),
@@ -79,19 +71,11 @@ CONTROL_FUNCTIONS = [
 WORK_FUNCTIONS = [
     func(task_job(analyze_album), name=names.ANALYZE_ALBUM, timeout=6 * 3600, max_tries=1000),
     func(task_job(clustering_batch), name=names.CLUSTERING_BATCH, timeout=24 * 3600, max_tries=1000),
-    func(compute_map, name=names.COMPUTE_MAP, timeout=3600, keep_result=0),  # id reusable at once
 ]
 FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
 #: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished
 CRON_JOBS = [
-    cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60),
-    cron(
-        keep_similarity_space_fitted,
-        name=names.KEEP_SPACE_FITTED,
-        second={45},
-        run_at_startup=True,
-        timeout=6 * 3600,
-    ),
+    cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60)
 ]
 
 
