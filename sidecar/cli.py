@@ -1,5 +1,6 @@
-"""`audiomuse` command line: up, web, worker, db migrate, check, sync, analyze.  This module parses
-the commands and wires their parts (``serve``, ``supervise``, ``check``, ``jobs.here``)."""
+"""`audiomuse` command line: up, web, worker, db migrate, check, sync, analyze, export, import.
+This module parses the commands and wires their parts (``serve``, ``supervise``, ``check``,
+``jobs.here``, ``backup.commands``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from sidecar.backup import commands as backup_commands
 from sidecar.check import run_checks
 from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
 from sidecar.jobs.here import analysis_progress_line, run_here, sync_progress_line
@@ -237,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="only the N newest albums (default: NUM_RECENT_ALBUMS; 0 = all)",
     )
+    backup_commands.add_parsers(sub)
     return parser
 
 
@@ -248,6 +251,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "sync": cmd_sync,
     "analyze": cmd_analyze,
     "db migrate": cmd_migrate,
+    "export": backup_commands.cmd_export,
+    "import": backup_commands.cmd_import,
 }
 
 

@@ -39,3 +39,33 @@ async def record(
         provider,
         playlist_id,
     )
+
+
+_PLAYLIST_COLUMNS = (
+    "playlist_id, name, kind, provider, provider_playlist_id, track_ids, created_at, updated_at"
+)
+
+
+async def all_made(db: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every playlist this service made, by kind then name."""
+    return list(await db.fetch(f"SELECT {_PLAYLIST_COLUMNS} FROM playlists ORDER BY kind, name, playlist_id"))
+
+
+async def made(db: asyncpg.Pool | asyncpg.Connection, playlist_id: int) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await db.fetchrow(
+        f"SELECT {_PLAYLIST_COLUMNS} FROM playlists WHERE playlist_id = $1", playlist_id
+    )
+    return row
+
+
+async def track_entries(
+    db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """Title, artist, duration, path and provider of the tracks ``item_ids`` still in the library."""
+    return list(
+        await db.fetch(
+            "SELECT item_id, title, artist, duration_s, file_path, provider FROM tracks "
+            "WHERE item_id = ANY($1::text[])",
+            list(item_ids),
+        )
+    )

@@ -13,6 +13,7 @@ from aiohttp import web
 from sidecar.db import playlists
 from sidecar.mix.engine import Candidate, MixResult, total_distance
 from sidecar.routes.params import bool_param, int_param, list_param, str_param
+from sidecar.routes.playlists import m3u8_response
 from sidecar.similarity import store
 from sidecar.similarity.service import MixKind, MixService
 from sidecar.web.errors import ApiError, read_json_object
@@ -165,7 +166,12 @@ async def mix(request: web.Request) -> web.Response:
         raise ApiError(400, "kind must be one of song, album, artist, playlist, genre", raw_kind) from None
     n = int_param(request, "n", 50, 1, MAX_N)
     previous = list_param(request, "previous")
+    answer = (str_param(request, "format") or "json").lower()
+    if answer not in ("json", "m3u8"):
+        raise ApiError(400, "format must be json or m3u8", answer)
     result, resolved = await service(request).mix_by_name(kind, seed, n, previous)
+    if answer == "m3u8":
+        return await m3u8_response(request, f"{kind.value} mix {seed}", [c.item_id for c in result.tracks])
     return web.json_response(
         {
             "kind": kind.value,
