@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sidecar.backup.fingerprint import file_fingerprint
 from sidecar.ml import audio as _audio
 from sidecar.ml import constants as _constants
 from sidecar.ml import features as _features
@@ -165,5 +166,14 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
             "patches": int(chosen.shape[0]),
             "source_seconds": decoded.info.duration,
             "timings": {k: round(v, 4) for k, v in timings.items()},
+            # finds the file again in a backup whatever its id (sidecar/backup/)
+            **_fingerprint(path),
         },
     )
+
+
+def _fingerprint(path: Path) -> dict[str, str]:
+    try:
+        return {"content_fingerprint": file_fingerprint(path)}
+    except OSError:
+        return {}
