@@ -270,7 +270,7 @@ async def test_like_an_artist_is_a_sonic_mix_filtered_by_the_words(
         )
     r = await ask(app_client, {"userInput": "fast metal like iron maiden"})
     # the sonic neighbours of Iron Maiden's tracks (not the seeds), then fast and metal only
-    assert ids(r) == ["m3"] and "sounding like iron maiden" in r["understood_as"]
+    assert ids(r) == ["m3"] and "sounding like Iron Maiden" in r["understood_as"]
     r = await ask(app_client, {"userInput": "like Iron Maiden"})
     assert ids(r)[:3] and set(ids(r)[:3]) == {"m3", "r1", "slowrock"}
 
@@ -308,3 +308,54 @@ async def test_config_defaults_name_the_defaults_and_never_a_key(
     assert body["default_ollama_model_name"] == settings.ollama_model_name
     assert body["default_gemini_model_name"] == settings.gemini_model_name
     assert body["default_gemini_api_key"] == "" and body["default_openai_api_key"] == ""
+
+
+async def _embed(db: asyncpg.Pool, groups: dict[str, int]) -> None:
+    """Embeddings in designed groups, placed in the similarity space as they are (zero-padded)."""
+    for i, (item_id, group) in enumerate(groups.items()):
+        await db.execute(
+            "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+            " VALUES ($1, $2::text::vector, $2::text::vector || array_fill(0::real, ARRAY[204])::vector, 'v')",
+            item_id,
+            _vector(group, i),
+        )
+
+
+async def test_like_a_song_is_a_song_mix_and_the_choice_is_said(
+    app_client: TestClient, db: asyncpg.Pool
+) -> None:
+    # a song and a band both called "Clair de Lune"; a song "Nocturne" and a band whose name holds it
+    await add_track(db, "deb1", title="Clair de Lune (Remastered 2010)", artist="Claude Debussy")
+    await add_track(db, "deb2", title="Rêverie", artist="Claude Debussy")
+    await add_track(db, "satie", title="Gymnopédie No. 1", artist="Erik Satie")
+    await add_track(db, "band1", title="Moonlight", artist="Clair de Lune")
+    await add_track(db, "band2", title="Tide", artist="Clair de Lune")
+    await add_track(db, "bandfan", title="Night Swim", artist="Lune Fans")
+    await add_track(db, "coll", title="Dark", artist="Nocturne Collective")
+    groups = {"p1": 1, "p2": 1, "p3": 1, "deb1": 5, "deb2": 5, "satie": 5, "band1": 6, "band2": 6}
+    groups |= {"bandfan": 6, "coll": 7, "m1": 8, "m2": 9, "m3": 10, "r1": 11, "s80": 12}
+    await _embed(db, groups)
+
+    # a title only: a song mix that starts with the song, its nearest next
+    r = await ask(app_client, {"userInput": "songs like Nocturne"})
+    assert ids(r)[0] == "p1" and set(ids(r)[1:3]) == {"p2", "p3"}, r["message"]
+    assert "sounding like the song 'Nocturne' by Pianist" in r["understood_as"]
+    # ... chosen over the artist whose name only contains the word, and the answer says so
+    assert "'songs like Nocturne'" not in r["message"] and "'Nocturne' taken as the song" in r["message"]
+    assert "Nocturne Collective has a name close to it" in r["message"]
+    # the artist named exactly so wins over the song, the song is named with how to ask for it
+    r = await ask(app_client, {"userInput": "like clair de lune"})
+    assert ids(r)[0] == "bandfan" and not {"band1", "band2"} & set(ids(r)), ids(r)
+    assert "sounding like Clair de Lune (a sonic mix of their tracks)" in r["understood_as"]
+    assert "also the title of a song by Claude Debussy" in r["message"]
+    assert "like Clair de Lune (Remastered 2010) by Claude Debussy" in r["message"]
+    # "T by A": that song, even with a typo and a short artist name
+    r = await ask(app_client, {"userInput": "songs like Clair de Lune by Debusy"})
+    assert ids(r)[0] == "deb1" and set(ids(r)[1:3]) == {"deb2", "satie"}, ids(r)
+    assert "the song 'Clair de Lune (Remastered 2010)' by Claude Debussy" in r["understood_as"]
+    # other words filter the song mix (its order kept): its energetic tracks, the nearest first
+    r = await ask(app_client, {"userInput": "energetic songs like Nocturne"})
+    assert "energy >= 0.6" in r["understood_as"] and ids(r) == ["p3", "r1"], r["message"]
+    # a name that is neither: the artist-name match, as before
+    r = await ask(app_client, {"userInput": "like Zzyzx Quartet"})
+    assert "No sonic mix for 'Zzyzx Quartet'" in r["message"] and r["query_results"] == []

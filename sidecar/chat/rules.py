@@ -3,7 +3,7 @@
 Words map to score columns (with synonyms: "calm" is the relaxed feature and the chill tags,
 "running" is energetic and fast), tempo and energy words to ranges, decades and years to the
 year (or the era tags when the year is unknown), "by X" to an artist match, "like X" to the tracks
-of a sonic mix around artist X (resolved by the service, :mod:`sidecar.chat.service`).  The
+of a sonic mix around artist or song X (resolved by :mod:`sidecar.chat.sounds_like`).  The
 query ranks tracks by the sum of the matched scores, keeps at most ``per_artist`` songs per
 artist, and goes through the same validator as an LLM's answer.  :attr:`Understanding.summary`
 says how the request was understood.
@@ -140,8 +140,10 @@ class Understanding:
     years: tuple[int, int] | None = None
     era_column: str | None = None
     artist: str | None = None
-    #: "like X": tracks that sound like artist X's (a sonic mix), when X is a known artist
+    #: "like X": tracks that sound like X, an artist or a song (a sonic mix, resolved by
+    #: :mod:`sidecar.chat.sounds_like`, which sets ``like_kind`` and names X as the library does)
     like: str | None = None
+    like_kind: str | None = None
     #: require at least one of ``columns`` to score as a match (dropped when that finds nothing)
     strict: bool = True
 
@@ -167,7 +169,9 @@ class Understanding:
             parts.append(f"years {self.years[0]}-{self.years[1]}")
         if self.artist:
             parts.append(f"artist like '{self.artist}'")
-        if self.like:
+        if self.like and self.like_kind == "song":
+            parts.append(f"sounding like the song {self.like} (a sonic mix that starts with it)")
+        elif self.like:
             parts.append(f"sounding like {self.like} (a sonic mix of their tracks)")
         return (
             "; ".join(parts)
@@ -275,13 +279,19 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequenc
     wanted = list(dict.fromkeys([*u.columns, *([u.era_column] if u.era_column else [])]))
     score = " + ".join(f"coalesce({c}, 0)" for c in wanted) or "0"
     read = ", ".join(["item_id", "title", "artist", "year", *wanted])
+    # ties (and every track when no score is asked for) keep the sonic mix's order: nearest first
+    position = (
+        "CASE item_id " + " ".join(f"WHEN {_quote(i)} THEN {n}" for n, i in enumerate(within)) + " END"
+        if within
+        else "0"
+    )
     return (
         f"SELECT item_id, title, artist FROM ("
-        f"SELECT item_id, title, artist, score, "
-        f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, item_id) AS rn FROM ("
-        f"SELECT item_id, title, artist, {score} AS score FROM ("
+        f"SELECT item_id, title, artist, score, position, "
+        f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, position, item_id) AS rn FROM ("
+        f"SELECT item_id, title, artist, {score} AS score, {position} AS position FROM ("
         f"SELECT {read} FROM {VIEW} WHERE {' AND '.join(cheap) or 'TRUE'} OFFSET 0) AS features "
         f"WHERE {' AND '.join(scored) or 'TRUE'}) AS scored) AS ranked "
         f"WHERE rn <= {per_artist if not u.artist else max_songs} "
-        f"ORDER BY score DESC, item_id LIMIT {max_songs}"
+        f"ORDER BY score DESC, position, item_id LIMIT {max_songs}"
     )

@@ -17,10 +17,10 @@ import asyncpg
 
 from sidecar.ai import AiConfig, AiError, ChatMessage, complete
 from sidecar.chat import prompt, rules
+from sidecar.chat.sounds_like import sounds_like
 from sidecar.chat.validate import Refused, validate
 from sidecar.config import Settings
 from sidecar.db.chat import ChatQueryError, known_tracks, run_chat_query
-from sidecar.similarity.service import AmbiguousSeed, MixKind, MixService, NothingAnalysed, UnknownSeed
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ async def _by_rules(runner: ChatRunner, request: str, result: ChatResult) -> Non
         result.tracks = []
         result.log.append(
             "Try words such as: calm, energetic, sad, happy, party, rock, jazz, piano, fast, "
-            "80s, by <artist>, like <artist>."
+            "80s, by <artist>, like <artist or song>."
         )
         return
     if within and not u.filters and not u.artist:
@@ -165,18 +165,14 @@ async def _rules_query(
 
 
 async def _sounds_like(runner: ChatRunner, u: rules.Understanding, result: ChatResult) -> list[str]:
-    """The item ids of a sonic mix around artist ``u.like`` (the mix engine's rules: no duplicates,
-    the artist cap); when no such artist is found, ``u.like`` becomes an artist-name match."""
+    """The item ids of a sonic mix around artist or song ``u.like`` (the mix engine's rules: no
+    duplicates, the artist cap); when nothing is found, ``u.like`` becomes an artist-name match."""
     assert u.like is not None
     n = min(LIKE_POOL, 4 * runner.settings.chat_max_songs)
-    try:
-        mix, hit = await MixService(runner.db, runner.settings).mix_by_name(MixKind.ARTIST, u.like, n)
-    except (UnknownSeed, AmbiguousSeed, NothingAnalysed) as exc:
-        result.log.append(
-            f"No sonic mix for '{u.like}' ({type(exc).__name__}): matching the artist name instead."
-        )
+    found = await sounds_like(runner.db, runner.settings, u.like, n)
+    result.log.extend(found.notes)
+    if found.kind is None:
         u.artist, u.like = u.like, None
         return []
-    if hit is not None:
-        u.like = hit.artist
-    return [c.item_id for c in mix.tracks]
+    u.like, u.like_kind = found.label, found.kind
+    return found.item_ids

@@ -119,3 +119,28 @@ async def chat_view_columns(db: asyncpg.Pool | asyncpg.Connection) -> list[str]:
         "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
     )
     return [r["attname"] for r in rows]
+
+
+async def analysed_titles_like(
+    db: asyncpg.Pool | asyncpg.Connection, name: str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """``{item_id, title, artist}`` of analysed tracks (with an embedding) whose title, artist or
+    album matches ``name`` (a substring or trigram word match on the search column, as
+    ``/api/search_tracks``), the titles most like ``name`` first, then the shortest: the
+    candidates of "like <song title>"; the caller keeps the titles that equal the name."""
+    folded = await db.fetchval("SELECT am_search_text($1)", name)
+    folded = " ".join(str(folded or "").split())
+    if not folded:
+        return []
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await db.fetch(
+        """SELECT t.item_id, t.title, t.artist FROM tracks t
+           WHERE (t.search_text LIKE $2 OR $1 <% t.search_text) AND t.analysis_status = 'analyzed'
+             AND EXISTS (SELECT 1 FROM embeddings e WHERE e.item_id = t.item_id)
+           ORDER BY word_similarity($1, am_search_text(t.title)) DESC, length(t.title), t.artist, t.item_id
+           LIMIT $3""",
+        folded,
+        pattern,
+        limit,
+    )
+    return [dict(r) for r in rows]
