@@ -28,12 +28,14 @@ SYNC_LIBRARY = "sync_library"
 RECOVER_ORPHANS = "recover_orphans"
 RUN_CLUSTERING = "run_clustering"
 CLUSTERING_BATCH = "clustering_batch"
+COMPUTE_MAP = "compute_map"
 JOB_QUEUES = {
     RUN_ANALYSIS: CONTROL_QUEUE,
     SYNC_LIBRARY: CONTROL_QUEUE,
     ANALYZE_ALBUM: WORK_QUEUE,
     RUN_CLUSTERING: CONTROL_QUEUE,
     CLUSTERING_BATCH: WORK_QUEUE,
+    COMPUTE_MAP: WORK_QUEUE,
 }
 
 # task types (tasks.task_type)

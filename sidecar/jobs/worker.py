@@ -28,6 +28,7 @@ from sidecar.jobs.analysis import analyze_album, run_analysis
 from sidecar.jobs.clustering import clustering_batch, run_clustering
 from sidecar.jobs.context import JobContext, job_context
 from sidecar.jobs.library import sync_library
+from sidecar.jobs.map import compute_map
 from sidecar.jobs.queue import settle
 from sidecar.jobs.schedule import scheduled_cron_jobs
 from sidecar.providers import make_provider
@@ -71,6 +72,7 @@ CONTROL_FUNCTIONS = [
 WORK_FUNCTIONS = [
     func(task_job(analyze_album), name=names.ANALYZE_ALBUM, timeout=6 * 3600, max_tries=1000),
     func(task_job(clustering_batch), name=names.CLUSTERING_BATCH, timeout=24 * 3600, max_tries=1000),
+    func(compute_map, name=names.COMPUTE_MAP, timeout=3600, keep_result=0),  # id reusable at once
 ]
 FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
 #: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished

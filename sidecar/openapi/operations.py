@@ -206,7 +206,7 @@ OPERATIONS: dict[str, Op] = {
         params={"ids": "track ids (at most 1000)"},
     ),
     # documentation and pages
-    "GET /openapi.json": Op("docs", "This document", auth=False),
+    "GET /openapi.json": Op("docs", "This document (OpenAPI 3.1)"),
     "GET /apidocs": Op("pages", "Interactive API documentation", _PAGE, content=HTML),
     "GET /": Op("pages", "Dashboard", _PAGE, content=HTML),
     "GET /analysis": Op("pages", "Analysis & clustering", _PAGE, content=HTML),

@@ -10,6 +10,7 @@ from sidecar.routes import (
     config,
     health,
     library,
+    map,
     pages,
     playlists,
     similarity,
@@ -30,4 +31,5 @@ ROUTE_MODULES = (
     apidocs,
     backup,
     playlists,
+    map,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from sidecar.openapi import app_routes, build_document
@@ -21,3 +22,8 @@ def document(app: web.Application) -> dict[str, Any]:
 @routes.get("/openapi.json")
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(document(request.app))
+
+
+@routes.get("/apidocs")
+async def apidocs_page(request: web.Request) -> web.Response:
+    return aiohttp_jinja2.render_template("apidocs.html", request, {"page": "apidocs", "title": "API docs"})
