@@ -20,6 +20,7 @@ from sidecar.jobs.names import WORK_QUEUE
 from sidecar.providers import make_provider
 from sidecar.routes import ROUTE_MODULES
 from sidecar.services import Endpoints
+from sidecar.web import metrics
 from sidecar.web.auth import api_token_middleware, warn_if_exposed
 from sidecar.web.errors import error_middleware
 from sidecar.web.keys import DB, ENDPOINTS, PROVIDER, QUEUE, SETTINGS
@@ -30,7 +31,11 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, endpoints: Endpoints) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, api_token_middleware(settings.api_token)],
+        middlewares=[
+            metrics.web_middleware(),
+            error_middleware,
+            metrics.public_metrics(api_token_middleware(settings.api_token), settings),
+        ],
         client_max_size=4 * 1024 * 1024,
     )
     app[SETTINGS] = settings

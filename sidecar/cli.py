@@ -16,19 +16,16 @@ from sidecar.backup import commands as backup_commands
 from sidecar.check import run_checks
 from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
 from sidecar.jobs.here import analysis_progress_line, run_here, sync_progress_line
-from sidecar.serve import serve_web, supervising, web_siblings
+from sidecar.serve import serve_web, share_metrics, supervising, unshare_metrics, web_siblings
 from sidecar.services import Endpoints, Servers
 
 log = logging.getLogger("audiomuse")
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from sidecar.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
 
 
 def _prepare_dirs(settings: Settings) -> None:
@@ -75,6 +72,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         version, applied = asyncio.run(_migrate(endpoints))
         print(f"AudioMuse sidecar: {_describe(settings, endpoints)}; schema version {version}", flush=True)
         env = {**os.environ, "DATABASE_URL": endpoints.postgres_dsn, "REDIS_URL": endpoints.redis_url}
+        metrics_dir = share_metrics(settings)  # before the processes start
         children = [
             Supervised("worker", [sys.executable, "-m", "sidecar", "worker"], env),
             *web_siblings(settings, endpoints),
@@ -83,6 +81,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             asyncio.run(serve_web(settings, endpoints, supervising(children)))
         finally:
             stop_all(children)
+            unshare_metrics(metrics_dir)
         print("AudioMuse sidecar stopped", flush=True)
     return 0
 
@@ -92,11 +91,13 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
     _prepare_dirs(settings)
     with Servers(settings) as endpoints:
+        metrics_dir = None if args.single else share_metrics(settings)
         siblings = [] if args.single else web_siblings(settings, endpoints)
         try:
             asyncio.run(serve_web(settings, endpoints, supervising(siblings)))
         finally:
             stop_all(siblings)
+            unshare_metrics(metrics_dir)
     return 0
 
 

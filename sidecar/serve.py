@@ -45,6 +45,7 @@ async def serve_web(
     from sidecar.app import create_app
     from sidecar.bridge import configured_bridges
     from sidecar.web.errors import AppRunner
+    from sidecar.web.metrics import instrument_bridge
 
     main = create_app(settings, endpoints)
     runners = [AppRunner(main, handle_signals=False, access_log=None)]
@@ -60,7 +61,7 @@ async def serve_web(
         port = runners[0].addresses[0][1] if runners[0].addresses else settings.web_port
         print(f"AudioMuse sidecar listening on http://{settings.web_host}:{port}", flush=True)
         for name, bridge_port, factory in configured_bridges(settings):
-            runner = AppRunner(factory(main), handle_signals=False, access_log=None)
+            runner = AppRunner(instrument_bridge(factory(main), name), handle_signals=False, access_log=None)
             await runner.setup()
             runners.append(runner)
             variable = "JELLYFIN_BRIDGE_PORT" if "jellyfin" in name.lower() else "SUBSONIC_BRIDGE_PORT"
@@ -110,6 +111,31 @@ def supervising(children: list[Any]) -> Callable[[], Awaitable[None]]:
             watcher.cancel()
 
     return until
+
+
+#: where the web processes write their metrics' samples when there are several (prometheus-client)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(settings: Settings) -> str | None:
+    """With WEB_PROCESSES > 1, before any process imports prometheus-client: a fresh folder where
+    each web process writes its metrics' samples (summed by whichever answers a scrape), named in
+    the environment the processes inherit.  Returns it, for :func:`unshare_metrics`."""
+    import tempfile
+
+    if settings.web_processes <= 1 or os.environ.get(MULTIPROC_ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="audiomuse-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
+
+
+def unshare_metrics(path: str | None) -> None:
+    if path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        os.environ.pop(MULTIPROC_ENV, None)
 
 
 def web_siblings(settings: Settings, endpoints: Endpoints) -> list[Any]:

@@ -31,6 +31,7 @@ from sidecar.jobs.library import sync_library
 from sidecar.jobs.map import compute_map
 from sidecar.jobs.queue import settle
 from sidecar.jobs.schedule import scheduled_cron_jobs
+from sidecar.logs import TASK_ID
 from sidecar.providers import make_provider
 from sidecar.services import Endpoints
 
@@ -46,6 +47,7 @@ def task_job(fn: Job) -> Any:
 
     @functools.wraps(fn)
     async def wrapper(ctx: dict[str, Any], task_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        TASK_ID.set(task_id)  # each job runs in a task of its own: its log records carry its id
         try:
             return await fn(ctx, task_id, *args, **kwargs)
         except Exception as exc:

@@ -11,6 +11,7 @@ from sidecar.routes import (
     health,
     library,
     map,
+    metrics,
     pages,
     playlists,
     similarity,
@@ -32,4 +33,5 @@ ROUTE_MODULES = (
     backup,
     playlists,
     map,
+    metrics,
 )
