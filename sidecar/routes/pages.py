@@ -10,7 +10,10 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from sidecar.config import Settings, setting_docs
+from sidecar.config import MediaServerType, Settings, redact_url, setting_docs
+from sidecar.db import clustering as clustering_db
+from sidecar.db import tasks as tasks_db
+from sidecar.jobs.names import LIBRARY_SYNC_TASK, MAIN_ANALYSIS_TASK, MAIN_CLUSTERING_TASK
 from sidecar.web.auth import (
     SESSION_COOKIE,
     auth_enabled,
@@ -19,7 +22,8 @@ from sidecar.web.auth import (
     set_session_cookie,
     signer_of,
 )
-from sidecar.web.keys import ENDPOINTS, SETTINGS
+from sidecar.web.forms import form_context
+from sidecar.web.keys import DB, ENDPOINTS, SETTINGS
 from sidecar.web.pages import STATIC_DIR, STATIC_PREFIX
 
 routes = web.RouteTableDef()
@@ -27,6 +31,9 @@ routes.static(STATIC_PREFIX, STATIC_DIR, name="static")
 
 #: seconds a wrong token waits before its answer (slows guessing)
 LOGIN_FAILURE_DELAY = 0.5
+
+#: the top-level tasks the dashboard lists (the newest of each)
+TOP_LEVEL_TASKS = (MAIN_ANALYSIS_TASK, MAIN_CLUSTERING_TASK, LIBRARY_SYNC_TASK)
 
 #: page id -> (path, template, title)
 PAGES: dict[str, tuple[str, str, str]] = {
@@ -41,30 +48,40 @@ PAGES: dict[str, tuple[str, str, str]] = {
 
 def _page_handler(page: str, template: str, title: str):  # type: ignore[no-untyped-def]
     async def handler(request: web.Request) -> web.Response:
-        context = {"page": page, "title": title, **_page_data(request, page)}
+        context = {"page": page, "title": title, **await _page_data(request, page)}
         return aiohttp_jinja2.render_template(template, request, context)
 
     handler.__name__ = f"{page}_page"
     return handler
 
 
-def _page_data(request: web.Request, page: str) -> dict[str, Any]:
-    settings = request.app[SETTINGS]
+async def _page_data(request: web.Request, page: str) -> dict[str, Any]:
+    settings, db = request.app[SETTINGS], request.app[DB]
     if page == "analysis":
-        return {"defaults": _clustering_defaults(settings)}
+        has_clustering = await clustering_db.last_success(db, MAIN_CLUSTERING_TASK) is not None
+        return {**form_context(settings), "has_clustering": has_clustering}
     if page == "path":
         return {"default_steps": settings.path_default_length}
     if page == "chat":
         return {"ai_provider": settings.ai_model_provider.value, "max_songs": settings.chat_max_songs}
+    if page == "similarity":
+        return {"max_per_artist": settings.max_songs_per_artist}
     if page == "dashboard":
-        return {"mediaserver_type": settings.mediaserver_type.value}
+        last = [await tasks_db.last(db, kind) for kind in TOP_LEVEL_TASKS]
+        return {
+            "mediaserver_type": settings.mediaserver_type.value,
+            "media_location": _media_location(settings),
+            "last_tasks": sorted((t for t in last if t), key=lambda t: t["created_at"], reverse=True),
+            "has_clustering": await clustering_db.last_success(db, MAIN_CLUSTERING_TASK) is not None,
+        }
     return {}
 
 
-def _clustering_defaults(settings: Settings) -> dict[str, Any]:
-    """The settings the analysis and clustering forms start from (never a secret)."""
-    shown = settings.redacted()
-    return {k.lower(): v for k, v in shown.items() if v != "***"}
+def _media_location(settings: Settings) -> str:
+    """Where the music comes from, for the dashboard (a URL without credentials)."""
+    if settings.mediaserver_type is MediaServerType.LOCAL:
+        return f"the folder {settings.music_dir}"
+    return redact_url(settings.media_server_url or "")
 
 
 for _page, (_path, _template, _title) in PAGES.items():
