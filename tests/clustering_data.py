@@ -90,6 +90,7 @@ async def insert_rows(db: asyncpg.Pool, rows: list[dict[str, Any]], provider: st
         ],
     )
     await db.executemany(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test-v1')",
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'test-v1')",
         [(r["item_id"], r["embedding"]) for r in rows],
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import asyncpg
 import numpy as np
 
+from sidecar.similarity.space import SPACE_DIM
+
 DIM = 200
 
 
@@ -105,6 +107,15 @@ def make_tracks(
     return tracks
 
 
+def as_space(vector: np.ndarray) -> np.ndarray:
+    """A synthetic embedding placed in the similarity space as it is (zero-padded to its 404
+    dimensions: cosine distances unchanged).  Tests of the rules (mixes, bridges, search) keep
+    their designed geometry; the space's own recipe is tested in tests/test_similarity_space.py."""
+    return np.concatenate(
+        [np.asarray(vector, dtype=np.float32), np.zeros(SPACE_DIM - len(vector), np.float32)]
+    )
+
+
 async def insert_library(
     db: asyncpg.Pool | asyncpg.Connection,
     tracks: list[FakeTrack],
@@ -154,8 +165,8 @@ async def insert_library(
         )
         await conn.copy_records_to_table(
             "embeddings",
-            records=[(t.item_id, v, "test-v1") for t, v in zip(tracks, vectors, strict=True)],
-            columns=["item_id", "embedding", "model_version"],
+            records=[(t.item_id, v, as_space(v), "test-v1") for t, v in zip(tracks, vectors, strict=True)],
+            columns=["item_id", "embedding", "space", "model_version"],
         )
     finally:
         if conn_ctx:

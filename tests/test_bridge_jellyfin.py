@@ -144,7 +144,9 @@ async def sync_and_analyse(
         await provider.close()
     analysed = [(t.id, vectors[i]) for i, t in enumerate(tracks) if t is not pending]
     await db.executemany(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test')", analysed
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'test')",
+        analysed,
     )
     await db.execute(
         "UPDATE tracks SET analysis_status = 'analyzed' WHERE item_id = ANY($1::text[])",

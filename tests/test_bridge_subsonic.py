@@ -267,7 +267,8 @@ async def fill_library(pool: asyncpg.Pool, srv: SupysonicServer) -> None:
     analysed = [t for t in tracks if t.title != UNANALYSED_TITLE]
     vectors, _ = make_embeddings(len(analysed), styles=3, seed=11)
     await pool.executemany(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test-v1')",
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'test-v1')",
         [(t.item_id, v) for t, v in zip(analysed, vectors, strict=True)],
     )
     await pool.execute(

@@ -467,7 +467,8 @@ async def test_tracks_gone_from_the_library_are_removed_after_a_complete_listing
     assert (await sync({}))["tracks"] == 4
     gone_ids = [r["item_id"] for r in await db.fetch("SELECT item_id FROM tracks WHERE album = 'Leaves'")]
     await db.execute(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'v')",
         gone_ids[0],
         [0.1] * 200,
     )

@@ -72,22 +72,29 @@ async def test_concurrent_migrations_do_not_race(empty_dsn: str) -> None:
 
 
 async def test_embedding_column_and_hnsw_cosine_index(db: asyncpg.Pool) -> None:
-    idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw_cosine_idx'")
-    assert "USING hnsw" in idx and "vector_cosine_ops" in idx
-    assert "m='16'" in idx and "ef_construction='128'" in idx, idx  # migration 0005
-    typ = await db.fetchval(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = 'embeddings'::regclass AND attname = 'embedding'"
-    )
-    assert typ == "vector(200)"
+    # migration 0007: the similarity space is searched (the 200-d embedding keeps its index)
+    idx = await db.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_space_hnsw_idx'")
+    assert "USING hnsw (space vector_cosine_ops)" in idx
+    assert "m='16'" in idx and "ef_construction='128'" in idx, idx
+    assert await db.fetchval("SELECT 1 FROM pg_indexes WHERE indexname = 'embeddings_hnsw_cosine_idx'")
+    types = {
+        r["attname"]: r["t"]
+        for r in await db.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS t FROM pg_attribute "
+            "WHERE attrelid = 'embeddings'::regclass AND attname IN ('embedding', 'mtt_embedding', 'space')"
+        )
+    }
+    assert types == {"embedding": "vector(200)", "mtt_embedding": "vector(200)", "space": "vector(404)"}
     rng = np.random.default_rng(1)
     vecs = rng.normal(size=(300, 200)).astype(np.float32)
+    padded = np.hstack([vecs, np.zeros((300, 204), np.float32)])
     await db.executemany(
         "INSERT INTO tracks (item_id, provider, title) VALUES ($1, 'local', $1)",
         [(f"t{i}",) for i in range(300)],
     )
     await db.executemany(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'v')",
         [(f"t{i}", v) for i, v in enumerate(vecs)],
     )
     async with db.acquire() as conn:
@@ -97,14 +104,14 @@ async def test_embedding_column_and_hnsw_cosine_index(db: asyncpg.Pool) -> None:
             plan = "\n".join(
                 r[0]
                 for r in await conn.fetch(
-                    "EXPLAIN SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]
+                    "EXPLAIN SELECT item_id FROM embeddings ORDER BY space <=> $1 LIMIT 10", padded[0]
                 )
             )
-            assert "embeddings_hnsw_cosine_idx" in plan
+            assert "embeddings_space_hnsw_idx" in plan
             got = [
                 r["item_id"]
                 for r in await conn.fetch(
-                    "SELECT item_id FROM embeddings ORDER BY embedding <=> $1 LIMIT 10", vecs[0]
+                    "SELECT item_id FROM embeddings ORDER BY space <=> $1 LIMIT 10", padded[0]
                 )
             ]
     unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -242,6 +249,7 @@ RELEASED = {
     4: "1984b3f1aeadf326453040f76b35a24b44f5d3181f5cb4b926f9cd33c2cdd5ea",
     5: "f10a8c2cb8f9c024ed2cbc2834b81734f2a22e7127f8b20b0b46f0025f1bb847",
     6: "21506eb280fbf79039011dffd1077d6b4093eb2fec777ce0bec81b507b373d8f",
+    7: "fa7be67f3528e237d9d35c841097f3ad654001f9b8d438158c006d62f4902cb1",
     8: "d5eb423c25a8f184dda1545354aa721a7349a265ebb2feb64ec4b4ddae6ad5db",
 }
 

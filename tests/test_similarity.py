@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from library_factory import insert_library, item_id, make_embeddings, make_tracks
+from library_factory import as_space, insert_library, item_id, make_embeddings, make_tracks
 
 from sidecar.app import create_app
 from sidecar.services import Endpoints
@@ -51,7 +51,7 @@ async def test_hnsw_matches_exact_search(db: asyncpg.Pool, lib: tuple[list, np.n
     tracks, vectors = lib
     recalls = []
     for i in range(0, N, 37):
-        got = await store.nearest(db, vectors[i], 50, exclude=[tracks[i].item_id])
+        got = await store.nearest(db, as_space(vectors[i]), 50, exclude=[tracks[i].item_id])
         exact = {tracks[j].item_id for j in exact_neighbours(vectors, i, 50)}
         assert len(got) == 50
         assert [c.distance for c in got] == sorted(c.distance for c in got)
@@ -62,7 +62,7 @@ async def test_hnsw_matches_exact_search(db: asyncpg.Pool, lib: tuple[list, np.n
 async def test_ef_search_covers_large_limits(db: asyncpg.Pool, lib: tuple[list, np.ndarray]) -> None:
     _, vectors = lib
     # pgvector returns at most ef_search rows: asking for 500 must give 500
-    assert len(await store.nearest(db, vectors[0], 500)) == 500
+    assert len(await store.nearest(db, as_space(vectors[0]), 500)) == 500
     many = await store.nearest_many(db, (await store.seeds_by_ids(db, [item_id(1), item_id(2)])), 300)
     assert [len(v) for v in many.values()] == [300, 300]
 
@@ -93,7 +93,9 @@ async def test_new_tracks_are_searchable_at_once(
         " VALUES ('fresh', 'local', 'Fresh', 'Newcomer', 'Debut', 'analyzed', 'v')"
     )
     await db.execute(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ('fresh', $1, 'v')", twin
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ('fresh', $1, $1 || array_fill(0::real, ARRAY[204])::vector, 'v')",
+        twin,
     )
     body = await (
         await client.get(
@@ -140,7 +142,8 @@ async def test_duplicates_are_eliminated_on_request(
         n_track.artist,
     )
     await db.executemany(
-        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'v')",
+        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
+        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'v')",
         [("dup1", vectors[neighbour] * 1.01), ("dup2", vectors[neighbour] + 1e-4)],
     )
     raw = await (

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from sidecar.db.space import hold_stats, place_track
+
 if TYPE_CHECKING:  # the web processes read failures without importing the analysis stack
     from sidecar.ml.result import TrackAnalysis
 
@@ -24,12 +26,15 @@ async def tracks_to_analyse(
     db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str], model_version: str
 ) -> list[str]:
     """The ids among ``item_ids`` that ``model_version`` has not dealt with yet, in the order
-    given: not analysed by it, and not failed by it for a lasting reason."""
+    given: not analysed by it (with both embeddings), and not failed by it for a lasting reason."""
     done = {
         r["item_id"]
         for r in await db.fetch(
             """SELECT item_id FROM tracks WHERE item_id = ANY($1::text[]) AND model_version = $2
-           AND (analysis_status = 'analyzed'
+           AND ((analysis_status = 'analyzed'
+                 -- analysed before the MTT embedding was stored: analysed again to add it
+                 AND EXISTS (SELECT 1 FROM embeddings e
+                             WHERE e.item_id = tracks.item_id AND e.mtt_embedding IS NOT NULL))
                 OR (analysis_status = 'failed' AND NOT failure_reason LIKE ANY($3::text[])))""",
             list(item_ids),
             model_version,
@@ -48,9 +53,11 @@ async def mark_analyzing(db: asyncpg.Pool | asyncpg.Connection, item_id: str) ->
 
 
 async def store_result(db: asyncpg.Pool, item_id: str, result: TrackAnalysis) -> None:
-    """Analysis, embedding and status of one track, in one transaction (idempotent upsert)."""
+    """Analysis, embeddings, place in the similarity space and status of one track, in one
+    transaction (idempotent upsert)."""
     other = [result.other_features.get(name) for name in OTHER_FEATURES]
     async with db.acquire() as conn, conn.transaction():
+        await hold_stats(conn)
         await conn.execute(
             f"""INSERT INTO track_analysis (item_id, tempo, key, scale, energy, energy_normalized, tags, mtt_tags,
                     moods, {", ".join(OTHER_FEATURES)}, features, model_version, analyzed_at)
@@ -77,13 +84,16 @@ async def store_result(db: asyncpg.Pool, item_id: str, result: TrackAnalysis) ->
             result.model_version,
         )
         await conn.execute(
-            """INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, $3)
+            """INSERT INTO embeddings (item_id, embedding, mtt_embedding, model_version) VALUES ($1, $2, $3, $4)
                ON CONFLICT (item_id) DO UPDATE SET embedding = EXCLUDED.embedding,
-                   model_version = EXCLUDED.model_version, created_at = now()""",
+                   mtt_embedding = EXCLUDED.mtt_embedding, model_version = EXCLUDED.model_version,
+                   created_at = now()""",
             item_id,
             result.embedding,
+            result.mtt_embedding,
             result.model_version,
         )
+        await place_track(conn, item_id)
         await conn.execute(
             """UPDATE tracks SET analysis_status = 'analyzed', failure_reason = NULL, model_version = $2,
                    analyzed_at = now(), updated_at = now() WHERE item_id = $1""",

@@ -44,6 +44,7 @@ from sidecar.jobs.outage import OutageWindow
 from sidecar.jobs.queue import enqueue, job_exists
 from sidecar.ml.pipeline import AnalysisFailed, AnalysisParams, analyze_path, model_version
 from sidecar.providers.base import ProviderError, Track
+from sidecar.similarity import refit
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,9 @@ async def analyze_album(
                 db, task_id, status="PROGRESS", progress=int(100 * i / len(todo)), details=outcome
             )
     outcome = await analysis_db.album_outcome(db, all_ids, version)
+    placed = await refit.keep_fitted(db, refit.DURING_RUN)
+    if placed:
+        await note(placed)
     await tasks.update(
         db,
         task_id,
@@ -298,6 +302,9 @@ async def run_analysis(
     revoked = await tasks.is_revoked(db, task_id)
     if revoked:  # album jobs stop between tracks: wait (a while) for the tracks at hand to be stored
         await _wait_for_jobs(redis, list(children.values()), CANCEL_GRACE_S)
+    placed = await refit.keep_fitted(db, refit.AT_REST)
+    if placed:
+        await note(placed)
     outcome = await analysis_db.album_outcome(db, all_ids, version)
     reasons = await analysis_db.failure_reasons(db, all_ids, version)
     failed_albums = await _failed_children(db, task_id)

@@ -34,6 +34,7 @@ from sidecar.jobs.schedule import scheduled_cron_jobs
 from sidecar.logs import TASK_ID
 from sidecar.providers import make_provider
 from sidecar.services import Endpoints
+from sidecar.similarity import refit
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ async def recover_orphans(ctx: dict[str, Any]) -> dict[str, int]:
     return await settle(app.db, ctx["redis"], app.settings.task_orphan_seconds)
 
 
+async def keep_similarity_space_fitted(ctx: dict[str, Any]) -> str | None:
+    """Periodic: fit the similarity space's statistics when the library moved (after an
+    upgrade: its first fit) and place tracks without a vector (sidecar/similarity/refit.py)."""
+    return await refit.keep_fitted(job_context(ctx).db, refit.AT_REST)
+
+
 #: every job the workers run, by queue; each is also listed in README.md
 CONTROL_FUNCTIONS = [
     func(task_job(sync_library), name=names.SYNC_LIBRARY, timeout=6 * 3600),
@@ -79,7 +86,14 @@ WORK_FUNCTIONS = [
 FUNCTIONS = CONTROL_FUNCTIONS + WORK_FUNCTIONS
 #: periodic jobs: settle the tasks of workers that died (stale heartbeat) or jobs that vanished
 CRON_JOBS = [
-    cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60)
+    cron(recover_orphans, name=names.RECOVER_ORPHANS, second={0, 30}, run_at_startup=True, timeout=60),
+    cron(
+        keep_similarity_space_fitted,
+        name=names.KEEP_SPACE_FITTED,
+        second={45},
+        run_at_startup=True,
+        timeout=6 * 3600,
+    ),
 ]
 
 

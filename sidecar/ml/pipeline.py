@@ -129,10 +129,11 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
     msd, mtt = models(params)
     chosen = select_patches(patches, params.max_patches)
     msd_tags, msd_emb = msd.predict_patches(chosen)
-    mtt_tags, _ = mtt.predict_patches(chosen)
+    mtt_tags, mtt_emb = mtt.predict_patches(chosen)
     timings["model_s"] = time.perf_counter() - t0
     embedding = msd_emb.mean(axis=0, dtype=np.float64).astype(np.float32)
-    if not np.all(np.isfinite(embedding)):
+    mtt_embedding = mtt_emb.mean(axis=0, dtype=np.float64).astype(np.float32)
+    if not (np.all(np.isfinite(embedding)) and np.all(np.isfinite(mtt_embedding))):
         raise AnalysisFailed("model produced non-finite values")
     tags = {label: float(v) for label, v in zip(msd.labels, msd_tags.mean(axis=0), strict=True)}
     mtt_scores = {label: float(v) for label, v in zip(mtt.labels, mtt_tags.mean(axis=0), strict=True)}
@@ -149,6 +150,7 @@ def analyze_path(path: Path, params: AnalysisParams) -> TrackAnalysis:
     return TrackAnalysis(
         model_version=model_version(params),
         embedding=embedding,
+        mtt_embedding=mtt_embedding,
         tags=tags,
         mtt_tags=mtt_scores,
         moods=_features.top_moods(tags, params.top_n_moods),

@@ -12,6 +12,7 @@ import numpy as np
 class TrackAnalysis:
     model_version: str
     embedding: np.ndarray  # 200-d float32: mean of MSD-MusiCNN's model/dense/BiasAdd over patches
+    mtt_embedding: np.ndarray  # 200-d float32: the same of the MagnaTagATune model
     tags: dict[str, float]  # the 50 MSD tag scores
     mtt_tags: dict[str, float]  # the 50 MagnaTagATune tag scores
     moods: list[str]  # TOP_N_MOODS best MSD tags

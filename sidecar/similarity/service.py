@@ -179,7 +179,13 @@ class MixService:
         status, anything = await store.track_status(self.db, item_id)
         if not anything:
             return NothingAnalysed()
-        return UnknownSeed(item_id, "unknown track" if status is None else f"track not analysed ({status})")
+        if status is None:
+            return UnknownSeed(item_id, "unknown track")
+        if status == "analyzed":  # analysed moments ago: its vector comes with the next fit
+            return UnknownSeed(
+                item_id, "track analysed but not yet placed in the similarity space; retry shortly"
+            )
+        return UnknownSeed(item_id, f"track not analysed ({status})")
 
     async def _seed_and_pool(
         self, seed: Candidate | str, k: int, exclude: Sequence[str] = ()

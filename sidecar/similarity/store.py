@@ -37,14 +37,14 @@ def _candidate(row: asyncpg.Record, distance: float = 0.0, seed_id: str | None =
 
 
 async def anything_analysed(db: asyncpg.Pool | asyncpg.Connection) -> bool:
-    """Does any track have an embedding?  (Not a count: that scans a million rows.)"""
-    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM embeddings)"))
+    """Is any track in the similarity space?  (Not a count: that scans a million rows.)"""
+    return bool(await db.fetchval("SELECT EXISTS (SELECT 1 FROM similarity_vectors)"))
 
 
 async def seeds_by_ids(db: asyncpg.Pool | asyncpg.Connection, item_ids: Sequence[str]) -> list[Candidate]:
     """Analysed tracks among ``item_ids``, in the order given (unknown or unanalysed left out)."""
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+        f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
             WHERE t.item_id = ANY($1::text[])""",
         list(item_ids),
     )
@@ -57,7 +57,7 @@ async def track_status(db: asyncpg.Pool | asyncpg.Connection, item_id: str) -> t
     has an embedding: one round trip."""
     row = await db.fetchrow(
         """SELECT (SELECT analysis_status FROM tracks WHERE item_id = $1) AS status,
-                                      EXISTS (SELECT 1 FROM embeddings) AS anything""",
+                                      EXISTS (SELECT 1 FROM similarity_vectors) AS anything""",
         item_id,
     )
     return (str(row["status"]) if row["status"] is not None else None), bool(row["anything"])
@@ -68,7 +68,7 @@ async def seed_by_title_artist(
 ) -> Candidate | None:
     """The analysed track best matching a title and an artist (typo- and accent-tolerant)."""
     row = await db.fetchrow(
-        f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+        f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
             WHERE t.search_text % am_search_text($1, $2)
             ORDER BY similarity(am_search_text(t.title), am_search_text($1))
                    + similarity(am_search_text(t.artist), am_search_text($2)) DESC
@@ -91,7 +91,7 @@ async def nearest(
     One statement: ``am_nearest`` (migration 0002) raises ``hnsw.ef_search`` to cover k.
     """
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance
+        f"""SELECT {_TRACK_COLUMNS}, n.vector AS embedding, n.distance
             FROM am_nearest($1, $2, $3::text[]) n JOIN tracks t USING (item_id)
             ORDER BY n.distance""",
         vector,
@@ -107,12 +107,12 @@ async def seed_and_nearest(
     """The analysed track ``item_id`` and its ``k`` nearest (itself and ``exclude`` left out), in one
     statement: a song mix's only round trip.  ``(None, [])`` when the track has no embedding."""
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, n.embedding, n.distance, n.is_seed
-            FROM (SELECT s.item_id, s.embedding, 0::float8 AS distance, true AS is_seed
-                    FROM embeddings s WHERE s.item_id = $1
+        f"""SELECT {_TRACK_COLUMNS}, n.vector AS embedding, n.distance, n.is_seed
+            FROM (SELECT s.item_id, s.vector, 0::float8 AS distance, true AS is_seed
+                    FROM similarity_vectors s WHERE s.item_id = $1
                   UNION ALL
-                  SELECT n.item_id, n.embedding, n.distance, false
-                    FROM embeddings s CROSS JOIN LATERAL am_nearest(s.embedding, $2, $1 || $3::text[]) n
+                  SELECT n.item_id, n.vector, n.distance, false
+                    FROM similarity_vectors s CROSS JOIN LATERAL am_nearest(s.vector, $2, $1 || $3::text[]) n
                    WHERE s.item_id = $1) n
             JOIN tracks t USING (item_id)
             ORDER BY n.is_seed DESC, n.distance""",
@@ -132,10 +132,10 @@ async def nearest_many(
     if not seeds:
         return {}
     rows = await db.fetch(
-        f"""SELECT s.seed_id, {_TRACK_COLUMNS}, n.embedding, n.distance
+        f"""SELECT s.seed_id, {_TRACK_COLUMNS}, n.vector AS embedding, n.distance
             FROM unnest($1::text[]) AS s(seed_id)
-            JOIN embeddings se ON se.item_id = s.seed_id
-            CROSS JOIN LATERAL am_nearest(se.embedding, $3, $2::text[]) n
+            JOIN similarity_vectors se ON se.item_id = s.seed_id
+            CROSS JOIN LATERAL am_nearest(se.vector, $3, $2::text[]) n
             JOIN tracks t ON t.item_id = n.item_id
             ORDER BY s.seed_id, n.distance""",
         [s.item_id for s in seeds],
@@ -150,7 +150,7 @@ async def nearest_many(
 
 async def album_seeds(db: asyncpg.Pool | asyncpg.Connection, album_id: str) -> list[Candidate]:
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+        f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
             WHERE t.album_id = $1 ORDER BY t.track_number NULLS LAST, t.title""",
         album_id,
     )
@@ -161,7 +161,7 @@ async def artist_seeds(db: asyncpg.Pool | asyncpg.Connection, artist: str, limit
     """Up to ``limit`` analysed tracks of an artist (by name or by any of their track ids),
     spread evenly over their catalogue."""
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+        f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
             WHERE lower(t.artist) = lower($1) OR lower(t.album_artist) = lower($1)
             ORDER BY t.year NULLS LAST, t.album, t.track_number NULLS LAST, t.title""",
         artist,
@@ -173,14 +173,14 @@ async def genre_seeds(db: asyncpg.Pool | asyncpg.Connection, genre: str, limit: 
     """Tracks tagged with the genre by the media server, else those whose analysis gives the
     matching tag a high score."""
     rows = await db.fetch(
-        f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+        f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
             WHERE EXISTS (SELECT 1 FROM unnest(t.genres) g WHERE lower(g) = lower($1))
             ORDER BY t.item_id""",
         genre,
     )
     if not rows:
         rows = await db.fetch(
-            f"""SELECT {_TRACK_COLUMNS}, e.embedding FROM tracks t JOIN embeddings e USING (item_id)
+            f"""SELECT {_TRACK_COLUMNS}, e.vector AS embedding FROM tracks t JOIN similarity_vectors e USING (item_id)
                 JOIN track_analysis a USING (item_id)
                 CROSS JOIN LATERAL jsonb_each_text(a.tags) tag(label, score)
                 WHERE lower(tag.label) = lower($1) AND tag.score::real >= 0.2
@@ -366,7 +366,7 @@ async def album_known(db: asyncpg.Pool | asyncpg.Connection, album_id: str) -> t
     """Whether any track has this album id, and whether any track at all has an embedding."""
     row = await db.fetchrow(
         """SELECT EXISTS (SELECT 1 FROM tracks WHERE album_id = $1) AS known,
-                                      EXISTS (SELECT 1 FROM embeddings) AS anything""",
+                                      EXISTS (SELECT 1 FROM similarity_vectors) AS anything""",
         album_id,
     )
     return bool(row["known"]), bool(row["anything"])
