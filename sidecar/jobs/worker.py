@@ -48,7 +48,7 @@ def task_job(fn: Job) -> Any:
 
     @functools.wraps(fn)
     async def wrapper(ctx: dict[str, Any], task_id: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        TASK_ID.set(task_id)  # each job runs in a task of its own: its log records carry its id
+        noted = TASK_ID.set(task_id)  # the job's log records carry its task id
         try:
             return await fn(ctx, task_id, *args, **kwargs)
         except Exception as exc:
@@ -56,6 +56,8 @@ def task_job(fn: Job) -> Any:
             reason = f"internal error: {type(exc).__name__}: {exc}"
             await tasks.fail(job_context(ctx).db, task_id, reason)
             return {"status": "FAILURE", "error": reason}
+        finally:
+            TASK_ID.reset(noted)
 
     return wrapper
 
