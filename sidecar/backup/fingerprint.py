@@ -55,15 +55,21 @@ class LocalFingerprints:
     For the local provider, whose tracks' files are at hand without a download."""
 
     def __init__(self, files: Iterable[tuple[str, str]]) -> None:
-        """``files``: (item_id, path) of the tracks to search among."""
-        self._by_size: dict[int, list[tuple[str, str]]] = {}
+        """``files``: (item_id, path) of the tracks to search among (stat'ed at the first search)."""
+        self._files = list(files)
+        self._by_size: dict[int, list[tuple[str, str]]] | None = None
         self._known: dict[str, str] = {}  # item_id -> fingerprint, computed on demand
-        for item_id, path in files:
-            try:
-                size = Path(path).stat().st_size
-            except OSError:
-                continue
-            self._by_size.setdefault(size, []).append((item_id, path))
+
+    def _sizes(self) -> dict[int, list[tuple[str, str]]]:
+        if self._by_size is None:
+            self._by_size = {}
+            for item_id, path in self._files:
+                try:
+                    size = Path(path).stat().st_size
+                except OSError:
+                    continue
+                self._by_size.setdefault(size, []).append((item_id, path))
+        return self._by_size
 
     def find(self, fingerprint: str) -> list[str]:
         """Ids of the files whose content has ``fingerprint``."""
@@ -71,7 +77,7 @@ class LocalFingerprints:
         if size is None:
             return []
         found = []
-        for item_id, path in self._by_size.get(size, ()):
+        for item_id, path in self._sizes().get(size, ()):
             fp = self._known.get(item_id)
             if fp is None:
                 try:

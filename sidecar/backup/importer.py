@@ -19,6 +19,7 @@ mixes find them at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class ImportReport:
     tracks_in_library: int = 0
     dry_run: bool = False
     similarity: str | None = None
+    #: seconds spent matching (the file read included), storing, placing in the similarity space
+    timings: dict[str, float] = field(default_factory=dict)
 
     def skip(self, reason: str, record: fmt.Record) -> None:
         self.skipped[reason] += 1
@@ -90,6 +93,7 @@ class ImportReport:
             ],
             "tracks_in_library": self.tracks_in_library,
             "similarity": self.similarity,
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
         if self.tracks_in_library == 0:
             out["hint"] = "this library lists no tracks yet: run `audiomuse sync` first, then import again"
@@ -128,6 +132,7 @@ class _Importer:
                 report.skip("other_model_version", r)
             else:
                 usable.append(r)
+        t0 = time.perf_counter()
         rows = await backup_db.candidates(self.conn, usable)
         found: list[dict[str, set[str]]] = [{} for _ in usable]
         state: dict[str, tuple[str, str | None]] = {}
@@ -162,8 +167,11 @@ class _Importer:
                 report.unchanged += 1
                 continue
             writes.append((target, r, r.fingerprint if level == "fingerprint" else None))
+        t1 = time.perf_counter()
         await backup_db.store_imported(self.conn, writes)
         report.imported += len(writes)
+        report.timings["store_s"] = report.timings.get("store_s", 0.0) + time.perf_counter() - t1
+        report.timings["match_s"] = report.timings.get("match_s", 0.0) + t1 - t0
 
 
 async def import_analysis(
@@ -185,14 +193,16 @@ async def import_analysis(
                     raise ImportBusy
                 report.tracks_in_library = await backup_db.track_count(conn)
                 files = await backup_db.local_files(conn)
-                local = await asyncio.to_thread(LocalFingerprints, files) if files else None
+                local = LocalFingerprints(files) if files else None
                 await _read(conn, chunks, report, local)
                 if dry_run:
                     raise Rollback
         except Rollback:
             pass
     if report.imported and not dry_run:  # searchable at once: placed in (or refitting) the similarity space
+        t0 = time.perf_counter()
         report.similarity = await keep_fitted(db, AT_REST)
+        report.timings["similarity_s"] = time.perf_counter() - t0
     return report
 
 

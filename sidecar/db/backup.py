@@ -81,7 +81,8 @@ WITH r AS (
     SELECT k.i, 'path', t.item_id FROM k JOIN tracks t ON am_path_tail(t.file_path) = k.tail
     UNION ALL
     SELECT k.i, 'tags', t.item_id FROM k JOIN tracks t ON t.search_text = k.search
-    WHERE k.search <> '' AND (t.duration_s IS NULL OR k.duration IS NULL OR abs(t.duration_s - k.duration) <= 3)
+    WHERE k.title <> '' AND (k.artist <> '' OR k.album <> '')
+      AND (t.duration_s IS NULL OR k.duration IS NULL OR abs(t.duration_s - k.duration) <= 3)
 )
 SELECT f.i, f.how, f.item_id, t.analysis_status, t.model_version FROM found f JOIN tracks t USING (item_id)
 """
