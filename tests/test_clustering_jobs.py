@@ -286,3 +286,38 @@ async def test_a_users_playlist_named_like_ours_is_left_alone(
     assert any("'Mine_automatic' not written" in line for line in task["log"]), task["log"]
     lists = await (await client.get("/api/playlists")).json()
     assert "Mine_automatic" not in lists and "Mine_2_automatic" in lists
+
+
+async def test_a_run_that_writes_nothing_keeps_the_earlier_playlists(
+    setup: tuple[TestClient, Any], endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every playlist of the second run is refused (hand-made files in the way): the first run's
+    automatic playlists are not deleted, so the user never ends up with none."""
+    from sidecar.ai.naming import NamingResult
+    from sidecar.clustering import naming
+
+    base = "Ours"
+
+    async def fixed(config: Any, profile: Any, songs: Any, avoid: Any) -> NamingResult:
+        return NamingResult(base, "fallback", None)
+
+    monkeypatch.setattr(naming, "name_playlist", fixed)
+    client, settings = setup
+    first = await client.post("/api/clustering/start", json=BODY)
+    await run_workers_until_idle(settings, endpoints, timeout_s=240)
+    task = await tasks.get(client.app[DB], (await first.json())["task_id"])
+    assert task is not None and task["status"] == "SUCCESS", task
+    ours = {p.name: p.read_bytes() for p in settings.playlist_dir.glob("Ours*_automatic.m3u8")}
+    assert ours
+    for i in range(1, 10):
+        (settings.playlist_dir / f"Mine{'' if i == 1 else f'_{i}'}_automatic.m3u8").write_text("#EXTM3U\n")
+    base = "Mine"
+    second = await client.post("/api/clustering/start", json=BODY)
+    await run_workers_until_idle(settings, endpoints, timeout_s=240)
+    task = await tasks.get(client.app[DB], (await second.json())["task_id"])
+    assert task is not None and task["status"] == "SUCCESS", task
+    assert task["details"]["num_playlists_created"] == 0
+    assert {p.name: p.read_bytes() for p in settings.playlist_dir.glob("Ours*_automatic.m3u8")} == ours
+    assert any("automatic playlists of earlier runs are kept" in line for line in task["log"]), task["log"]
+    recorded = await client.app[DB].fetch("SELECT name FROM playlists WHERE kind = 'automatic'")
+    assert {r["name"] for r in recorded} == {n.removesuffix(".m3u8") for n in ours}

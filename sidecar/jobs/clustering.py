@@ -416,7 +416,10 @@ async def _finalise(
             return None
         await playlists_db.record(db, provider.name, KIND, pl["name"], pl["track_ids"], pid)
         written.append({**pl, "playlist_id": pid})
-    await _delete_stale(app, before, {pl["name"] for pl in written}, note)
+    if written:
+        await _delete_stale(app, before, {pl["name"] for pl in written}, note)
+    elif before:
+        await note(f"no playlist written: the {len(before)} automatic playlists of earlier runs are kept")
     return written
 
 
