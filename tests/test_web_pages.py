@@ -133,7 +133,7 @@ async def test_pages_show_the_library(site: tuple[str, list[str]]) -> None:
         assert await page.locator("#failed-rows tr").count() == 3
         await page.goto(f"{base}/analysis")
         await page.locator("#result-playlists .playlist-card").first.wait_for()
-        assert await page.locator("#result-playlists .playlist-card").count() >= 2
+        assert await page.locator("#result-playlists .playlist-card").count() >= 1
         assert "tempo" in (await page.text_content("#result-playlists") or "")
         await page.goto(f"{base}/playlists")
         await page.get_by_text("Like Blue Morning").wait_for()
