@@ -243,7 +243,8 @@ def _quote(value: str) -> str:
 def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequence[str] = ()) -> str:
     """The ranking query for ``u`` (plain SQL on the view; validated like an LLM's answer).
 
-    ``within``: only these item ids (the tracks of a sonic mix).  The innermost subquery reads each score column once per row (``OFFSET 0`` keeps it from being
+    ``within``: only these item ids (the tracks of a sonic mix; the caller asks for all of them
+    and breaks score ties by the mix's order, :func:`sidecar.chat.service._rules_query`).  The innermost subquery reads each score column once per row (``OFFSET 0`` keeps it from being
     flattened into the outer ones, which would extract the tag scores again for every mention);
     the next one filters and sums them, the next ranks each artist's tracks for the artist cap.
     """
@@ -279,19 +280,13 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequenc
     wanted = list(dict.fromkeys([*u.columns, *([u.era_column] if u.era_column else [])]))
     score = " + ".join(f"coalesce({c}, 0)" for c in wanted) or "0"
     read = ", ".join(["item_id", "title", "artist", "year", *wanted])
-    # ties (and every track when no score is asked for) keep the sonic mix's order: nearest first
-    position = (
-        "CASE item_id " + " ".join(f"WHEN {_quote(i)} THEN {n}" for n, i in enumerate(within)) + " END"
-        if within
-        else "0"
-    )
     return (
-        f"SELECT item_id, title, artist FROM ("
-        f"SELECT item_id, title, artist, score, position, "
-        f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, position, item_id) AS rn FROM ("
-        f"SELECT item_id, title, artist, {score} AS score, {position} AS position FROM ("
+        f"SELECT item_id, title, artist, score FROM ("
+        f"SELECT item_id, title, artist, score, "
+        f"ROW_NUMBER() OVER (PARTITION BY lower(artist) ORDER BY score DESC, item_id) AS rn FROM ("
+        f"SELECT item_id, title, artist, {score} AS score FROM ("
         f"SELECT {read} FROM {VIEW} WHERE {' AND '.join(cheap) or 'TRUE'} OFFSET 0) AS features "
         f"WHERE {' AND '.join(scored) or 'TRUE'}) AS scored) AS ranked "
         f"WHERE rn <= {per_artist if not u.artist else max_songs} "
-        f"ORDER BY score DESC, position, item_id LIMIT {max_songs}"
+        f"ORDER BY score DESC, item_id LIMIT {max_songs}"
     )

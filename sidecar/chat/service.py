@@ -61,16 +61,22 @@ class ChatRunner:
     dsn: str
     settings: Settings
 
-    async def rows(self, sql: str) -> list[dict[str, Any]]:
+    async def query(self, sql: str, max_rows: int | None = None) -> list[dict[str, Any]]:
+        """The rows of ``sql`` as the chat role returns them (at most ``max_rows``, by default
+        CHAT_MAX_SONGS)."""
         s = self.settings
-        rows = await run_chat_query(
+        return await run_chat_query(
             self.dsn,
             s.ai_chat_db_user_name,
             s.ai_chat_db_user_password,
             sql,
-            max_rows=s.chat_max_songs,
+            max_rows=max_rows or s.chat_max_songs,
             timeout_s=s.chat_query_timeout_seconds,
         )
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        """``{item_id, title, artist}`` of the tracks ``sql`` names, checked against ``tracks``."""
+        rows = await self.query(sql)
         ids = [str(r["item_id"]) for r in rows if r.get("item_id") is not None]
         return await known_tracks(self.db, ids)
 
@@ -159,16 +165,29 @@ async def _rules_query(
     runner: ChatRunner, u: rules.Understanding, within: list[str], result: ChatResult
 ) -> list[dict[str, Any]]:
     s = runner.settings
-    query = validate(rules.build_sql(u, s.chat_max_songs, s.max_songs_per_artist, within), s.chat_max_songs)
+    if not within:
+        query = validate(rules.build_sql(u, s.chat_max_songs, s.max_songs_per_artist), s.chat_max_songs)
+        result.executed_query = query.sql
+        return await runner.rows(query.sql)
+    # every track of the sonic mix that passes, best score first, ties in the mix's order (nearest
+    # first: with no score word, the mix's own order)
+    n = len(within)
+    query = validate(rules.build_sql(u, n, s.max_songs_per_artist, within), n)
     result.executed_query = query.sql
-    return await runner.rows(query.sql)
+    rows = await runner.query(query.sql, n)
+    position = {item_id: i for i, item_id in enumerate(within)}
+    rows.sort(key=lambda r: (-float(r.get("score") or 0.0), position.get(str(r["item_id"]), n)))
+    ids = [str(r["item_id"]) for r in rows][: s.chat_max_songs]
+    return await known_tracks(runner.db, ids)
 
 
 async def _sounds_like(runner: ChatRunner, u: rules.Understanding, result: ChatResult) -> list[str]:
     """The item ids of a sonic mix around artist or song ``u.like`` (the mix engine's rules: no
     duplicates, the artist cap); when nothing is found, ``u.like`` becomes an artist-name match."""
     assert u.like is not None
-    n = min(LIKE_POOL, 4 * runner.settings.chat_max_songs)
+    # room for the other words to filter; the mix itself when there are none
+    n = runner.settings.chat_max_songs
+    n = min(LIKE_POOL, 4 * n) if u.filters or u.artist else n
     found = await sounds_like(runner.db, runner.settings, u.like, n)
     result.log.extend(found.notes)
     if found.kind is None:
