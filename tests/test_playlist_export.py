@@ -80,7 +80,12 @@ async def test_list_and_m3u8_of_the_playlists_this_service_made(client: TestClie
         "/m/Ann/X/01.flac",
         "# not playable from here (no path or stream URL known): c3 Nameless",
     ]
-    for path in ("/api/playlists/999999.m3u8", "/api/playlists/99999999999999999999999.m3u8"):
+    for path in (
+        "/api/playlists/999999.m3u8",
+        "/api/playlists/99999999999999999999999.m3u8",
+        "/api/playlists/x.m3u8",
+        "/api/playlists/%C2%B2.m3u8",  # a digit, but not an ASCII one
+    ):
         resp = await client.get(path)
         assert resp.status == 404 and (await resp.json())["error"]
 

@@ -74,10 +74,14 @@ async def list_playlists(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-@routes.get(r"/api/playlists/{playlist_id:\d+}.m3u8")
+@routes.get("/api/playlists/{playlist_id}.m3u8")
 async def playlist_m3u8(request: web.Request) -> web.Response:
     raw = request.match_info["playlist_id"]
-    row = await playlists_db.made(request.app[DB], int(raw)) if len(raw) <= 18 else None
+    row = (
+        await playlists_db.made(request.app[DB], int(raw))
+        if raw.isascii() and raw.isdigit() and len(raw) <= 18
+        else None
+    )
     if row is None:
         raise ApiError(404, "no playlist made by this service has this id", raw)
     return await m3u8_response(request, row["name"], row["track_ids"])
