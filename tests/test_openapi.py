@@ -49,7 +49,9 @@ def test_every_route_has_an_entry_and_every_entry_a_route(make_settings: Any) ->
 
 def test_entries_describe_only_what_the_handlers_read(make_settings: Any) -> None:
     for method, path, handler in app_routes(_offline_app(make_settings)):
-        op = OPERATIONS[f"{method} {path}"]
+        op = OPERATIONS.get(f"{method} {path}")
+        if op is None:
+            continue  # reported by test_every_route_has_an_entry_and_every_entry_a_route
         reads = handler_reads(handler)
         unknown = set(op.params) - set(reads.query)
         assert not unknown, (
