@@ -21,10 +21,13 @@ from arq.connections import RedisSettings
 from fakes.jellyfin import FakeJellyfin
 from library_factory import insert_library, make_embeddings, make_tracks
 from prometheus_client.parser import text_string_to_metric_families
+from servers.supysonic import SupysonicServer
 from test_bridge_jellyfin import build_library, mediabrowser, sync_and_analyse
+from test_bridge_subsonic import UNANALYSED_TITLE, bridge_settings, fill_library
 
 from sidecar.app import create_app
 from sidecar.bridge import jellyfin as jellyfin_bridge
+from sidecar.bridge import subsonic as subsonic_bridge
 from sidecar.db import tasks
 from sidecar.jobs.names import ANALYZE_ALBUM
 from sidecar.jobs.queue import enqueue
@@ -198,6 +201,51 @@ async def test_jellyfin_bridge_requests_and_mixes(
     assert moved("audiomuse_http_requests_total", **proxied, status="200") == 1
     assert moved("audiomuse_http_request_duration_seconds_count", **proxied) == 1
     assert not any(tracks[7].id in v for _, ls in after for _, v in ls)  # no raw URL
+
+
+async def test_subsonic_bridge_requests_and_mixes(
+    subsonic_server: SupysonicServer, db: asyncpg.Pool, endpoints: Endpoints, tmp_path: Path
+) -> None:
+    srv = subsonic_server
+    await fill_library(db, srv)
+    main = TestClient(TestServer(create_app(bridge_settings(srv, tmp_path / "data"), endpoints)))
+    await main.start_server()
+    bridge = TestServer(instrument_bridge(subsonic_bridge.create_app(main.app), "Subsonic bridge"))
+    await bridge.start_server()
+    rest = str(bridge.make_url("/rest"))
+    songs = [
+        s
+        for a in srv.get_json("getAlbumList2", type="newest")["albumList2"]["album"]
+        for s in srv.get_json("getAlbum", id=a["id"])["album"]["song"]
+    ]
+    analysed = next(s for s in songs if s["title"] != UNANALYSED_TITLE)
+    unanalysed = next(s for s in songs if s["title"] == UNANALYSED_TITLE)
+    try:
+        before = await scrape(main)
+        statuses = []
+        async with aiohttp.ClientSession() as http:
+            for song in (analysed, unanalysed):
+                params = {**srv.auth_params(fmt="json"), "id": song["id"], "count": "5"}
+                async with http.get(f"{rest}/getSimilarSongs2.view", params=params) as r:
+                    statuses.append(r.status)
+            async with http.get(f"{rest}/ping.view", params=srv.auth_params(fmt="json")) as r:
+                assert r.status == 200
+        after = await scrape(main)
+    finally:
+        await bridge.close()
+        await main.close()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    similar = {"app": "subsonic_bridge", "route": "/rest/getSimilarSongs2"}
+    # ours, then supysonic's own answer (it has no getSimilarSongs2: 404)
+    assert statuses == [200, 404]
+    assert moved("audiomuse_http_requests_total", **similar, method="GET", status="200") == 1
+    assert moved("audiomuse_http_requests_total", **similar, method="GET", status="404") == 1
+    assert moved("audiomuse_mixes_served_total", **similar) == 1
+    proxied = {"app": "subsonic_bridge", "route": "proxy", "method": "GET", "status": "200"}
+    assert moved("audiomuse_http_requests_total", **proxied) == 1
 
 
 async def test_metrics_token_is_optional(make_settings: Any, endpoints: Endpoints) -> None:
