@@ -73,17 +73,8 @@ async def run_checks(settings: Settings, endpoints: Endpoints) -> list[tuple[str
 
         return await asyncio.to_thread(model_version, AnalysisParams(model_dir=settings.model_dir))
 
-    async def schedules() -> str:
-        from sidecar.jobs.schedule import next_runs
-
-        return "; ".join(
-            f"{kind} {s['cron']!r}, next at {s['next_run']}" if s["cron"] else f"{kind} off"
-            for kind, s in next_runs(settings).items()
-        )
-
     await check("database", database())
     await check("redis", redis())
     await check("media server", media())
     await check("models", models())
-    await check("schedules", schedules())
     return results

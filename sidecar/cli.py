@@ -16,6 +16,7 @@ from sidecar.backup import commands as backup_commands
 from sidecar.check import run_checks
 from sidecar.config import MediaServerType, Settings, SettingsError, load_settings
 from sidecar.jobs.here import analysis_progress_line, run_here, sync_progress_line
+from sidecar.jobs.schedule import schedule_summary
 from sidecar.serve import serve_web, share_metrics, supervising, unshare_metrics, web_siblings
 from sidecar.services import Endpoints, Servers
 
@@ -131,7 +132,10 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    print(f"OK    configuration: MEDIASERVER_TYPE={settings.mediaserver_type.value}", flush=True)
+    print(
+        f"OK    configuration: MEDIASERVER_TYPE={settings.mediaserver_type.value}; {schedule_summary(settings)}",
+        flush=True,
+    )
     _prepare_dirs(settings)
     try:
         servers = Servers(settings)

@@ -4,6 +4,8 @@ and queue (admission: one active run per kind)."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sidecar.app import create_app
-from sidecar.check import run_checks
+from sidecar.cli import cmd_check
 from sidecar.config import SettingsError
 from sidecar.db import tasks
 from sidecar.jobs.context import JobContext
@@ -272,14 +274,30 @@ async def test_the_worker_registers_the_schedules(make_settings: Any, endpoints:
         await group.close()
 
 
-async def test_healthz_and_check_show_the_next_runs(make_settings: Any, endpoints: Endpoints) -> None:
-    s = make_settings({"ANALYSIS_SCHEDULE": "0 3 * * *", "CLUSTERING_SCHEDULE": "off"})
-    client = TestClient(TestServer(create_app(s, endpoints)))
-    await client.start_server()
-    try:
-        body = await (await client.get("/healthz")).json()
-    finally:
-        await client.close()
+def test_healthz_and_check_show_the_next_runs(
+    make_settings: Any, endpoints: Endpoints, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "music").mkdir()
+    s = make_settings(
+        {
+            "ANALYSIS_SCHEDULE": "0 3 * * *",
+            "CLUSTERING_SCHEDULE": "off",
+            "DATABASE_URL": endpoints.postgres_dsn,
+            "REDIS_URL": endpoints.redis_url,
+            "LOCAL_MUSIC_DIR": str(tmp_path / "music"),
+        }
+    )
+
+    async def healthz() -> dict[str, Any]:
+        client = TestClient(TestServer(create_app(s, endpoints)))
+        await client.start_server()
+        try:
+            body: dict[str, Any] = await (await client.get("/healthz")).json()
+            return body
+        finally:
+            await client.close()
+
+    body = asyncio.run(healthz())
     analysis = body["schedules"]["analysis"]
     assert analysis["cron"] == "0 3 * * *" and body["schedules"]["clustering"] == {
         "cron": None,
@@ -288,6 +306,10 @@ async def test_healthz_and_check_show_the_next_runs(make_settings: Any, endpoint
     when = datetime.fromisoformat(analysis["next_run"])
     now = datetime.now().astimezone()
     assert (when.hour, when.minute) == (3, 0) and now < when <= now + timedelta(days=1)
-    lines = {name: (ok, detail) for name, ok, detail in await run_checks(s, endpoints)}
-    ok, detail = lines["schedules"]
-    assert ok and detail == f"analysis '0 3 * * *', next at {analysis['next_run']}; clustering off"
+    # audiomuse check: on its configuration line (the command itself, on the same servers)
+    cmd_check(s, argparse.Namespace())
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        "OK    configuration: MEDIASERVER_TYPE=local; "
+        f"analysis schedule '0 3 * * *', next run {analysis['next_run']}; clustering schedule off"
+    )

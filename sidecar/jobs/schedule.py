@@ -216,6 +216,14 @@ def next_runs(settings: Any, now: datetime | None = None) -> dict[str, dict[str,
     return out
 
 
+def schedule_summary(settings: Any, now: datetime | None = None) -> str:
+    """One line for `audiomuse check`: each schedule and its next run, or off."""
+    return "; ".join(
+        f"{kind} schedule {s['cron']!r}, next run {s['next_run']}" if s["cron"] else f"{kind} schedule off"
+        for kind, s in next_runs(settings, now).items()
+    )
+
+
 # -- the arq cron jobs -----------------------------------------------------------------------
 
 
