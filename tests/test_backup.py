@@ -252,6 +252,10 @@ async def test_corrupt_or_mismatched_files_are_refused_and_nothing_changes(
     bad_embedding = json.loads(lines[3])
     bad_embedding["embedding"] = bad_embedding["embedding"][:200]
     newer = json.loads(lines[0]) | {"version": 2}
+    nul = json.dumps(json.loads(lines[2]) | {"title": "a\x00b"})
+    huge = json.loads(lines[2])
+    huge["analysis"]["energy"] = 1e308
+    deep = lines[2][:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
     cases = {
         "truncated": (good[: len(good) * 2 // 3], "truncated"),
         "corrupt gzip": (good[:40] + bytes(64) + good[104:], "corrupt"),
@@ -261,6 +265,12 @@ async def test_corrupt_or_mismatched_files_are_refused_and_nothing_changes(
         "newer format": (_gz([json.dumps(newer), *lines[1:]]), "line 1: format version 2 is newer"),
         "bad record": (_gz([*lines[:3], json.dumps(bad_embedding), *lines[4:]]), "line 4: embedding has"),
         "not json": (_gz([*lines[:2], "{oops", *lines[2:]]), "line 3: not JSON"),
+        "NUL": (_gz([*lines[:2], nul, *lines[3:]]), "line 3: a NUL character"),
+        "infinite": (
+            _gz([*lines[:2], json.dumps(huge).replace("1e+308", "1e999"), *lines[3:]]),
+            "line 3: energy",
+        ),
+        "too deep": (_gz([*lines[:2], deep, *lines[3:]]), "line 3: JSON nested too deeply"),
         "empty": (b"", "the file is empty"),
     }
     for name, (data, problem) in cases.items():

@@ -135,7 +135,12 @@ def _number(
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not lo <= value <= hi
+    ):
         raise FormatError(line, f"{key} must be a number between {lo} and {hi}, got {value!r}")
     return float(value)
 
@@ -209,10 +214,14 @@ def check_record(obj: object, line: int) -> Record:
 
 
 def parse_line(raw: bytes, line: int) -> object:
+    if b"\\u0000" in raw:
+        raise FormatError(line, "a NUL character (\\u0000): PostgreSQL cannot store it")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(line, f"not JSON ({exc})") from None
+    except RecursionError:
+        raise FormatError(line, "JSON nested too deeply") from None
 
 
 async def read_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes]]:
