@@ -101,10 +101,11 @@ async def new_page(
     return page, problems
 
 
-async def screenshot(page: Any, name: str) -> Path:
+async def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
+    """test-output/screenshots/<name>.png (the whole page, or what the viewport shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -114,6 +114,15 @@ async def test_the_session_uses_the_api_with_a_csrf_header_on_unsafe_methods(gua
         "/api/clustering/start", json={"clustering_method": "nope"}, headers={"X-CSRF-Token": csrf}
     )
     assert ok.status == 400  # through to the handler, which validates the body
+    # handlers that check the bearer token themselves (the chat's) take the session too
+    chat = await guarded.post("/api/chat/playlist", json={"userInput": ""}, headers={"X-CSRF-Token": csrf})
+    assert chat.status == 400 and (await chat.json())["error"] == "userInput is required"
+    made = await guarded.post(
+        "/chat/api/create_playlist",
+        json={"playlist_name": "", "item_ids": []},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert made.status == 400
     out = await guarded.post("/logout", headers={"X-CSRF-Token": csrf})
     assert out.status == 200
     assert (await guarded.get("/api/library/stats")).status == 401

@@ -95,6 +95,29 @@ async def site(
         yield str(server.make_url("")).rstrip("/"), ids
 
 
+async def _use(page: Any, path: str) -> None:
+    """Use the page the way a person would before looking at it (the pickers, a request)."""
+    if path == "/similarity":
+        await page.fill("#song", "blue morning")
+        await page.locator(".suggest li").first.click()
+        await page.locator("#results tr").first.wait_for()
+    elif path == "/path":
+        await page.fill("#start", "blue morning")
+        await page.locator(".suggest li").first.click()
+        await page.fill("#end", "city shadows")
+        await page.locator(".suggest li").first.click()
+        await page.fill("#max_steps", "8")
+        await page.click("#find-path")
+        await page.locator("#path-rows tr").first.wait_for()
+    elif path == "/chat":
+        await page.fill("#request", "calm instrumental jazz")
+        await page.click("#ask")
+        await page.locator("#answer:not(.hidden)").wait_for()
+    elif path == "/analysis":
+        await page.locator("#task-status", has_text="SUCCESS").wait_for()
+    await page.wait_for_load_state("networkidle")
+
+
 async def _sign_in(page: Any, base: str, then: str = "/") -> None:
     await page.goto(f"{base}{then}")
     assert page.url.startswith(f"{base}/login")
@@ -113,10 +136,14 @@ async def test_every_page_loads_cleanly_at_desktop_and_phone_width(site: tuple[s
                 await page.goto(f"{base}{path}")
                 await page.wait_for_load_state("networkidle")
                 await page.locator("main").get_by_text(marker).first.wait_for()
+                await _use(page, path)
                 html = await page.content()
                 assert TOKEN not in html and "sk-never-shown" not in html, path
                 name = "dashboard" if path == "/" else path.strip("/")
                 await screenshot(page, f"{name}-{label}")
+                if label == "desktop":
+                    await page.evaluate("window.scrollTo(0, 0)")
+                    await screenshot(page, f"{name}-viewport", full_page=False)
                 assert not problems.seen, f"{path} ({label}): {problems.seen}"
             await page.context.close()
 

@@ -136,8 +136,8 @@ def api_token_middleware(token: str | None):  # type: ignore[no-untyped-def]
                     return json_error(
                         403, "CSRF token missing or wrong", f"send the page's token in {CSRF_HEADER}"
                     )
-            if request.path.startswith("/chat/api/"):
-                # those handlers check the bearer token themselves: the session stands for it
+            if request.path.startswith(API_PREFIXES):
+                # some handlers (the chat's) check the bearer token themselves: the session stands for it
                 request = request.clone(headers={**request.headers, "Authorization": f"Bearer {token}"})
                 request[_SIGNER], request[_SESSION] = signer, session_id
             return await handler(request)

@@ -23,7 +23,7 @@
       $("provider").textContent = r.ai_provider_used === "NONE" || !r.ai_provider_used ? "rules (no AI model)" : `${r.ai_provider_used}${r.ai_model_selected ? " · " + r.ai_model_selected : ""}`;
       $("query").textContent = r.executed_query || "(none)";
       $("attempts").textContent = r.message || "";
-      AM.songTable($("songs"), songs, { distance: false });
+      AM.songTable($("songs"), songs, { distance: false, album: false });
       $("create-playlist").disabled = !songs.length;
       if (!$("playlist-name").value) $("playlist-name").value = text.slice(0, 60);
     } catch (err) {

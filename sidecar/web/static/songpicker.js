@@ -8,8 +8,7 @@
     const box = input.closest(".suggest");
     const list = el("ul", { role: "listbox", class: "hidden" });
     const chosen = el("div", { class: "chosen muted" });
-    box.append(list);
-    box.after(chosen);
+    box.append(list, chosen);
     let items = [], active = -1, seq = 0;
     const picker = { song: null, set };
 
@@ -59,12 +58,12 @@
   }
 
   /** a results table of songs: [{title, author|artist, album, distance?}] */
-  function songTable(tbody, songs, { numbered = true, distance = true } = {}) {
+  function songTable(tbody, songs, { numbered = true, distance = true, album = true } = {}) {
     tbody.replaceChildren(...songs.map((s, i) => el("tr", {},
       numbered ? el("td", { class: "num muted" }, i + 1) : null,
       el("td", {}, s.title || s.item_id),
       el("td", {}, s.author || s.artist || ""),
-      el("td", {}, s.album || ""),
+      album ? el("td", {}, s.album || "") : null,
       distance ? el("td", { class: "num" }, AM.fmt.dist(s.distance)) : null)));
   }
 
