@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # AudioMuse sidecar image.  `audiomuse` is the entry point:
 #   docker run ... IMAGE            -> `audiomuse up`: everything in one container (embedded
 #                                      PostgreSQL + pgvector and Valkey in /data)
