@@ -108,8 +108,10 @@ async def test_without_an_llm_the_request_is_understood_by_rules(app_client: Tes
     r = await ask(app_client, {"userInput": "energetic rock for running"})
     assert r["ai_provider_used"] == "NONE" and r["ai_model_selected"] is None
     assert "mood_rock" in r["understood_as"] and "energy >= 0.6" in r["understood_as"]
-    # fast and loud rock only (not the slow one), best score first, at most 3 of Band A
-    assert ids(r) == ["r1", "r2", "r3", "r5"]
+    # fast and loud rock only (not the slow one), best score first (the rock scores plus how far
+    # above the running tempo and energy: r3 is less rock than r2 but faster and louder), at most
+    # 3 of Band A
+    assert ids(r) == ["r1", "r3", "r2", "r5"]
     assert r["query_results"][0] == {"item_id": "r1", "title": "Loud One", "artist": "Band A"}
     assert "chat.chat_tracks" in r["executed_query"]
     r = await ask(app_client, {"userInput": "calm piano"}, "/chat/api/chatPlaylist")

@@ -4,7 +4,8 @@ Words map to score columns (with synonyms: "calm" is the relaxed feature and the
 "running" is energetic and fast), tempo and energy words to ranges, decades and years to the
 year (or the era tags when the year is unknown), "by X" to an artist match, "like X" to the tracks
 of a sonic mix around artist or song X (resolved by :mod:`sidecar.chat.sounds_like`).  The
-query ranks tracks by the sum of the matched scores, keeps at most ``per_artist`` songs per
+query ranks tracks by the sum of the matched scores and of how far into their ranges the tempo
+and energy lie (``fast``: the faster the better), keeps at most ``per_artist`` songs per
 artist, and goes through the same validator as an LLM's answer.  :attr:`Understanding.summary`
 says how the request was understood.
 """
@@ -105,6 +106,9 @@ _ARTIST = re.compile(
 )
 #: a tag score / a feature value that counts as a match (the prompt's "good match")
 _MATCH, _FEATURE_MATCH = 0.2, 0.5
+#: BPM / energy beyond a pace word's bound that count as fully matching it (a score of 1, as a
+#: sure tag): "fast" ranks 170 BPM above 150 BPM above 130 BPM
+_TEMPO_SPAN, _ENERGY_SPAN = 40.0, 0.3
 _STOP = {
     "songs",
     "song",
@@ -146,6 +150,9 @@ class Understanding:
     like_kind: str | None = None
     #: require at least one of ``columns`` to score as a match (dropped when that finds nothing)
     strict: bool = True
+    #: keep only tracks within the tempo, energy and year ranges (dropped when that finds nothing:
+    #: the tempo and energy words still rank)
+    keep_ranges: bool = True
 
     @property
     def empty(self) -> bool:
@@ -249,23 +256,27 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequenc
     the next one filters and sums them, the next ranks each artist's tracks for the artist cap.
     """
     cheap: list[str] = []  # conditions on plain columns, applied while reading the view
-    if u.tempo:
-        low, high = u.tempo
-        cheap += [f"tempo >= {low:g}"] if low is not None else []
-        cheap += [f"tempo <= {high:g}"] if high is not None else []
-    if u.energy:
-        low, high = u.energy
-        cheap += [f"energy >= {low:g}"] if low is not None else []
-        cheap += [f"energy <= {high:g}"] if high is not None else []
+    pace: list[str] = []  # how far into its range a track's tempo or energy lies: ranks "fast", "calm"
+    for column, bounds, span in (("tempo", u.tempo, _TEMPO_SPAN), ("energy", u.energy, _ENERGY_SPAN)):
+        if not bounds:
+            continue
+        low, high = bounds
+        if u.keep_ranges:
+            cheap += [f"{column} >= {low:g}"] if low is not None else []
+            cheap += [f"{column} <= {high:g}"] if high is not None else []
+        if low is not None and high is None:
+            pace.append(f"coalesce(least(({column} - {low:g}) / {span:g}, 1), 0)")
+        elif high is not None and low is None:
+            pace.append(f"coalesce(least(({high:g} - {column}) / {span:g}, 1), 0)")
     if u.artist:
         name = re.sub(r"[%_]", " ", u.artist).strip()
         cheap.append(f"artist ILIKE {_quote('%' + name + '%')}")
     if within:
         cheap.append(f"item_id IN ({', '.join(_quote(i) for i in within)})")
-    if u.years and not u.era_column:
+    if u.years and not u.era_column and u.keep_ranges:
         cheap.append(f"year BETWEEN {u.years[0]} AND {u.years[1]}")
     scored: list[str] = []  # conditions on the score columns, applied once they are read
-    if u.years and u.era_column:
+    if u.years and u.era_column and u.keep_ranges:
         scored.append(
             f"((year BETWEEN {u.years[0]} AND {u.years[1]}) OR (year IS NULL AND {u.era_column} >= 0.1))"
         )
@@ -278,8 +289,8 @@ def build_sql(u: Understanding, max_songs: int, per_artist: int, within: Sequenc
             + ")"
         )
     wanted = list(dict.fromkeys([*u.columns, *([u.era_column] if u.era_column else [])]))
-    score = " + ".join(f"coalesce({c}, 0)" for c in wanted) or "0"
-    read = ", ".join(["item_id", "title", "artist", "year", *wanted])
+    score = " + ".join([*(f"coalesce({c}, 0)" for c in wanted), *pace]) or "0"
+    read = ", ".join(["item_id", "title", "artist", "year", "tempo", "energy", *wanted])
     return (
         f"SELECT item_id, title, artist, score FROM ("
         f"SELECT item_id, title, artist, score, "

@@ -9,6 +9,7 @@ transaction, a statement timeout); the item ids it returns are then looked up in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,14 +149,19 @@ async def _by_rules(runner: ChatRunner, request: str, result: ChatResult) -> Non
         result.log.append(f"{len(result.tracks)} songs.")
         return
     tracks = await _rules_query(runner, u, within, result)
-    if not tracks and (u.filters or within):
-        loose = rules.Understanding(
-            columns=u.columns, words=u.words, artist=u.artist, era_column=u.era_column, strict=False
+    if not tracks and u.columns:
+        tracks = await _rules_query(runner, dataclasses.replace(u, strict=False), within, result)
+        result.log.append(
+            "No track scored as a match for the words: the minimum scores were dropped"
+            + (" (the tempo, energy and year limits kept)" if u.tempo or u.energy or u.years else "")
+            + "; the best matches by score follow."
         )
+    if not tracks and (u.tempo or u.energy or u.years):
+        loose = dataclasses.replace(u, strict=False, keep_ranges=False)
         tracks = await _rules_query(runner, loose, within, result)
         result.log.append(
-            "Nothing matched every condition: the tempo, energy and year limits and the minimum "
-            "scores were dropped; the best matches by score follow."
+            "Nothing is within the tempo, energy and year limits: they were dropped; the nearest "
+            "to them and the best matches by score follow."
         )
     result.tracks = tracks
     result.log.append(f"{len(tracks)} songs.")
