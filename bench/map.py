@@ -119,7 +119,7 @@ async def fill(dsn: str, n: int, styles: int = 24, seed: int = 0) -> None:
         await conn.close()
 
 
-async def first_paints(url: str, n: int, paints: int) -> list[float]:
+async def first_paints(url: str, n: int, paints: int) -> list[dict[str, float]]:
     from playwright.async_api import async_playwright
 
     out = []
@@ -132,7 +132,7 @@ async def first_paints(url: str, n: int, paints: int) -> list[float]:
                 page = await browser.new_page(viewport={"width": 1440, "height": 900})
                 await page.goto(url)
                 await page.wait_for_selector(f"body[data-map-drawn='{n}']", timeout=120_000)
-                out.append(await page.evaluate("AM_MAP.drawnAt"))
+                out.append(await page.evaluate("AM_MAP.timings"))
                 await page.close()
         finally:
             await browser.close()
@@ -204,10 +204,14 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
                 ms = statistics.median(t * 1000 for e, t in times if e == enc)
                 print(f"GET /api/map ({enc}): {sizes[enc] / 2**20:.2f} MiB, median {ms:.0f} ms")
             paints = await first_paints(f"http://127.0.0.1:{port}/map", args.tracks, args.paints)
+            steps = ("received", "decoded", "laidOut", "drawn")
+            med = {k: statistics.median(p[k] for p in paints) for k in steps}
             print(
                 f"/map first paint with {args.tracks:,} points (navigation start -> canvas drawn): "
-                f"median {statistics.median(paints):.0f} ms over {len(paints)} loads "
-                f"(min {min(paints):.0f}, max {max(paints):.0f})"
+                f"median {med['drawn']:.0f} ms over {len(paints)} loads "
+                f"(min {min(p['drawn'] for p in paints):.0f}, max {max(p['drawn'] for p in paints):.0f}); "
+                f"map answer received at {med['received']:.0f} ms, decoded +{med['decoded'] - med['received']:.0f}, "
+                f"laid out +{med['laidOut'] - med['decoded']:.0f}, drawn +{med['drawn'] - med['laidOut']:.0f}"
             )
         finally:
             await runner.cleanup()

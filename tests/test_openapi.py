@@ -151,3 +151,51 @@ async def test_the_documented_bounds_are_the_ones_the_api_enforces(client: TestC
             assert resp.status == 400, (path, name, resp.status)
             checked += 1
     assert checked >= 8
+
+
+async def test_the_apidocs_page_lists_every_operation_and_sends_requests(client: TestClient) -> None:
+    from playwright.async_api import async_playwright
+
+    doc = await (await client.get("/openapi.json")).json()
+    count = sum(len(ops) for ops in doc["paths"].values())
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            # the 400 asked for below is logged by Chromium as a failed resource: not an error here
+            page.on(
+                "console",
+                lambda m: errors.append(m.text)
+                if m.type == "error" and "status of 400" not in m.text
+                else None,
+            )
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(str(client.make_url("/apidocs")))
+            await page.wait_for_selector("details.api-op")
+            assert await page.locator("details.api-op").count() == count
+            # try it out: a GET with a bounded parameter, then the same with a value out of bounds
+            op = page.locator("details[data-op='GET /api/library/failed']")
+            await op.locator("summary").click()
+            await op.locator("input[data-param='query:end']").fill("10")
+            await op.locator("button[type=submit]").click()
+            await op.locator("[data-status='200']").wait_for()
+            assert '"total": 0' in await op.locator("pre.response").inner_text()
+            await op.locator("input[data-param='query:end']").fill("100000")
+            await op.locator("button[type=submit]").click()
+            await op.locator("[data-status='400']").wait_for()
+            assert "end must be between" in await op.locator("pre.response").inner_text()
+            # a POST carries the page's CSRF header and the JSON body
+            post = page.locator("details[data-op='POST /api/map/compute']")
+            await post.locator("summary").click()
+            await post.locator("button[type=submit]").click()
+            await post.locator("[data-status='202']").wait_for()
+            # the filter
+            await page.fill("#apidocs-filter", "/api/similar_tracks")
+            await page.wait_for_function("document.querySelectorAll('details.api-op').length === 1")
+            assert await page.locator("details.api-op").get_attribute("data-op") == "GET /api/similar_tracks"
+            assert not errors, errors
+        finally:
+            await browser.close()

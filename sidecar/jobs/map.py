@@ -3,7 +3,7 @@ job (work queue) and stored in the database (``music_map``) with the library sig
 computed from; ``GET /api/map`` queues it when the map is missing or outdated.
 
 Projection: PCA of the L2-normalised MusiCNN embeddings (the cosine geometry the mixes use),
-from the 200 x 200 covariance accumulated in chunks and its two leading eigenvectors.  For
+from the 200 x 200 covariance (one float32 matrix product) and its two leading eigenvectors.  For
 100k tracks on 2 cores it takes well under a second of CPU after the read
 (``bench/map.py``), is deterministic (a recomputation moves no point that did not change, signs
 are fixed), and linear in the library's size.  t-SNE / UMAP separate clusters better but cost
@@ -33,29 +33,34 @@ METHOD = "pca-cosine"
 #: colours in the legend: the most frequent genres, the rest are "other"
 MAX_GENRES = 11
 OTHER = "other"
-_CHUNK = 8192
 
 
 def project(vectors: np.ndarray) -> np.ndarray:
     """(n x 2) float32: the first two principal components of the L2-normalised rows.
-    ``vectors`` is normalised in place."""
-    n, d = vectors.shape
+    ``vectors`` is normalised in place.  One BLAS thread: the worker's other jobs have the other
+    cores (a multi-threaded product on a busy machine is many times slower: bench/map.py)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _project(vectors)
+
+
+def _project(vectors: np.ndarray) -> np.ndarray:
+    n = len(vectors)
     out = np.zeros((n, 2), dtype=np.float32)
     if n < 2:
         return out
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
     mean = vectors.mean(axis=0, dtype=np.float64)
-    cov = np.zeros((d, d), dtype=np.float64)
-    for i in range(0, n, _CHUNK):
-        block = vectors[i : i + _CHUNK].astype(np.float64) - mean
-        cov += block.T @ block
+    # covariance = X'X / n - mean mean' (one float32 matrix product, no centred copy of X)
+    gram = (vectors.T @ vectors).astype(np.float64)
+    cov = gram / n - np.outer(mean, mean)
     _, eigvecs = np.linalg.eigh(cov)
     basis = eigvecs[:, [-1, -2]]
     # fixed signs: each component's largest loading is positive (no flips between runs)
     basis *= np.sign(basis[np.abs(basis).argmax(axis=0), [0, 1]])
-    for i in range(0, n, _CHUNK):
-        out[i : i + _CHUNK] = (vectors[i : i + _CHUNK] - mean) @ basis
+    out[:] = vectors @ basis.astype(np.float32) - (mean @ basis).astype(np.float32)
     return out
 
 

@@ -3,6 +3,8 @@ when missing or outdated), POST /api/map/compute, GET /api/map/tracks (details o
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp_jinja2
 from aiohttp import web
 
@@ -31,8 +33,8 @@ async def get_map(request: web.Request) -> web.Response:
     """``status``: ``ready`` (the map of the current library), ``stale`` (an outdated map while
     the new one is computed) or ``computing`` (none yet: no other field)."""
     db = request.app[DB]
-    stored = await map_db.load(db)
-    if stored is not None and stored.signature == await map_db.library_signature(db):
+    stored, signature = await asyncio.gather(map_db.load(db), map_db.library_signature(db))
+    if stored is not None and stored.signature == signature:
         body = packed(stored, "ready")
     else:
         await enqueue(request.app[QUEUE], COMPUTE_MAP, job_id=MAP_JOB_ID)

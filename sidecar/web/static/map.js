@@ -18,11 +18,13 @@
     n: 0, ids: [], x: null, y: null, labels: {}, colourBy: "mood",
     view: { x0: 0, y0: 0, x1: 65535, y1: 65535 },
     selected: new Set(), hidden: new Set(), grid: null, sx: null, sy: null,
-    drag: null, details: new Map(), drawnAt: null, computedAt: null,
+    drag: null, details: new Map(), drawnAt: null, computedAt: null, timings: {},
   };
   window.AM_MAP = {
     get count() { return state.n; },
     get drawnAt() { return state.drawnAt; },
+    /** ms since navigation start: map answer received, decoded, laid out, drawn (first map) */
+    get timings() { return state.timings; },
     /** CSS px of point i inside the canvas (null when off screen) */
     pointAt(i) { return state.sx && state.sx[i] >= 0 ? [state.sx[i], state.sy[i]] : null; },
     selectedIds() { return [...state.selected].map((i) => state.ids[i]); },
@@ -325,9 +327,15 @@
     }
     say(data);
     if (data.status !== "computing" && data.computed_at !== state.computedAt) {
+      const first = state.drawnAt === null, t = state.timings;
+      if (first) t.received = performance.now();
       load(data);
+      if (first) t.decoded = performance.now();
+      layout();
+      if (first) t.laidOut = performance.now();
+      draw();
+      if (first) t.drawn = performance.now();
       legend();
-      redraw(true);
       showSelection();
     }
     return data.status !== "ready";
