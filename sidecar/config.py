@@ -184,8 +184,8 @@ class Settings(BaseModel):
         "(minute hour day-of-month month day-of-week, local time); empty or off = never. Skipped "
         "while an analysis runs.",
     )
-    clustering_schedule: str = Field(
-        "",
+    clustering_schedule: str | None = Field(
+        None,
         description="When the worker starts a clustering with these settings on its own: a 5-field "
         "cron expression (e.g. 0 4 * * 0, Sundays at 04:00); empty or off = never.",
     )
@@ -503,14 +503,14 @@ class Settings(BaseModel):
 
     @field_validator("analysis_schedule", "clustering_schedule")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str | None) -> str | None:
         from sidecar.jobs.schedule import CronError, schedule_of
 
         try:
             schedule_of(v)
         except CronError as exc:
             raise ValueError(f"not a valid cron expression: {exc}") from None
-        return v.strip()
+        return v.strip() if v is not None else None
 
     @field_validator("redis_url")
     @classmethod

@@ -189,7 +189,8 @@ def test_a_bad_expression_stops_the_start_naming_the_variable(
 
 def test_empty_or_off_turns_a_schedule_off(make_settings: Any) -> None:
     assert scheduled_cron_jobs(make_settings()) != []  # nightly analysis by default
-    assert make_settings().clustering_schedule == ""
+    assert make_settings().clustering_schedule is None  # off by default
+    assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": "", "CLUSTERING_SCHEDULE": "@daily"}))
     assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": ""})) == []
     assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": "off"})) == []
 
