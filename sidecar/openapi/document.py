@@ -99,6 +99,9 @@ def operation(method: str, path: str, handler: Callable[..., Any]) -> dict[str, 
         out["parameters"] = params
     if method in ("POST", "PUT", "PATCH") and (body_keys or (op and (op.body or op.body_open))):
         out["requestBody"] = _body(op, body_keys)
+    if op is not None and op.upload:
+        raw = {"type": "string", "contentMediaType": op.upload}
+        out["requestBody"] = {"required": True, "content": {op.upload: {"schema": raw}}}
     if form_keys:
         form = {"type": "object", "properties": {k: {"type": "string"} for k in form_keys}}
         out["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": form}}}

@@ -16,6 +16,9 @@ from typing import Any
 
 JSON = "application/json"
 HTML = "text/html"
+TEXT = "text/plain"
+GZIP = "application/gzip"
+M3U8 = "audio/x-mpegurl"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Op:
     body_open: bool = False
     body_note: str = ""
     content: str = JSON
+    #: the media type of a raw (not JSON) request body, e.g. an uploaded file
+    upload: str | None = None
     #: False: reachable without ``API_TOKEN`` even when it is set
     auth: bool = True
 
@@ -205,6 +210,38 @@ OPERATIONS: dict[str, Op] = {
         "[{item_id, title, artist, album}]",
         params={"ids": "track ids (at most 1000)"},
     ),
+    # backup, playlists made, metrics
+    "GET /api/analysis/export": Op(
+        "backup",
+        "Download the analysis of the library (gzip JSON lines, streamed)",
+        "a .jsonl.gz file: a versioned header, one line per analysed track, an end line",
+        content=GZIP,
+    ),
+    "POST /api/analysis/import": Op(
+        "backup",
+        "Restore an analysis backup (the file as the body, gzip or plain JSON lines)",
+        "a report of the records matched, restored and skipped, by reason",
+        errors={409: "another import is running"},
+        params={"dry_run": "match and report, change nothing"},
+        upload=GZIP,
+    ),
+    "GET /api/playlists/list": Op(
+        "playlists",
+        "The playlists this service made (automatic, instant, similar) with their songs",
+        "[{playlist_id, name, kind, provider, track_count, missing_tracks, m3u8, songs}]",
+    ),
+    "GET /api/playlists/{playlist_id}.m3u8": Op(
+        "playlists",
+        "A playlist this service made, as .m3u8",
+        "the playlist file (paths, or stream URLs without credentials)",
+        errors={404: "no playlist made by this service has this id"},
+        content=M3U8,
+    ),
+    "GET /chat/api/config_defaults": Op(
+        "chat",
+        "Default AI provider, models and URLs for a chat form (never a key)",
+    ),
+    "GET /metrics": Op("metrics", "Prometheus metrics (text exposition format)", content=TEXT),
     # documentation and pages
     "GET /openapi.json": Op("docs", "This document (OpenAPI 3.1)"),
     "GET /apidocs": Op("pages", "Interactive API documentation", _PAGE, content=HTML),
