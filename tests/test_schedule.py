@@ -314,3 +314,23 @@ def test_healthz_and_check_show_the_next_runs(
         "OK    configuration: MEDIASERVER_TYPE=local; "
         f"analysis schedule '0 3 * * *', next run {analysis['next_run']}; clustering schedule off"
     )
+
+
+def test_next_runs_carry_the_local_offset_of_their_own_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shown in local time (the zone arq fires in), with the offset of the run's date: a run
+    after the daylight-saving change does not inherit today's offset."""
+    import time
+    from types import SimpleNamespace
+
+    from sidecar.jobs.schedule import next_runs
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        settings = SimpleNamespace(analysis_schedule="0 3 * * *", clustering_schedule="0 3 1 4 *")
+        runs = next_runs(settings, datetime(2027, 3, 20, 12, 0).astimezone())
+        assert runs["analysis"]["next_run"] == "2027-03-21T03:00+01:00"
+        assert runs["clustering"]["next_run"] == "2027-04-01T03:00+02:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

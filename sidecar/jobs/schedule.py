@@ -201,7 +201,8 @@ def local_now() -> datetime:
 def next_runs(settings: Any, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """For /healthz and `audiomuse check`: each kind's cron expression (None when off) and its
     next run (ISO 8601 with the offset, local time zone)."""
-    now = now or local_now()
+    # in naive local time, given its offset at the end: right across daylight-saving changes
+    now = (now or local_now()).astimezone().replace(tzinfo=None)
     out: dict[str, dict[str, Any]] = {}
     for kind, expression in (
         ("analysis", settings.analysis_schedule),
@@ -211,7 +212,7 @@ def next_runs(settings: Any, now: datetime | None = None) -> dict[str, dict[str,
         nxt = schedule.next_after(now) if schedule else None
         out[kind] = {
             "cron": schedule.expression if schedule else None,
-            "next_run": nxt.isoformat(timespec="minutes") if nxt else None,
+            "next_run": nxt.astimezone().isoformat(timespec="minutes") if nxt else None,
         }
     return out
 
