@@ -53,7 +53,8 @@ async def analysed_chunks(
     conn: asyncpg.Connection, chunk: int = 10_000
 ) -> AsyncIterator[tuple[list[str], np.ndarray, list[str | None], list[list[str]]]]:
     """(ids, embeddings (n x 200 float32), top mood, top tags) of the analysed tracks, ``chunk``
-    rows at a time (inside a transaction of the caller), in item_id order."""
+    rows at a time (inside a transaction of the caller), in no particular order (a sort of
+    100k rows of 800-byte vectors would spill to disk)."""
     moods = ", ".join(f"coalesce(a.{c}, -1)" for c in MOOD_COLUMNS)
     names = "ARRAY[" + ", ".join(f"'{c}'" for c in MOOD_COLUMNS) + "]"
     cursor = await conn.cursor(
@@ -63,8 +64,7 @@ async def analysed_chunks(
             FROM embeddings e
             JOIN tracks t USING (item_id)
             LEFT JOIN track_analysis a USING (item_id)
-            WHERE t.analysis_status = 'analyzed'
-            ORDER BY e.item_id"""
+            WHERE t.analysis_status = 'analyzed'"""
     )
     while True:
         rows = await cursor.fetch(chunk)
