@@ -116,6 +116,12 @@ async def test_mixes_and_the_shared_state(client: TestClient, db: asyncpg.Pool, 
         "finished_at = now() WHERE task_id = $1",
         done,
     )
+    on_the_bound = await tasks.create(db, "main_analysis")  # exactly 60 s: counted at le="60"
+    await db.execute(
+        "UPDATE tasks SET status = 'SUCCESS', started_at = now() - interval '60 seconds', "
+        "finished_at = now() WHERE task_id = $1",
+        on_the_bound,
+    )
     running, _ = await tasks.create_run(db, "main_clustering")
     assert running is not None
     redis = await create_pool(RedisSettings.from_dsn(endpoints.redis_url))
@@ -141,10 +147,11 @@ async def test_mixes_and_the_shared_state(client: TestClient, db: asyncpg.Pool, 
     assert value(after, "audiomuse_tracks_failed", reason="timeout") == 1
     assert value(after, "audiomuse_runs_active", task_type="main_clustering") == 1
     finished = {"task_type": "main_analysis", "status": "SUCCESS"}
-    assert value(after, "audiomuse_task_duration_seconds_count", **finished) == 1
-    assert value(after, "audiomuse_task_duration_seconds_sum", **finished) == pytest.approx(42)
+    assert value(after, "audiomuse_task_duration_seconds_count", **finished) == 2
+    assert value(after, "audiomuse_task_duration_seconds_sum", **finished) == pytest.approx(102)
     assert value(after, "audiomuse_task_duration_seconds_bucket", **finished, le="10") == 0
-    assert value(after, "audiomuse_task_duration_seconds_bucket", **finished, le="60") == 1
+    assert value(after, "audiomuse_task_duration_seconds_bucket", **finished, le="60") == 2
+    assert value(after, "audiomuse_task_duration_seconds_bucket", **finished, le="+Inf") == 2
     assert value(after, "audiomuse_queue_jobs", queue="work") == 1
     assert value(after, "audiomuse_queue_jobs", queue="control") == 0
     pool_max = value(after, "audiomuse_db_pool_connections", state="max")

@@ -35,17 +35,19 @@ async def task_durations(
     db: asyncpg.Pool | asyncpg.Connection, buckets: Sequence[float]
 ) -> list[dict[str, Any]]:
     """Finished tasks by (task type, final status): how many, their summed duration (start to
-    finish, in seconds) and how many took at most each of ``buckets`` (cumulative)."""
+    finish, in seconds) and how many took at most each of ``buckets`` (ascending; cumulative).
+
+    One pass: each task is grouped by how many bounds are >= its duration (``width_bucket`` over
+    the negated bounds), the cumulative counts are summed up here."""
+    bounds = sorted(buckets)
     rows = await db.fetch(
-        """WITH d AS (
-               SELECT task_type, status,
-                      greatest(extract(epoch FROM finished_at - coalesce(started_at, created_at)), 0)::float8 AS s
-               FROM tasks WHERE finished_at IS NOT NULL AND status = ANY($2::text[]))
-           SELECT d.task_type, d.status, b.i, count(*) FILTER (WHERE d.s <= b.le) AS le,
-                  count(*) AS n, sum(d.s) AS total
-           FROM d CROSS JOIN unnest($1::float8[]) WITH ORDINALITY AS b(le, i)
-           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
-        list(buckets),
+        """SELECT task_type, status, width_bucket(-s, $1::float8[]) AS at_or_above,
+                  count(*) AS n, sum(s) AS total
+           FROM (SELECT task_type, status,
+                        greatest(extract(epoch FROM finished_at - coalesce(started_at, created_at)), 0)::float8 AS s
+                 FROM tasks WHERE finished_at IS NOT NULL AND status = ANY($2::text[])) AS d
+           GROUP BY 1, 2, 3""",
+        [-b for b in reversed(bounds)],
         list(FINAL),
     )
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -55,10 +57,15 @@ async def task_durations(
             {
                 "task_type": r["task_type"],
                 "status": r["status"],
-                "count": int(r["n"]),
-                "sum": float(r["total"]),
-                "buckets": [],
+                "count": 0,
+                "sum": 0.0,
+                "buckets": [0] * len(bounds),
             },
         )
-        group["buckets"].append(int(r["le"]))
+        n, above = int(r["n"]), int(r["at_or_above"])
+        group["count"] += n
+        group["sum"] += float(r["total"])
+        # at most bounds[i] for the ``above`` largest bounds
+        for i in range(len(bounds) - above, len(bounds)):
+            group["buckets"][i] += n
     return list(out.values())
