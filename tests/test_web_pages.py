@@ -4,15 +4,19 @@ width (screenshots under test-output/screenshots/); the sign-in flow and the CSR
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
+from aiohttp import ClientSession
 from browser import DESKTOP, PHONE, artist_name, chromium, new_page, screenshot, served, song_title
 from clustering_data import insert_rows, make_files, synthetic_rows
-from workers import run_workers_until_idle
 
+from sidecar.db import tasks
+from sidecar.jobs.worker import WorkerGroup
 from sidecar.providers import make_provider
 from sidecar.services import Endpoints
 from sidecar.web.keys import DB
@@ -64,23 +68,28 @@ async def _library(settings: Any, db: Any) -> list[str]:
 async def site(
     make_settings: Any, endpoints: Endpoints, tmp_path: Path
 ) -> AsyncIterator[tuple[str, list[str]]]:
-    """The web app on a library of N tracks (5 pending, 3 failed) after a clustering, with one
-    playlist made from similar songs."""
+    """The web app and a worker on a library of N tracks (5 pending, 3 failed) after a
+    clustering, with one playlist made from similar songs."""
     music = tmp_path / "music"
     make_files(music, N)
     settings = make_settings(
         {"LOCAL_MUSIC_DIR": str(music), "API_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-never-shown"},
         ai_chat_db_user_name="ai_user_webpages",
     )
+    group = WorkerGroup(settings, endpoints, poll_delay=0.05)
+    await group.open()
+    running = asyncio.ensure_future(group.run())
     async with served(settings, endpoints) as server:
         ids = await _library(settings, server.app[DB])
         client_headers = {"Authorization": f"Bearer {TOKEN}"}
-        from aiohttp import ClientSession
-
         async with ClientSession(str(server.make_url("/")), headers=client_headers) as http:
             started = await http.post("/api/clustering/start", json=CLUSTERING)
             assert started.status == 202, await started.text()
-            await run_workers_until_idle(settings, endpoints, timeout_s=240)
+            task_id = (await started.json())["task_id"]
+            async with asyncio.timeout(240):
+                while (task := await tasks.get(server.app[DB], task_id)) and task["status"] in tasks.ACTIVE:
+                    await asyncio.sleep(0.2)
+            assert task and task["status"] == "SUCCESS", task
             similar = await (
                 await http.get("/api/similar_tracks", params={"item_id": ids[0], "n": 12})
             ).json()
@@ -92,7 +101,34 @@ async def site(
                 },
             )
             assert made.status == 201, await made.text()
-        yield str(server.make_url("")).rstrip("/"), ids
+        try:
+            yield str(server.make_url("")).rstrip("/"), ids
+        finally:
+            group.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await group.close()
+
+
+async def _hide_test_paths(page: Any, tmp_root: str) -> None:
+    """The test's temporary folders read as /srv/audiomuse in the screenshots made for README."""
+    await page.evaluate(
+        """root => { const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode())
+          if (n.nodeValue.includes(root)) n.nodeValue = n.nodeValue.split(root).join('/srv/audiomuse'); }""",
+        tmp_root,
+    )
+
+
+async def _other_pages(page: Any, base: str) -> list[tuple[str, str]]:
+    """The pages other parts of the service add to the layout's navigation (the map, the API
+    docs), where they exist: they must load as cleanly."""
+    found = []
+    for path in ("/map", "/apidocs"):
+        status = await page.evaluate(f"fetch('{base}{path}').then(r => r.status)")
+        if status == 200:
+            found.append((path, ""))
+    return found
 
 
 async def _use(page: Any, path: str) -> None:
@@ -126,20 +162,25 @@ async def _sign_in(page: Any, base: str, then: str = "/") -> None:
     await page.wait_for_url(f"{base}{then}")
 
 
-async def test_every_page_loads_cleanly_at_desktop_and_phone_width(site: tuple[str, list[str]]) -> None:
+async def test_every_page_loads_cleanly_at_desktop_and_phone_width(
+    site: tuple[str, list[str]], tmp_path: Path
+) -> None:
     base, _ = site
+    tmp_root = str(tmp_path)
     async with chromium() as browser:
         for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             page, problems = await new_page(browser, viewport)
             await _sign_in(page, base)
-            for path, marker in PAGES:
+            for path, marker in PAGES + await _other_pages(page, base):
                 await page.goto(f"{base}{path}")
                 await page.wait_for_load_state("networkidle")
-                await page.locator("main").get_by_text(marker).first.wait_for()
+                if marker:
+                    await page.locator("main").get_by_text(marker).first.wait_for()
                 await _use(page, path)
                 html = await page.content()
                 assert TOKEN not in html and "sk-never-shown" not in html, path
                 name = "dashboard" if path == "/" else path.strip("/")
+                await _hide_test_paths(page, tmp_root)
                 await screenshot(page, f"{name}-{label}")
                 if label == "desktop":
                     await page.evaluate("window.scrollTo(0, 0)")
@@ -158,6 +199,7 @@ async def test_pages_show_the_library(site: tuple[str, list[str]]) -> None:
         assert await page.text_content("#stat-pending") == "5"
         assert "corrupt × 3" in (await page.text_content("#failed-reasons") or "")
         assert await page.locator("#failed-rows tr").count() == 3
+        await page.locator("#health-worker", has_text="a worker is running").wait_for()
         await page.goto(f"{base}/analysis")
         await page.locator("#result-playlists .playlist-card").first.wait_for()
         assert await page.locator("#result-playlists .playlist-card").count() >= 1

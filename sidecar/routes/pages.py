@@ -1,6 +1,7 @@
 """The web admin's pages (HTML) and its sign-in: GET /, /analysis, /similarity, /path, /chat,
 /playlists, /settings, GET/POST /login, POST /logout.  Each page is a template that reads the
-JSON API from the browser (``static/app.js``); the settings page is rendered here."""
+JSON API from the browser (``static/app.js``); the settings page is rendered here.  Templates
+and static files are set up by ``sidecar/web/pages.py``."""
 
 from __future__ import annotations
 
@@ -24,10 +25,8 @@ from sidecar.web.auth import (
 )
 from sidecar.web.forms import form_context
 from sidecar.web.keys import DB, ENDPOINTS, SETTINGS
-from sidecar.web.pages import STATIC_DIR, STATIC_PREFIX
 
 routes = web.RouteTableDef()
-routes.static(STATIC_PREFIX, STATIC_DIR, name="static")
 
 #: seconds a wrong token waits before its answer (slows guessing)
 LOGIN_FAILURE_DELAY = 0.5

@@ -60,8 +60,7 @@ async def _page_context(request: web.Request) -> dict[str, Any]:
 
 
 def setup_pages(app: web.Application) -> None:
-    """Jinja2 templates (autoescaped) on ``app``; the static files are served by
-    ``sidecar/routes/pages.py``."""
+    """Jinja2 templates (autoescaped) and the static files (``/static/<name>``) on ``app``."""
     env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -70,3 +69,4 @@ def setup_pages(app: web.Application) -> None:
         undefined=jinja2.StrictUndefined,
     )
     env.globals["static_url"] = static_url
+    app.router.add_static(STATIC_PREFIX, STATIC_DIR, name="static")
