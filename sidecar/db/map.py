@@ -30,12 +30,12 @@ class StoredMap:
 
 
 async def library_signature(db: asyncpg.Pool | asyncpg.Connection) -> str:
-    """Changes when an analysed track is added, removed or analysed again."""
+    """Changes when an analysed track is added, removed or analysed again (one scan of
+    ``tracks``: an analysed track has its embedding, stored in the same transaction)."""
     row = await db.fetchrow(
-        """SELECT count(*) AS n, max(t.analyzed_at) AS last,
-                  coalesce(bit_xor(hashtextextended(e.item_id, 0)), 0) AS ids
-           FROM embeddings e JOIN tracks t USING (item_id)
-           WHERE t.analysis_status = 'analyzed'"""
+        """SELECT count(*) AS n, max(analyzed_at) AS last,
+                  coalesce(bit_xor(hashtextextended(item_id, 0)), 0) AS ids
+           FROM tracks WHERE analysis_status = 'analyzed'"""
     )
     last = row["last"].isoformat() if row["last"] else "-"
     return f"{row['n']}:{last}:{row['ids']}"
@@ -55,6 +55,8 @@ async def analysed_chunks(
     """(ids, embeddings (n x 200 float32), top mood, top tags) of the analysed tracks, ``chunk``
     rows at a time (inside a transaction of the caller), in no particular order (a sort of
     100k rows of 800-byte vectors would spill to disk)."""
+    # a cursor is planned for its first rows (nested index lookups): this one is read whole
+    await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
     moods = ", ".join(f"coalesce(a.{c}, -1)" for c in MOOD_COLUMNS)
     names = "ARRAY[" + ", ".join(f"'{c}'" for c in MOOD_COLUMNS) + "]"
     cursor = await conn.cursor(
