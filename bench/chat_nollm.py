@@ -14,7 +14,9 @@ service's own code path (:func:`sidecar.chat.service.chat_playlist` with no AI p
 rules, the validator, the chat role's own connection, the read-only transaction, the tracks
 check), in-process (no HTTP).  One warm-up round, then ``--rounds`` timed rounds.
 
-It prints the p50/p90/p99 over all requests and p50/max per request; the README quotes them.
+It prints the p50/p90/p99 over all requests and p50/max per request (a query cancelled by
+CHAT_QUERY_TIMEOUT_SECONDS, which the service answers with 503, is counted as failed and timed);
+the README quotes them.  ``--reuse`` skips the load when an earlier run left the database.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from percentiles import pct  # noqa: E402
 from sidecar.chat.columns import MSD_LABELS, MTT_LABELS, OTHER_FEATURES  # noqa: E402
 from sidecar.chat.service import ChatRunner, chat_playlist  # noqa: E402
 from sidecar.config import load_settings  # noqa: E402
+from sidecar.db.chat import ChatQueryError  # noqa: E402
 from sidecar.db.migrate import migrate  # noqa: E402
 from sidecar.db.pool import create_pool  # noqa: E402
 from sidecar.db.roles import ensure_chat_role  # noqa: E402
@@ -91,14 +94,30 @@ def analyses(item_ids: list[str], styles: np.ndarray, seed: int = 7) -> list[tup
     return rows
 
 
-async def prepare(pg: EmbeddedPostgres, n: int) -> tuple[str, list[str], list[str]]:
-    """A fresh database ``bench_chat_<n>`` with the library; (dsn, artists, titles)."""
+async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[str], list[str]]:
+    """A fresh database ``bench_chat_<n>`` with the library (with ``reuse``, the one an earlier
+    run left when it holds the n analysed tracks); (dsn, artists, titles)."""
     name = f"bench_chat_{n}"
+    dsn = pg.dsn().rsplit("/", 1)[0] + f"/{name}"
+    if reuse:
+        try:
+            conn = await asyncpg.connect(dsn)
+        except asyncpg.InvalidCatalogNameError:
+            pass
+        else:
+            try:
+                if await conn.fetchval("SELECT count(*) FROM chat.chat_tracks") == n:
+                    assert await ensure_chat_role(conn, ROLE, PASSWORD)
+                    artists = sorted(r[0] for r in await conn.fetch("SELECT DISTINCT artist FROM tracks"))
+                    titles = [r[0] for r in await conn.fetch("SELECT title FROM tracks ORDER BY title")]
+                    print(f"reusing the {n:,}-track database {name}", flush=True)
+                    return dsn, artists, titles
+            finally:
+                await conn.close()
     admin = await asyncpg.connect(pg.dsn())
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    dsn = pg.dsn().rsplit("/", 1)[0] + f"/{name}"
     conn = await asyncpg.connect(dsn)
     from pgvector.asyncpg import register_vector
 
@@ -180,10 +199,15 @@ def requests(artists: list[str], titles: list[str], rng: np.random.Generator) ->
     ]
 
 
-async def measure(dsn: str, artists: list[str], titles: list[str], rounds: int) -> list[dict[str, object]]:
+async def measure(
+    dsn: str, artists: list[str], titles: list[str], rounds: int, query_timeout: float | None
+) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="am-bench-chat-") as tmp:
+        env = {"AUDIOMUSE_DATA_DIR": tmp, "LOCAL_MUSIC_DIR": tmp}
+        if query_timeout:
+            env["CHAT_QUERY_TIMEOUT_SECONDS"] = str(query_timeout)
         settings = load_settings(
-            {"AUDIOMUSE_DATA_DIR": tmp, "LOCAL_MUSIC_DIR": tmp},
+            env,
             ai_chat_db_user_name=ROLE,
             ai_chat_db_user_password=PASSWORD,
         )
@@ -192,19 +216,25 @@ async def measure(dsn: str, artists: list[str], titles: list[str], rounds: int) 
         asked = requests(artists, titles, np.random.default_rng(3))
         times: dict[str, list[float]] = {text: [] for _, text in asked}
         songs: dict[str, int] = {}
+        failed: dict[str, int] = {text: 0 for _, text in asked}
         try:
             for r in range(rounds + 1):
                 for _, text in asked:
                     t0 = time.perf_counter()
-                    result = await chat_playlist(runner, text, None)
+                    try:
+                        result = await chat_playlist(runner, text, None)
+                        songs[text] = len(result.tracks or [])
+                    except ChatQueryError as exc:  # the service answers 503: counted, and timed
+                        print(f"{text!r}: {exc.reason}", flush=True)
+                        failed[text] += 1
                     elapsed = time.perf_counter() - t0
                     if r:  # round 0 warms the caches
                         times[text].append(elapsed)
-                    songs[text] = len(result.tracks or [])
         finally:
             await pool.close()
     return [
-        {"kind": kind, "request": text, "times": times[text], "songs": songs[text]} for kind, text in asked
+        {"kind": k, "request": t, "times": times[t], "songs": songs.get(t, 0), "failed": failed[t]}
+        for k, t in asked
     ]
 
 
@@ -217,13 +247,15 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "audiomuse-bench" / "chat",
     )
+    ap.add_argument("--reuse", action="store_true", help="reuse the database of an earlier run of this size")
+    ap.add_argument("--query-timeout", type=float, help="CHAT_QUERY_TIMEOUT_SECONDS (default: the setting's)")
     args = ap.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     pg = EmbeddedPostgres(args.data_dir)
     pg.start()
     try:
-        dsn, artists, titles = asyncio.run(prepare(pg, args.tracks))
-        rows = asyncio.run(measure(dsn, artists, titles, args.rounds))
+        dsn, artists, titles = asyncio.run(prepare(pg, args.tracks, args.reuse))
+        rows = asyncio.run(measure(dsn, artists, titles, args.rounds, args.query_timeout))
     finally:
         pg.stop()
     every = [t * 1000 for r in rows for t in r["times"]]  # type: ignore[attr-defined]
@@ -232,11 +264,12 @@ def main() -> None:
         f"{os.cpu_count()} cores: p50 {pct(every, 50):.0f} ms, p90 {pct(every, 90):.0f} ms, "
         f"p99 {pct(every, 99):.0f} ms, max {max(every):.0f} ms\n"
     )
-    print("| kind | request | songs | p50 ms | max ms |")
-    print("|---|---|---|---|---|")
+    print("| kind | request | songs | p50 ms | max ms | failed |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         ms = [t * 1000 for t in r["times"]]  # type: ignore[attr-defined]
-        print(f"| {r['kind']} | {r['request']} | {r['songs']} | {pct(ms, 50):.0f} | {max(ms):.0f} |")
+        cells = [r["kind"], r["request"], r["songs"], f"{pct(ms, 50):.0f}", f"{max(ms):.0f}", r["failed"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     by_kind: dict[str, list[float]] = {}
     for r in rows:
         by_kind.setdefault(str(r["kind"]), []).extend(t * 1000 for t in r["times"])  # type: ignore[attr-defined]
