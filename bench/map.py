@@ -6,7 +6,7 @@ tracks, the size and time of GET /api/map, and the time to first paint of /map i
 
 Embedded PostgreSQL and Valkey in a temporary folder; tracks in clustered styles (a 16-d latent
 space projected to 200-d, like tests/library_factory.py).  Memory: the peak of Python and numpy
-allocations during the computation (tracemalloc), and the process's peak RSS.  First paint:
+allocations during the computation (tracemalloc).  First paint:
 Playwright driving Debian's /usr/bin/chromium (headless, --no-sandbox --disable-gpu), the time
 from the start of the navigation to the end of the first full canvas draw (map.js records it),
 median of --paints page loads.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import resource
 import statistics
 import sys
 import tempfile
@@ -120,7 +119,7 @@ async def fill(dsn: str, n: int, styles: int = 24, seed: int = 0) -> None:
         await conn.close()
 
 
-async def first_paints(url: str, n: int, paints: int) -> list[dict[str, float]]:
+async def first_paints(url: str, n: int, paints: int, screenshot: Path | None) -> list[dict[str, float]]:
     from playwright.async_api import async_playwright
 
     out = []
@@ -134,6 +133,8 @@ async def first_paints(url: str, n: int, paints: int) -> list[dict[str, float]]:
                 await page.goto(url)
                 await page.wait_for_selector(f"body[data-map-drawn='{n}']", timeout=120_000)
                 out.append(await page.evaluate("AM_MAP.timings"))
+                if screenshot is not None:
+                    await page.screenshot(path=str(screenshot))
                 await page.close()
         finally:
             await browser.close()
@@ -152,13 +153,11 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
         )
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             cpu0 = time.process_time()
             t = time.perf_counter()
             result = await refresh_map(pool, settings, force=True)
             wall = time.perf_counter() - t
             cpu = time.process_time() - cpu0
-            rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             tracemalloc.start()  # slows Python down: a second run for the memory only
             await refresh_map(pool, settings, force=True)
             _, peak = tracemalloc.get_traced_memory()
@@ -183,9 +182,7 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
             f"compute_map: {wall:.2f} s wall, {cpu:.2f} s CPU of this process (read + PCA + store; "
             f"the read of the tracks alone {read:.2f} s, the PCA alone {pca:.2f} s)"
         )
-        print(
-            f"  peak Python+numpy allocations {peak / 2**20:.0f} MiB, process peak RSS +{(rss1 - rss0) / 1024:.0f} MiB"
-        )
+        print(f"  peak Python + numpy allocations during a computation: {peak / 2**20:.0f} MiB")
         print(f"  a run with the map up to date (signature check only): {cached * 1000:.0f} ms")
 
         app = create_app(settings, Endpoints(dsn, redis_url))
@@ -210,14 +207,16 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
             for enc in ("identity", "gzip"):
                 ms = statistics.median(t * 1000 for e, t in times if e == enc)
                 print(f"GET /api/map ({enc}): {sizes[enc] / 2**20:.2f} MiB, median {ms:.0f} ms")
-            paints = await first_paints(f"http://127.0.0.1:{port}/map", args.tracks, args.paints)
-            steps = ("received", "decoded", "laidOut", "drawn")
+            paints = await first_paints(
+                f"http://127.0.0.1:{port}/map", args.tracks, args.paints, args.screenshot
+            )
+            steps = ("requested", "received", "decoded", "laidOut", "drawn")
             med = {k: statistics.median(p[k] for p in paints) for k in steps}
             print(
                 f"/map first paint with {args.tracks:,} points (navigation start -> canvas drawn): "
                 f"median {med['drawn']:.0f} ms over {len(paints)} loads "
                 f"(min {min(p['drawn'] for p in paints):.0f}, max {max(p['drawn'] for p in paints):.0f}); "
-                f"map answer received at {med['received']:.0f} ms, decoded +{med['decoded'] - med['received']:.0f}, "
+                f"map asked for at {med['requested']:.0f} ms, received +{med['received'] - med['requested']:.0f}, decoded +{med['decoded'] - med['received']:.0f}, "
                 f"laid out +{med['laidOut'] - med['decoded']:.0f}, drawn +{med['drawn'] - med['laidOut']:.0f}"
             )
         finally:
@@ -228,6 +227,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tracks", type=int, default=100_000)
     ap.add_argument("--paints", type=int, default=3)
+    ap.add_argument("--screenshot", type=Path, help="save a PNG of the drawn page here")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="am-map-"))
     pg = EmbeddedPostgres(work)

@@ -50,7 +50,7 @@ def _project(vectors: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 2), dtype=np.float32)
     if n < 2:
         return out
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[:, None]  # no n x d temporary
     np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
     mean = vectors.mean(axis=0, dtype=np.float64)
     # covariance = X'X / n - mean mean' (one float32 matrix product, no centred copy of X)

@@ -319,6 +319,7 @@
   resize();
   AM.poll(async () => {
     let data;
+    if (state.timings.requested === undefined) state.timings.requested = performance.now();
     try {
       data = await AM.get("/api/map");
     } catch (err) {
