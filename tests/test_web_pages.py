@@ -34,13 +34,13 @@ PAGES = [
     ("/settings", "LOCAL_MUSIC_DIR"),
 ]
 CLUSTERING = {
-    "clustering_runs": 9,
-    "iterations_per_batch_job": 3,
+    "clustering_runs": 15,
+    "iterations_per_batch_job": 5,
     "num_clusters_min": 6,
     "num_clusters_max": 8,
     "top_n_playlists": 6,
-    "min_playlist_size": 5,
-    "max_distance": 0.9,
+    "min_playlist_size": 4,
+    "max_distance": 1.0,
 }
 
 
@@ -89,7 +89,7 @@ async def site(
             async with asyncio.timeout(240):
                 while (task := await tasks.get(server.app[DB], task_id)) and task["status"] in tasks.ACTIVE:
                     await asyncio.sleep(0.2)
-            assert task and task["status"] == "SUCCESS", task
+            assert task and task["status"] == "SUCCESS", (task or {}).get("log")
             similar = await (
                 await http.get("/api/similar_tracks", params={"item_id": ids[0], "n": 12})
             ).json()
