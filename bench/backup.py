@@ -118,8 +118,13 @@ async def run(pg: EmbeddedPostgres, n: int, workdir: Path) -> None:
     src = await create_pool(src_dsn, min_size=1, max_size=2)
     dst = await create_pool(dst_dsn, min_size=1, max_size=2)
     target = workdir / "backup.jsonl.gz"
-    rows = []
+
+    def row(step: str, seconds: float, rss: float, what: str) -> None:
+        print(f"| {step} | {seconds:.1f} | {n / seconds:,.0f} | {rss:.0f} | {what} |", flush=True)
+
     try:
+        print("| step | seconds | tracks/s | peak RSS above baseline, MB | outcome |")
+        print("|---|---|---|---|---|", flush=True)
         base = reset_peak()
         t0 = time.perf_counter()
         with open(target, "wb") as out:
@@ -128,9 +133,13 @@ async def run(pg: EmbeddedPostgres, n: int, workdir: Path) -> None:
                 await asyncio.to_thread(out.write, data)
 
             count = await export_analysis(src, "local", VERSION, write)
-        rows.append(("export", time.perf_counter() - t0, peak_rss_mb() - base, f"{count:,} records"))
         size = target.stat().st_size
-
+        row(
+            "export",
+            time.perf_counter() - t0,
+            peak_rss_mb() - base,
+            f"{count:,} records, {size / 1e6:.1f} MB ({size / n:.0f} bytes a track)",
+        )
         for step in ("import", "import again"):
             base = reset_peak()
             t0 = time.perf_counter()
@@ -140,15 +149,11 @@ async def run(pg: EmbeddedPostgres, n: int, workdir: Path) -> None:
                 f"matched by path {report['matched_by']['path']:,}, not imported {report['not_imported']}; "
                 + ", ".join(f"{k} {v}" for k, v in report["timings"].items())
             )
-            rows.append((step, time.perf_counter() - t0, peak_rss_mb() - base, what))
+            row(step, time.perf_counter() - t0, peak_rss_mb() - base, what)
     finally:
         await src.close()
         await dst.close()
-    print(f"\n{n:,} tracks, file {size / 1e6:.1f} MB ({size / n:.0f} bytes a track), {os.cpu_count()} cores")
-    print("| step | seconds | tracks/s | peak RSS above baseline, MB | outcome |")
-    print("|---|---|---|---|---|")
-    for step, seconds, rss, what in rows:
-        print(f"| {step} | {seconds:.1f} | {n / seconds:,.0f} | {rss:.0f} | {what} |")
+    print(f"{n:,} tracks, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ mixes find them at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,6 +32,8 @@ from sidecar.backup import format as fmt
 from sidecar.backup.fingerprint import LocalFingerprints
 from sidecar.db import backup as backup_db
 from sidecar.similarity.refit import AT_REST, keep_fitted
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 EXAMPLES = 5
@@ -201,7 +204,14 @@ async def import_analysis(
             pass
     if report.imported and not dry_run:  # searchable at once: placed in (or refitting) the similarity space
         t0 = time.perf_counter()
-        report.similarity = await keep_fitted(db, AT_REST)
+        try:
+            report.similarity = await keep_fitted(db, AT_REST)
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:  # the import itself is stored
+            log.warning("imported tracks not placed in the similarity space: %r", exc)
+            report.similarity = (
+                f"not placed in the similarity space yet ({type(exc).__name__}: {exc}); "
+                "the next analysis run or worker start places them"
+            )
         report.timings["similarity_s"] = time.perf_counter() - t0
     return report
 
