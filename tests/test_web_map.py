@@ -196,6 +196,7 @@ async def test_the_map_page_draws_points_and_selects_them(
     )
     assert painted[0] >= 120 * 4 * 0.5 and painted[1] >= 2, painted
     assert await page.locator("#map-legend li").count() >= 2
+    assert not await page.locator("#map-path").is_visible()  # offered for two songs only
 
     box = await page.locator("#map-canvas").bounding_box()
     # hover a point: the tooltip names a song
