@@ -420,6 +420,10 @@ def quality(args: argparse.Namespace) -> None:
 
     from sidecar.embedded.postgres import EmbeddedPostgres
 
+    if args.dsn:  # a database analysed already (bench/quality.py --keep's), read as it is
+        rows, label_of = asyncio.run(read_labelled(args.dsn))
+        report_quality(rows, label_of, args.runs, args.repeats)
+        return
     tracks = corpus_tracks(args.corpus, args.cache, args.min_seconds)
     work = args.work or Path(tempfile.mkdtemp(prefix="audiomuse-clustering-quality-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -427,7 +431,8 @@ def quality(args: argparse.Namespace) -> None:
     try:
         make_music_folder(tracks, music)
         print(f"corpus {args.corpus}: {len(tracks)} tracks of {args.min_seconds:.0f} s or more", flush=True)
-        print(f"analyse: {analyse(child_env(data, music, {}))}", flush=True)
+        if not args.analysed:
+            print(f"analyse: {analyse(child_env(data, music, {}))}", flush=True)
         pg = EmbeddedPostgres(data)
         dsn = pg.start()
         try:
@@ -458,6 +463,8 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=20.0)
     ap.add_argument("--work", type=Path, default=None, help="--quality's work folder (reused when it exists)")
     ap.add_argument("--keep", action="store_true", help="keep --quality's temporary work folder")
+    ap.add_argument("--analysed", action="store_true", help="--quality: --work is analysed already, read it")
+    ap.add_argument("--dsn", default=None, help="--quality: read this analysed database instead")
     ap.add_argument("--repeats", type=int, default=5, help="--quality: clusterings (seeds) per line")
     args = ap.parse_args()
     if args.quality:
