@@ -14,9 +14,9 @@ PCA per run, KMeans / GaussianMixture with ``n_init=10``, a fresh stratified sam
 tracks of no stratified genre.  Both are scored by the same fitness (ours), on the same
 library, so the best scores compare.  Figures: wall time, time per run, best fitness.
 
-``--rss``: each method in a fresh (spawned) process on ``--tracks`` (default 100k with --rss) synthetic tracks: peak RSS after the rows are made (what
-the job reads from the database), after the library is built, and after ``--runs`` runs; also the
-process after its imports, so the clustering's own share shows.  ``--quality``: see
+``--rss``: each method in a fresh (spawned) process on ``--tracks`` (100k) synthetic tracks: peak
+RSS after the rows are made (what the job reads from the database), after the library is built,
+after ``--runs`` runs, and the process after its imports.  ``--quality``: see
 :func:`quality` (bench/quality.py's Debian soundtracks, one label per package).
 """
 
@@ -324,19 +324,13 @@ async def read_labelled(dsn: str) -> tuple[list[dict[str, Any]], dict[str, str]]
     return rows, {r["item_id"]: Path(str(r["file_path"])).parent.name for r in paths}
 
 
+_K412: dict[str, Any] = {"num_clusters_min": 4, "num_clusters_max": 12, "min_playlist_size": 4}
+_EMB: dict[str, Any] = {"enable_clustering_embeddings": True}
 QUALITY_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("defaults", {}),
-    ("defaults, embeddings", {"enable_clustering_embeddings": True}),
-    ("k 4-12, playlists >= 4", {"num_clusters_min": 4, "num_clusters_max": 12, "min_playlist_size": 4}),
-    (
-        "k 4-12, playlists >= 4, embeddings",
-        {
-            "num_clusters_min": 4,
-            "num_clusters_max": 12,
-            "min_playlist_size": 4,
-            "enable_clustering_embeddings": True,
-        },
-    ),
+    ("defaults, embeddings", _EMB),
+    ("k 4-12, playlists >= 4", _K412),
+    ("k 4-12, playlists >= 4, embeddings", _K412 | _EMB),
 ]
 
 
