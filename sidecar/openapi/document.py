@@ -56,7 +56,7 @@ def _parameters(
         for name in _PATH_PARAM.findall(path)
     ]
     for p in reads.query.values():
-        text = " ".join(t for t in ((op.params.get(p.name, "") if op else ""), "; ".join(p.notes)) if t)
+        text = "; ".join(t for t in ((op.params.get(p.name, "") if op else ""), "; ".join(p.notes)) if t)
         if p.type == "array":
             text = (text + "; " if text else "") + "repeated (?x=a&x=b) or comma-separated (?x=a,b)"
         param: dict[str, Any] = {"name": p.name, "in": "query", "schema": _query_schema(p)}

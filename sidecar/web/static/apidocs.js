@@ -70,7 +70,7 @@
     const success = Object.entries(op.responses || {}).find(([code]) => code < "400");
     const isPage = success && success[1].content && success[1].content["text/html"];
     const out = el("div", { class: "response-box" });
-    const form = el("form", { class: "try" });
+    const form = el("form", { class: "try", novalidate: true }); // the API answers bad values itself
     if (params.length) {
       form.append(el("table", {},
         el("thead", {}, el("tr", {}, el("th", {}, "parameter"), el("th", {}, "type"), el("th", {}, "description"), el("th", {}, "value"))),
