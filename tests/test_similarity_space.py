@@ -173,16 +173,45 @@ async def test_a_refit_racing_with_stores_neither_deadlocks_nor_leaves_stale_vec
 @pytest.mark.parametrize(
     ("fitted_on", "now", "tolerance", "expected"),
     [
-        (None, 5, 0.25, True),
-        (100, 125, 0.25, False),
-        (100, 126, 0.25, True),
-        (100, 74, 0.25, True),
-        (100, 102, 0.02, False),
-        (100, 103, 0.02, True),
+        (None, (5, 5), 0.25, True),
+        ((100, 100), (125, 125), 0.25, False),
+        ((100, 100), (126, 126), 0.25, True),
+        ((100, 100), (74, 74), 0.25, True),
+        ((100, 100), (102, 102), 0.02, False),
+        ((100, 100), (103, 103), 0.02, True),
+        # a library analysed before the MTT embedding was stored, being analysed again
+        ((100, 0), (100, 0), 0.02, False),
+        ((100, 0), (100, 1), 0.02, True),
+        ((100, 60), (100, 61), 0.02, False),
+        ((100, 60), (100, 100), 0.25, True),
     ],
 )
 def test_when_the_statistics_are_fitted_again(
-    fitted_on: int | None, now: int, tolerance: float, expected: bool
+    fitted_on: tuple[int, int] | None, now: tuple[int, int], tolerance: float, expected: bool
 ) -> None:
-    state = space_db.SpaceState(tracks=now, fitted_on=fitted_on, unplaced=False)
+    state = space_db.SpaceState(
+        tracks=now[0],
+        mtt_tracks=now[1],
+        fitted_on=fitted_on[0] if fitted_on else None,
+        mtt_fitted_on=fitted_on[1] if fitted_on else None,
+        unplaced=False,
+    )
     assert refit.needs_refit(state, tolerance) is expected
+
+
+async def test_a_library_analysed_before_the_mtt_embedding_gets_it_as_it_is_analysed_again(
+    db: asyncpg.Pool,
+) -> None:
+    """After the upgrade the space is fitted with no MTT embedding at all (that half zero); as the
+    next run analyses the tracks again, the end of the run refits with the MTT half."""
+    rng = np.random.default_rng(11)
+    tracks = [_track(rng, i) for i in range(20)]
+    ids = await _store(db, tracks)
+    await db.execute("UPDATE embeddings SET mtt_embedding = NULL, space = NULL")
+    await db.execute("DELETE FROM similarity_space")
+    assert await refit.keep_fitted(db, refit.AT_REST) == "similarity space fitted on 20 analysed tracks"
+    assert not (await _vectors(db, ids))[:, 200:400].any()
+    for item_id, t in zip(ids, tracks, strict=True):  # the run analyses them again
+        await analysis_db.store_result(db, item_id, t)
+    assert await refit.keep_fitted(db, refit.AT_REST) == "similarity space fitted on 20 analysed tracks"
+    np.testing.assert_allclose(await _vectors(db, ids), _oracle(tracks), rtol=2e-4, atol=2e-4)

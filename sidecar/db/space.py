@@ -25,18 +25,28 @@ _BUILD = """am_space(e.embedding, e.mtt_embedding, a.tempo, a.energy_normalized,
 @dataclass(frozen=True)
 class SpaceState:
     tracks: int  # analysed tracks with an embedding now
+    mtt_tracks: int  # ... of which with an MTT embedding
     fitted_on: int | None  # how many the statistics in force were fitted on (None: none in force)
+    mtt_fitted_on: int | None  # ... of which with an MTT embedding
     unplaced: bool  # some track has no vector yet
 
 
 async def state(db: asyncpg.Pool | asyncpg.Connection) -> SpaceState:
     row = await db.fetchrow(
         """SELECT (SELECT count(*) FROM embeddings) AS tracks,
-                  (SELECT tracks FROM similarity_space WHERE revision = $1) AS fitted_on,
-                  EXISTS (SELECT 1 FROM embeddings WHERE space IS NULL) AS unplaced""",
+                  (SELECT count(mtt_embedding) FROM embeddings) AS mtt_tracks,
+                  s.tracks AS fitted_on, s.mtt_tracks AS mtt_fitted_on,
+                  EXISTS (SELECT 1 FROM embeddings WHERE space IS NULL) AS unplaced
+           FROM (SELECT 1) one LEFT JOIN similarity_space s ON s.revision = $1""",
         REVISION,
     )
-    return SpaceState(int(row["tracks"]), row["fitted_on"], bool(row["unplaced"]))
+    return SpaceState(
+        int(row["tracks"]),
+        int(row["mtt_tracks"]),
+        row["fitted_on"],
+        row["mtt_fitted_on"],
+        bool(row["unplaced"]),
+    )
 
 
 async def moments(conn: asyncpg.Connection) -> Moments | None:
@@ -61,9 +71,10 @@ async def save_stats(conn: asyncpg.Connection, s: SpaceStats) -> None:
     f32 = np.float32
     await conn.execute(
         """INSERT INTO similarity_space (id, revision, tracks, msd_mean, msd_scale, mtt_mean, mtt_scale,
-                   tempo_mean, tempo_scale, energy_mean, energy_scale, key_scale, fitted_at)
-           VALUES (true, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+                   tempo_mean, tempo_scale, energy_mean, energy_scale, key_scale, mtt_tracks, fitted_at)
+           VALUES (true, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
            ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision, tracks = EXCLUDED.tracks,
+               mtt_tracks = EXCLUDED.mtt_tracks,
                msd_mean = EXCLUDED.msd_mean, msd_scale = EXCLUDED.msd_scale,
                mtt_mean = EXCLUDED.mtt_mean, mtt_scale = EXCLUDED.mtt_scale,
                tempo_mean = EXCLUDED.tempo_mean, tempo_scale = EXCLUDED.tempo_scale,
@@ -80,6 +91,7 @@ async def save_stats(conn: asyncpg.Connection, s: SpaceStats) -> None:
         s.energy_mean,
         s.energy_scale,
         s.key_scale,
+        s.mtt_tracks,
     )
 
 

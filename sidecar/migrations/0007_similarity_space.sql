@@ -21,7 +21,8 @@ CREATE INDEX IF NOT EXISTS embeddings_unplaced_idx ON embeddings (item_id) WHERE
 CREATE TABLE IF NOT EXISTS similarity_space (
     id           boolean PRIMARY KEY DEFAULT true CHECK (id),
     revision     integer NOT NULL,
-    tracks       integer NOT NULL,
+    tracks       integer NOT NULL,  -- fitted on this many tracks,
+    mtt_tracks   integer NOT NULL,  -- this many of them with an MTT embedding
     msd_mean     vector(200) NOT NULL,
     msd_scale    vector(200) NOT NULL,
     mtt_mean     vector(200) NOT NULL,

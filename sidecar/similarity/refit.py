@@ -1,8 +1,8 @@
 """When the similarity space's statistics are fitted again (sidecar/db/space.py does the work).
 
 The statistics standardise every dimension over the library, so they follow it as it grows:
-they are fitted again when the number of analysed tracks moved by more than a share of the
-number they were fitted on -- ``DURING_RUN`` after each album of an analysis run (so the first
+they are fitted again when the number of analysed tracks (or of those with an MTT embedding)
+moved by more than a share of the number they were fitted on -- ``DURING_RUN`` after each album of an analysis run (so the first
 albums of a new library are soon searchable and a growing library refits geometrically, about
 five rebuilds of every vector in all), ``AT_REST`` at the end of a run and when a worker starts
 (after an upgrade that added the space, its first fit).  Otherwise only the tracks without a
@@ -24,7 +24,18 @@ AT_REST = 0.02
 
 
 def needs_refit(state: space_db.SpaceState, tolerance: float) -> bool:
-    return state.fitted_on is None or abs(state.tracks - state.fitted_on) > tolerance * state.fitted_on
+    """No statistics yet, or the analysed tracks -- or those of them with an MTT embedding (they
+    grow while a library analysed before it was stored is analysed again) -- moved by more than
+    ``tolerance`` of the number the statistics were fitted on."""
+    if state.fitted_on is None or state.mtt_fitted_on is None:
+        return True
+    return _moved(state.tracks, state.fitted_on, tolerance) or _moved(
+        state.mtt_tracks, state.mtt_fitted_on, tolerance
+    )
+
+
+def _moved(now: int, then: int, tolerance: float) -> bool:
+    return abs(now - then) > tolerance * max(then, 1)
 
 
 async def keep_fitted(db: asyncpg.Pool, tolerance: float) -> str | None:

@@ -54,6 +54,7 @@ class SpaceStats:
     """What ``am_space`` needs: per block, the mean to subtract and the scale to multiply by."""
 
     tracks: int
+    mtt_tracks: int
     msd_mean: np.ndarray
     msd_scale: np.ndarray
     mtt_mean: np.ndarray
@@ -82,6 +83,7 @@ def stats_from_moments(m: Moments) -> SpaceStats:
     light = _scale(np.array([m.tempo_mean, m.energy_mean]), np.array([m.tempo_sq, m.energy_sq]), LIGHT_WEIGHT)
     return SpaceStats(
         tracks=m.tracks,
+        mtt_tracks=m.mtt_tracks,
         msd_mean=np.asarray(m.msd_mean, np.float64),
         msd_scale=_scale(m.msd_mean, m.msd_sq, block),
         mtt_mean=mtt_mean,
