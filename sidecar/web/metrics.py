@@ -123,7 +123,9 @@ def _counted(
             status = exc.status
             raise
         except asyncio.CancelledError:
-            status = 499  # the client went away
+            # the client went away: before its answer (499), or after it had it while a
+            # proxied answer was still being finished (the status it got, noted at prepare)
+            status = request.get(SENT_STATUS, 499)
             raise
         finally:
             mix = response is not None and 200 <= status < 300 and is_mix(request, route, response)
@@ -199,10 +201,19 @@ def _subsonic_route(request: web.Request) -> str:
     return "proxy"
 
 
+#: the status of the answer a client was sent (a streamed answer's headers went out)
+SENT_STATUS = web.RequestKey("metrics_sent_status", int)
+
+
+async def _note_sent_status(request: web.Request, response: web.StreamResponse) -> None:
+    request[SENT_STATUS] = response.status
+
+
 def instrument_bridge(app: web.Application, name: str) -> web.Application:
     """Count a bridge app's requests (``name``: its label in the log, "Jellyfin bridge" or
     "Subsonic bridge").  A Subsonic answer is a mix served when the bridge's fallback count did
     not move while it was made (under concurrent fallbacks a mix may go uncounted)."""
+    app.on_response_prepare.append(_note_sent_status)
     if "jellyfin" in name.lower():
         app.middlewares.append(_counted("jellyfin_bridge", _jellyfin_route, _jellyfin_mix))
         return app
