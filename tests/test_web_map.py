@@ -230,3 +230,36 @@ async def test_the_map_page_draws_points_and_selects_them(
     assert all(i in href for i in chosen), (href, chosen)
     assert not errors, errors
     await page.close()
+
+
+async def test_the_worker_queues_a_new_map_when_the_library_changed_and_no_run_is_active(
+    db: asyncpg.Pool, settings: Any, redis_url: str
+) -> None:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from sidecar.jobs.context import JobContext
+    from sidecar.jobs.map import keep_map_current
+    from sidecar.jobs.names import WORK_QUEUE
+    from sidecar.providers import make_provider
+
+    redis = await create_pool(RedisSettings.from_dsn(redis_url))
+    provider = make_provider(settings)
+    ctx = {"app": JobContext(settings=settings, db=db, provider=provider), "redis": redis}
+    try:
+        await insert_rows(db, synthetic_rows(6, styles=3))
+        await refresh_map(db, settings)
+        assert await keep_map_current(ctx) == "current"
+        await insert_rows(db, synthetic_rows(9, styles=3)[6:])
+        # an analysis is running: wait for it to end
+        await db.execute(
+            "INSERT INTO tasks (task_id, task_type, status) VALUES ('run-1', 'main_analysis', 'PROGRESS')"
+        )
+        assert await keep_map_current(ctx) == "busy"
+        await db.execute("UPDATE tasks SET status = 'SUCCESS' WHERE task_id = 'run-1'")
+        assert await keep_map_current(ctx) == "queued"
+        assert await redis.zcard(WORK_QUEUE) == 1
+        assert await keep_map_current(ctx) == "already queued"
+    finally:
+        await provider.close()
+        await redis.aclose()

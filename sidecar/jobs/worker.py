@@ -28,7 +28,7 @@ from sidecar.jobs.analysis import analyze_album, run_analysis
 from sidecar.jobs.clustering import clustering_batch, run_clustering
 from sidecar.jobs.context import JobContext, job_context
 from sidecar.jobs.library import sync_library
-from sidecar.jobs.map import compute_map
+from sidecar.jobs.map import compute_map, keep_map_current
 from sidecar.jobs.queue import settle
 from sidecar.jobs.schedule import scheduled_cron_jobs
 from sidecar.logs import TASK_ID
@@ -96,6 +96,7 @@ CRON_JOBS = [
         run_at_startup=True,
         timeout=6 * 3600,
     ),
+    cron(keep_map_current, name=names.KEEP_MAP_CURRENT, minute=set(range(0, 60, 5)), second={20}, timeout=60),
 ]
 
 

@@ -9,7 +9,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from sidecar.db import map as map_db
-from sidecar.jobs.map import packed
+from sidecar.jobs.map import MAP_JOB_ID, packed
 from sidecar.jobs.names import COMPUTE_MAP
 from sidecar.jobs.queue import enqueue
 from sidecar.routes.params import list_param
@@ -18,8 +18,6 @@ from sidecar.web.keys import DB, QUEUE
 
 routes = web.RouteTableDef()
 
-#: one computation queued or running at a time
-MAP_JOB_ID = "music-map"
 MAX_DETAIL_IDS = 1000
 
 
