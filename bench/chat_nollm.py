@@ -94,7 +94,7 @@ def analyses(item_ids: list[str], styles: np.ndarray, seed: int = 7) -> list[tup
     return rows
 
 
-async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[str], list[str]]:
+async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[str], list[tuple[str, str]]]:
     """A fresh database ``bench_chat_<n>`` with the library (with ``reuse``, the one an earlier
     run left when it holds the n analysed tracks); (dsn, artists, titles)."""
     name = f"bench_chat_{n}"
@@ -109,7 +109,10 @@ async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[
                 if await conn.fetchval("SELECT count(*) FROM chat.chat_tracks") == n:
                     assert await ensure_chat_role(conn, ROLE, PASSWORD)
                     artists = sorted(r[0] for r in await conn.fetch("SELECT DISTINCT artist FROM tracks"))
-                    titles = [r[0] for r in await conn.fetch("SELECT title FROM tracks ORDER BY title")]
+                    titles = [
+                        (r[0], r[1])
+                        for r in await conn.fetch("SELECT title, artist FROM tracks ORDER BY item_id")
+                    ]
                     print(f"reusing the {n:,}-track database {name}", flush=True)
                     return dsn, artists, titles
             finally:
@@ -166,10 +169,12 @@ async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[
     await conn.close()
     print(f"{n:,} tracks loaded in {load_s:.1f} s, HNSW indexes built in {index_s:.1f} s", flush=True)
     artists = sorted({t.artist for t in tracks})
-    return dsn, artists, [t.title for t in tracks]
+    return dsn, artists, [(t.title, t.artist) for t in tracks]
 
 
-def requests(artists: list[str], titles: list[str], rng: np.random.Generator) -> list[tuple[str, str]]:
+def requests(
+    artists: list[str], titles: list[tuple[str, str]], rng: np.random.Generator
+) -> list[tuple[str, str]]:
     """(kind, request) pairs: word requests, then name requests with names from the library."""
     words = [
         "energetic rock for running",
@@ -193,14 +198,14 @@ def requests(artists: list[str], titles: list[str], rng: np.random.Generator) ->
         ("by artist", f"energetic songs by {a[1]}"),
         ("like artist", f"like {a[2]}"),
         ("like artist", f"calm songs like {a[3]}"),
-        ("like song", f"songs like {t[0]}"),
-        ("like song", f"fast songs like {t[1]}"),
-        ("like song by artist", f"like {t[2]} by {a[0]}"),
+        ("like song", f"songs like {t[0][0]}"),
+        ("like song", f"fast songs like {t[1][0]}"),
+        ("like song by artist", f"like {t[2][0]} by {t[2][1]}"),
     ]
 
 
 async def measure(
-    dsn: str, artists: list[str], titles: list[str], rounds: int, query_timeout: float | None
+    dsn: str, artists: list[str], titles: list[tuple[str, str]], rounds: int, query_timeout: float | None
 ) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="am-bench-chat-") as tmp:
         env = {"AUDIOMUSE_DATA_DIR": tmp, "LOCAL_MUSIC_DIR": tmp}

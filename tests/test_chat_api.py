@@ -344,7 +344,7 @@ async def test_like_a_song_is_a_song_mix_and_the_choice_is_said(
     assert "sounding like the song 'Nocturne' by Pianist" in r["understood_as"]
     # ... chosen over the artist whose name only contains the word, and the answer says so
     assert "'songs like Nocturne'" not in r["message"] and "'Nocturne' taken as the song" in r["message"]
-    assert "Nocturne Collective has a name close to it" in r["message"]
+    assert "The artist Nocturne Collective has a name containing it" in r["message"]
     # the artist named exactly so wins over the song, the song is named with how to ask for it
     r = await ask(app_client, {"userInput": "like clair de lune"})
     assert ids(r)[0] == "bandfan" and not {"band1", "band2"} & set(ids(r)), ids(r)

@@ -3,14 +3,16 @@
 X may be an artist ("like Iron Maiden"), a song ("songs like Clair de Lune") or a song and its
 artist ("like Clair de Lune by Debussy").  The choice, deliberate and always stated:
 
-1. "T by A": the analysed track best matching title T and artist A (typo-tolerant, as the
-   bridges' title/artist seeds), when there is one;
-2. otherwise X is looked up both as an artist (the mix-by-name search: exact name, then a name
-   containing X, then a clear fuzzy match) and as a song title (equal once case, accents,
-   punctuation, "feat." and version suffixes are set aside);
-3. an artist whose name *is* X wins over a song titled X (the usual meaning of "like X"; the
-   answer names the song and how to ask for it); a song titled X wins over an artist whose name
-   only contains or resembles X; with no song, the artist, however it matched.
+1. "T by A": the song titled T (equal once case, accents, punctuation, "feat." and version
+   suffixes are set aside) by artist A (the same name, else the closest: the title decides);
+   with no song titled T, the track best matching T and A (typo-tolerant, as the bridges'
+   title/artist seeds); with none either, X is taken whole;
+2. X as a song title (equal as above) and as an artist;
+3. an artist whose name *is* X (case aside) wins over a song titled X (the usual meaning of
+   "like X"; the answer names the song and how to ask for it); a song titled X wins over an
+   artist whose name only contains X (the answer names such artists; no fuzzy artist search,
+   costly on a big library when X is a common title); with no song, the artist as the mix-by-name search
+   finds it (exact name, then a name containing X, then a clear fuzzy match).
 
 An artist gives a multi-seed mix of their tracks (the seeds left out); a song gives a song mix
 that starts with it.  Both follow the mix engine's rules (no duplicates, the artist cap).
@@ -20,15 +22,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 import asyncpg
 
 from sidecar.config import Settings
-from sidecar.db.chat import analysed_titles_like
+from sidecar.db.chat import analysed_titles_like, artists_containing
 from sidecar.mix.engine import Candidate
 from sidecar.mix.normalize import normalize_artist, normalize_title
 from sidecar.similarity import store
-from sidecar.similarity.service import AmbiguousSeed, MixService, NothingAnalysed, UnknownSeed
+from sidecar.similarity.service import MAX_SEEDS, AmbiguousSeed, MixService, NothingAnalysed, UnknownSeed
 
 _BY = re.compile(r"^(?P<title>.+?)\s+by\s+(?P<artist>.+)$", re.IGNORECASE)
 #: other songs with the title named in the answer
@@ -54,22 +57,30 @@ async def sounds_like(db: asyncpg.Pool, settings: Settings, name: str, n: int) -
     out = SoundsLike()
     by = _BY.match(name)
     if by:
-        seed = await store.seed_by_title_artist(db, by["title"].strip(), by["artist"].strip())
+        title, by_artist = by["title"].strip(), by["artist"].strip()
+        titled = await _songs_titled(db, title)
+        seed = _by_artist(titled, by_artist)
+        if seed is None and not titled:
+            seed = await store.seed_by_title_artist(db, title, by_artist)  # typos in the title
         if seed is not None:
             out.notes.append(f"'{name}' taken as the song '{seed.title}' by {seed.artist}.")
             return await _song(mixes, seed, n, out)
-    seeds, artist, artist_exact, why_not = await _artist(mixes, name)
     songs = await _songs_titled(db, name)
-    if songs and not (artist is not None and artist_exact):
-        seed = songs[0]
-        out.notes.append(f"'{name}' taken as the song '{seed.title}' by {seed.artist}.")
-        if artist is not None:
-            out.notes.append(
-                f"The artist {artist} has a name close to it: ask 'like {artist}' for a mix around "
-                "their songs."
-            )
-        _others(out, name, songs[1:])
-        return await _song(mixes, seed, n, out)
+    if songs:
+        # only an artist with this very name outranks the song: no fuzzy artist search needed
+        exact = await store.artist_seeds(db, name, MAX_SEEDS)
+        if not exact:
+            seed = songs[0]
+            out.notes.append(f"'{name}' taken as the song '{seed.title}' by {seed.artist}.")
+            near = await artists_containing(db, name)
+            if near:
+                out.notes.append(
+                    f"The artist {' and '.join(near)} has a name containing it: ask 'like {near[0]}' "
+                    "for a mix around their songs."
+                )
+            _others(out, name, songs[1:])
+            return await _song(mixes, seed, n, out)
+    seeds, artist, artist_exact, why_not = await _artist(mixes, name)
     if artist is not None:
         if songs:
             out.notes.append(
@@ -101,6 +112,17 @@ async def _artist(mixes: MixService, name: str) -> tuple[list[Candidate], str | 
     artist = hit.artist if hit is not None else seeds[0].artist
     exact = hit is None or normalize_artist(hit.artist) == normalize_artist(name)
     return seeds, artist, exact, ""
+
+
+def _by_artist(songs: list[Candidate], artist: str) -> Candidate | None:
+    """The song of ``songs`` (all titled as asked) by ``artist``: the same normalised name, else
+    the closest name (the title decides; the answer names the artist taken); None when empty."""
+    key = normalize_artist(artist)
+    for song in songs:
+        if normalize_artist(song.artist or "") == key:
+            return song
+    ratios = [SequenceMatcher(None, key, normalize_artist(s.artist or "")).ratio() for s in songs]
+    return songs[ratios.index(max(ratios))] if songs else None
 
 
 async def _songs_titled(db: asyncpg.Pool, name: str) -> list[Candidate]:

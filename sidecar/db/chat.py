@@ -144,3 +144,21 @@ async def analysed_titles_like(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def artists_containing(db: asyncpg.Pool | asyncpg.Connection, name: str, limit: int = 3) -> list[str]:
+    """Up to ``limit`` track artists whose name contains ``name`` (case and accents aside; a
+    substring match through the trigram index, no fuzzy match: cheap even for a common word)."""
+    folded = await db.fetchval("SELECT am_search_text($1)", name)
+    folded = " ".join(str(folded or "").split())
+    if not folded:
+        return []
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = await db.fetch(
+        """SELECT min(t.artist) AS artist FROM tracks t
+           WHERE t.search_text LIKE $1 AND am_search_text(t.artist) LIKE $1
+           GROUP BY lower(t.artist) ORDER BY count(*) DESC, 1 LIMIT $2""",
+        pattern,
+        limit,
+    )
+    return [r["artist"] for r in rows]
