@@ -69,3 +69,25 @@ async def track_entries(
             list(item_ids),
         )
     )
+
+
+async def matching(db: asyncpg.Pool | asyncpg.Connection, raw_id: str, provider: str) -> list[asyncpg.Record]:
+    """The playlists ``raw_id`` names: ours with that ``playlist_id`` (when it is a number) and
+    the one of ``provider`` with that media server id; two rows when the two readings differ."""
+    ours = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18 else None
+    return list(
+        await db.fetch(
+            f"SELECT {_PLAYLIST_COLUMNS} FROM playlists "
+            "WHERE playlist_id = $1 OR (provider = $2 AND provider_playlist_id = $3) "
+            "ORDER BY playlist_id",
+            ours,
+            provider,
+            raw_id,
+        )
+    )
+
+
+async def forget(db: asyncpg.Pool | asyncpg.Connection, playlist_id: int) -> bool:
+    """Remove the row ``playlist_id``; False when it was already gone."""
+    done: str = await db.execute("DELETE FROM playlists WHERE playlist_id = $1", playlist_id)
+    return done != "DELETE 0"

@@ -1,6 +1,7 @@
 """Playlists this service made, and mixes, as files: GET /api/playlists/list (every playlist in
-the ``playlists`` table, with its songs), GET /api/playlists/{id}.m3u8, and the ``.m3u8`` answer
-of GET /api/mix?format=m3u8 (:func:`m3u8_response`).  Locations and credentials: see
+the ``playlists`` table, with its songs), GET /api/playlists/{id}.m3u8, DELETE /api/playlists/{id}
+(on the media server, then its row), and the ``.m3u8`` answer of GET /api/mix?format=m3u8
+(:func:`m3u8_response`).  Locations and credentials: see
 sidecar/playlist_export.py."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 from sidecar.db import playlists as playlists_db
 from sidecar.playlist_export import Entry, in_order, render
 from sidecar.web.errors import ApiError
-from sidecar.web.keys import DB, SETTINGS
+from sidecar.web.keys import DB, PROVIDER, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -85,3 +86,38 @@ async def playlist_m3u8(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "no playlist made by this service has this id", raw)
     return await m3u8_response(request, row["name"], row["track_ids"])
+
+
+@routes.delete("/api/playlists/{playlist_id}")
+async def delete_playlist(request: web.Request) -> web.Response:
+    """Delete a playlist this service made, named by our id or the media server's: first on the
+    media server (already gone there counts as deleted), then its row.  A refusal of the media
+    server (not ours any more, not allowed) is answered by the error middleware; the row stays."""
+    raw = request.match_info["playlist_id"]
+    db, provider = request.app[DB], request.app[PROVIDER]
+    rows = await playlists_db.matching(db, raw, provider.name)
+    if not rows:
+        raise ApiError(404, "no playlist made by this service has this id", raw)
+    if len(rows) > 1:
+        raise ApiError(
+            409,
+            f"{raw!r} is our id of one playlist and the media server's id of another: give our id",
+            [{"playlist_id": r["playlist_id"], "name": r["name"]} for r in rows],
+        )
+    row = rows[0]
+    if row["provider"] != provider.name:
+        raise ApiError(
+            409,
+            f"this playlist was written to the {row['provider']} media server, not to {provider.name}",
+            "it can be deleted only while the service uses that media server",
+        )
+    await provider.delete_playlist(row["provider_playlist_id"], row["name"])
+    await playlists_db.forget(db, row["playlist_id"])
+    return web.json_response(
+        {
+            "deleted": True,
+            "playlist_id": row["playlist_id"],
+            "provider_playlist_id": row["provider_playlist_id"],
+            "name": row["name"],
+        }
+    )
