@@ -102,7 +102,8 @@ def make_settings(tmp_path: Path) -> Any:
     """Build validated settings for a test; the data dir is the test's tmp_path."""
 
     def build(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        base = {"AUDIOMUSE_DATA_DIR": str(tmp_path / "data")}
+        # no nightly analysis starting by itself in a test that happens to run at 03:00
+        base = {"AUDIOMUSE_DATA_DIR": str(tmp_path / "data"), "ANALYSIS_SCHEDULE": ""}
         return load_settings({**base, **(env or {})}, **overrides)
 
     return build

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from sidecar.app import create_app
 from sidecar.cli import cmd_check
-from sidecar.config import SettingsError
+from sidecar.config import SettingsError, load_settings
 from sidecar.db import tasks
 from sidecar.jobs.context import JobContext
 from sidecar.jobs.names import MAIN_ANALYSIS_TASK, MAIN_CLUSTERING_TASK
@@ -188,8 +188,10 @@ def test_a_bad_expression_stops_the_start_naming_the_variable(
 
 
 def test_empty_or_off_turns_a_schedule_off(make_settings: Any) -> None:
-    assert scheduled_cron_jobs(make_settings()) != []  # nightly analysis by default
-    assert make_settings().clustering_schedule is None  # off by default
+    defaults = load_settings({})  # (the tests' make_settings turns the nightly analysis off)
+    assert defaults.analysis_schedule == "0 3 * * *" and scheduled_cron_jobs(defaults) != []
+    assert defaults.clustering_schedule is None  # off by default
+    assert scheduled_cron_jobs(make_settings()) == []
     assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": "", "CLUSTERING_SCHEDULE": "@daily"}))
     assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": ""})) == []
     assert scheduled_cron_jobs(make_settings({"ANALYSIS_SCHEDULE": "off"})) == []

@@ -42,6 +42,7 @@ from sidecar.jobs.context import JobContext, heartbeat, job_context
 from sidecar.jobs.names import ALBUM_ANALYSIS_TASK, ANALYZE_ALBUM
 from sidecar.jobs.outage import OutageWindow
 from sidecar.jobs.queue import enqueue, job_exists
+from sidecar.logs import TRACK_ID
 from sidecar.ml.pipeline import AnalysisFailed, AnalysisParams, analyze_path, model_version
 from sidecar.providers.base import ProviderError, Track
 from sidecar.similarity import refit
@@ -116,6 +117,7 @@ async def analyze_album(
             await tasks.update(
                 db, task_id, status="PROGRESS", progress=int(100 * i / len(todo)), details=outcome
             )
+    TRACK_ID.set(None)
     outcome = await analysis_db.album_outcome(db, all_ids, version)
     placed = await refit.keep_fitted(db, refit.DURING_RUN)
     if placed:
@@ -137,6 +139,7 @@ async def _analyze_one(
     """Download, analyse, store, delete: the track ends analysed or failed with its reason."""
     db = app.db
     timeout = app.settings.analysis_track_timeout_seconds
+    TRACK_ID.set(track.item_id)  # on every log record of this track's analysis (LOG_FORMAT=json)
     await analysis_db.mark_analyzing(db, track.item_id)
 
     async def fetch_and_analyse() -> Any:
