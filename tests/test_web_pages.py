@@ -210,6 +210,17 @@ async def test_pages_show_the_library(site: tuple[str, list[str]]) -> None:
             await page.get_by_text("Export .m3u8").first.click()
         saved = await (await download.value).path()
         assert Path(saved).read_text().startswith("#EXTM3U")
+        # Delete asks first: dismissed keeps the playlist, accepted deletes it (the CSRF-carrying DELETE)
+        liked = page.locator(".playlist-card", has_text="Like Blue Morning")
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.dismiss()))
+        await liked.get_by_role("button", name="Delete").click()
+        assert await liked.count() == 1
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await liked.get_by_role("button", name="Delete").click()
+        await page.get_by_text("“Like Blue Morning” deleted").wait_for()
+        await liked.wait_for(state="detached")
+        names = await page.evaluate("AM.get('/api/playlists/list').then((l) => l.map((p) => p.name))")
+        assert names and "Like Blue Morning" not in names
         await page.goto(f"{base}/settings")
         row = page.locator("#settings tr", has_text="OPENAI_API_KEY")
         assert "***" in (await row.text_content() or "") and "environment" in (await row.text_content() or "")

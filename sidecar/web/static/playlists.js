@@ -1,4 +1,4 @@
-/* Playlists this service made: songs, export as .m3u8, write again to the media server. */
+/* Playlists this service made: songs, export as .m3u8, write again to the media server, delete. */
 (function () {
   "use strict";
   const { el, fmt } = AM;
@@ -21,6 +21,20 @@
     }
   }
 
+  async function remove(pl, button) {
+    const where = pl.provider === "local" ? "its .m3u8 file" : `the playlist on the media server (${pl.provider})`;
+    if (!window.confirm(`Delete “${pl.name}”?\n\nThis deletes ${where} and forgets it here. The songs stay in your library.`)) return;
+    button.disabled = true;
+    try {
+      await AM.api("DELETE", `/api/playlists/${encodeURIComponent(pl.playlist_id)}`);
+      AM.toast(`“${pl.name}” deleted`, "ok");
+      await load();
+    } catch (err) {
+      button.disabled = false;
+      AM.toast(err.message, "bad", 8000);
+    }
+  }
+
   function card(pl) {
     return el("div", { class: "card playlist-card", style: "margin:0", dataset: { name: pl.name.toLowerCase(), kind: pl.kind } },
       el("h3", {}, pl.name),
@@ -32,7 +46,8 @@
         el("ol", { class: "small" }, pl.songs.map((s) => el("li", {}, s.title || s.item_id, s.author ? el("span", { class: "muted" }, ` – ${s.author}`) : null)))),
       el("div", { class: "row" },
         el("a", { class: "button secondary", href: pl.m3u8, download: `${pl.name}.m3u8` }, "Export .m3u8"),
-        el("button", { type: "button", class: "secondary", title: "Write it to the media server again, replacing the copy there", onclick: () => recreate(pl) }, "Re-create")));
+        el("button", { type: "button", class: "secondary", title: "Write it to the media server again, replacing the copy there", onclick: () => recreate(pl) }, "Re-create"),
+        el("button", { type: "button", class: "danger", title: "Delete it on the media server and here", onclick: (ev) => remove(pl, ev.currentTarget) }, "Delete")));
   }
 
   function render() {
