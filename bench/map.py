@@ -16,128 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import statistics
-import sys
-import tempfile
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import numpy as np
-from aiohttp import web
+from browser_timing import bench_settings, chromium, embedded_services, fill, serving
+from scratch_db import scratch_database
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from clustering_data import STYLE_TAGS  # noqa: E402
-from scratch_db import scratch_database  # noqa: E402
-
-from sidecar.app import create_app  # noqa: E402
-from sidecar.config import load_settings  # noqa: E402
-from sidecar.db import create_pool  # noqa: E402
-from sidecar.db import map as map_db  # noqa: E402
-from sidecar.embedded.postgres import EmbeddedPostgres, free_port  # noqa: E402
-from sidecar.embedded.valkey import EmbeddedValkey  # noqa: E402
-from sidecar.jobs.map import project, refresh_map  # noqa: E402
-from sidecar.services import Endpoints  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-SIX = ("danceable", "aggressive", "happy", "party", "relaxed", "sad")
-
-
-async def fill(dsn: str, n: int, styles: int = 24, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    style = rng.integers(0, styles, n)
-    centres = rng.normal(size=(styles, 16))
-    latent = centres[style] + 0.45 * rng.normal(size=(n, 16))
-    vectors = (latent @ rng.normal(size=(16, 200)) / 4 + 0.05 * rng.normal(size=(n, 200))).astype(np.float32)
-    feats = rng.uniform(0, 1, size=(n, 6)).astype(np.float32)
-    ids = [f"id{i:07d}" for i in range(n)]
-    now = datetime.now(UTC)
-    started = time.perf_counter()
-
-    def log(what: str) -> None:
-        print(f"  {what}: {time.perf_counter() - started:.1f} s", flush=True)
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        from sidecar.db.pool import encode_vector
-
-        await conn.set_type_codec("vector", encoder=encode_vector, decoder=bytes, format="binary")
-        # the map reads neither index: filling without them takes seconds instead of minutes
-        for index in ("embeddings_space_hnsw_idx", "embeddings_hnsw_cosine_idx"):
-            await conn.execute(f"DROP INDEX IF EXISTS {index}")
-        await conn.copy_records_to_table(
-            "tracks",
-            records=[
-                (
-                    ids[i],
-                    "local",
-                    f"Song {i}",
-                    f"Artist {style[i]}-{i % 40}",
-                    f"Album {i // 10}",
-                    "analyzed",
-                    "b1",
-                    now,
-                )
-                for i in range(n)
-            ],
-            columns=[
-                "item_id",
-                "provider",
-                "title",
-                "artist",
-                "album",
-                "analysis_status",
-                "model_version",
-                "analyzed_at",
-            ],
-        )
-        log("tracks")
-        await conn.copy_records_to_table(
-            "track_analysis",
-            records=[
-                (ids[i], list(STYLE_TAGS[style[i] % len(STYLE_TAGS)]), *map(float, feats[i]), "b1")
-                for i in range(n)
-            ],
-            columns=["item_id", "moods", *SIX, "model_version"],
-        )
-        log("track_analysis")
-        await conn.copy_records_to_table(
-            "embeddings",
-            records=[(ids[i], vectors[i], "b1") for i in range(n)],
-            columns=["item_id", "embedding", "model_version"],
-        )
-        log("embeddings")
-        await conn.execute("ANALYZE")
-    finally:
-        await conn.close()
+from sidecar.db import create_pool
+from sidecar.db import map as map_db
+from sidecar.embedded.postgres import EmbeddedPostgres
+from sidecar.jobs.map import project, refresh_map
+from sidecar.services import Endpoints
 
 
 async def first_paints(url: str, n: int, paints: int, screenshot: Path | None) -> list[dict[str, float]]:
-    from playwright.async_api import async_playwright
-
     out = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            for _ in range(paints):
-                page = await browser.new_page(viewport={"width": 1440, "height": 900})
-                await page.goto(url)
-                await page.wait_for_selector(f"body[data-map-drawn='{n}']", timeout=120_000)
-                out.append(await page.evaluate("AM_MAP.timings"))
-                if screenshot is not None:
-                    await page.screenshot(path=str(screenshot))
-                await page.close()
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        for _ in range(paints):
+            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            await page.goto(url)
+            await page.wait_for_selector(f"body[data-map-drawn='{n}']", timeout=120_000)
+            out.append(await page.evaluate("AM_MAP.timings"))
+            if screenshot is not None:
+                await page.screenshot(path=str(screenshot))
+            await page.close()
     return out
 
 
@@ -146,11 +52,7 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
         t = time.perf_counter()
         await fill(dsn, args.tracks)
         print(f"filled {args.tracks:,} analysed tracks in {time.perf_counter() - t:.1f} s")
-        (work / "music").mkdir(exist_ok=True)
-        settings = load_settings(
-            {"AUDIOMUSE_DATA_DIR": str(work / "data"), "LOCAL_MUSIC_DIR": str(work / "music")},
-            ai_chat_db_user_name="ai_user_bench",
-        )
+        settings = bench_settings(work)
         pool = await create_pool(dsn, min_size=1, max_size=2)
         try:
             cpu0 = time.process_time()
@@ -185,31 +87,17 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
         print(f"  peak Python + numpy allocations during a computation: {peak / 2**20:.0f} MiB")
         print(f"  a run with the map up to date (signature check only): {cached * 1000:.0f} ms")
 
-        app = create_app(settings, Endpoints(dsn, redis_url))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with aiohttp.ClientSession(auto_decompress=False) as http:
-                times, sizes = [], {}
-                for enc in ("identity", "gzip"):
-                    for _ in range(5):
-                        t = time.perf_counter()
-                        async with http.get(
-                            f"http://127.0.0.1:{port}/api/map", headers={"Accept-Encoding": enc}
-                        ) as resp:
-                            body = await resp.read()
-                            assert resp.status == 200
-                        times.append((enc, time.perf_counter() - t))
-                    sizes[enc] = len(body)
-                assert len(gzip.decompress(body)) == sizes["identity"]
-            for enc in ("identity", "gzip"):
-                ms = statistics.median(t * 1000 for e, t in times if e == enc)
-                print(f"GET /api/map ({enc}): {sizes[enc] / 2**20:.2f} MiB, median {ms:.0f} ms")
-            paints = await first_paints(
-                f"http://127.0.0.1:{port}/map", args.tracks, args.paints, args.screenshot
-            )
+        async with serving(settings, Endpoints(dsn, redis_url)) as base:
+            async with aiohttp.ClientSession() as http:
+                times, size = [], 0
+                for _ in range(5):
+                    t = time.perf_counter()
+                    async with http.get(f"{base}/api/map") as resp:
+                        size = len(await resp.read())
+                        assert resp.status == 200
+                    times.append(time.perf_counter() - t)
+            print(f"GET /api/map: {size / 2**20:.2f} MiB, median {statistics.median(times) * 1000:.0f} ms")
+            paints = await first_paints(f"{base}/map", args.tracks, args.paints, args.screenshot)
             steps = ("requested", "received", "decoded", "laidOut", "drawn")
             med = {k: statistics.median(p[k] for p in paints) for k in steps}
             print(
@@ -219,8 +107,6 @@ async def run(args: argparse.Namespace, pg: EmbeddedPostgres, redis_url: str, wo
                 f"map asked for at {med['requested']:.0f} ms, received +{med['received'] - med['requested']:.0f}, decoded +{med['decoded'] - med['received']:.0f}, "
                 f"laid out +{med['laidOut'] - med['decoded']:.0f}, drawn +{med['drawn'] - med['laidOut']:.0f}"
             )
-        finally:
-            await runner.cleanup()
 
 
 def main() -> None:
@@ -229,16 +115,8 @@ def main() -> None:
     ap.add_argument("--paints", type=int, default=3)
     ap.add_argument("--screenshot", type=Path, help="save a PNG of the drawn page here")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="am-map-"))
-    pg = EmbeddedPostgres(work)
-    pg.start()
-    valkey = EmbeddedValkey(work)
-    redis_url = valkey.start()
-    try:
+    with embedded_services("am-map-") as (pg, redis_url, work):
         asyncio.run(run(args, pg, redis_url, work))
-    finally:
-        valkey.stop()
-        pg.stop()
 
 
 if __name__ == "__main__":
