@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -124,18 +125,21 @@ async def chat_view_columns(db: asyncpg.Pool | asyncpg.Connection) -> list[str]:
 async def analysed_titles_like(
     db: asyncpg.Pool | asyncpg.Connection, name: str, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """``{item_id, title, artist}`` of analysed tracks (with an embedding) whose title, artist or
-    album matches ``name`` (a substring or trigram word match on the search column, as
-    ``/api/search_tracks``), the titles most like ``name`` first, then the shortest: the
-    candidates of "like <song title>"; the caller keeps the titles that equal the name."""
+    """``{item_id, title, artist}`` of analysed tracks (with an embedding) whose title contains
+    the words of ``name`` in order (case, accents and the characters between words aside; a LIKE
+    through the trigram index of the search column: no fuzzy match, which on a big library
+    matches most tracks for a name such as "Song 12"), the titles most like ``name`` first,
+    then the shortest: the candidates of "like <song title>"; the caller keeps the titles that
+    equal the name."""
     folded = await db.fetchval("SELECT am_search_text($1)", name)
-    folded = " ".join(str(folded or "").split())
-    if not folded:
+    words = [w for w in re.split(r"[\W_]+", str(folded or "")) if w]
+    if not words:
         return []
-    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    folded, pattern = " ".join(words), "%" + "%".join(words) + "%"
     rows = await db.fetch(
         """SELECT t.item_id, t.title, t.artist FROM tracks t
-           WHERE (t.search_text LIKE $2 OR $1 <% t.search_text) AND t.analysis_status = 'analyzed'
+           WHERE t.search_text LIKE $2 AND am_search_text(t.title) LIKE $2
+             AND t.analysis_status = 'analyzed'
              AND EXISTS (SELECT 1 FROM embeddings e WHERE e.item_id = t.item_id)
            ORDER BY word_similarity($1, am_search_text(t.title)) DESC, length(t.title), t.artist, t.item_id
            LIMIT $3""",
