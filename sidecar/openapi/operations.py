@@ -237,6 +237,15 @@ OPERATIONS: dict[str, Op] = {
         errors={404: "no playlist made by this service has this id"},
         content=M3U8,
     ),
+    "DELETE /api/playlists/{playlist_id}": Op(
+        "playlists",
+        "Delete a playlist this service made (on the media server, then its record)",
+        "{deleted, playlist_id, provider_playlist_id, name}",
+        errors={
+            404: "no playlist made by this service has this id",
+            409: "the id is ambiguous, or the playlist is on another media server",
+        },
+    ),
     "GET /chat/api/config_defaults": Op(
         "chat",
         "Default AI provider, models and URLs for a chat form (never a key)",
