@@ -107,7 +107,16 @@ async def remove_missing(db: asyncpg.Pool | asyncpg.Connection, provider: str, l
 
 
 async def status_counts(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
-    rows = await db.fetch("SELECT analysis_status, count(*) AS n FROM tracks GROUP BY analysis_status")
+    """Tracks by analysis status, exact.  The statuses other than 'analyzed' (few, once a library
+    is analysed) are counted through tracks_status_idx and 'analyzed' is the rest of a plain
+    count(*), in one statement (one snapshot): grouping every row by its status cost twice as
+    much (the dashboard asks on every poll; 100k tracks: ~110 ms -> ~50 ms, see bench/pages.py)."""
+    rows = await db.fetch(
+        """SELECT analysis_status, count(*) AS n FROM tracks
+           WHERE analysis_status IN ('pending', 'analyzing', 'failed') GROUP BY analysis_status
+           UNION ALL SELECT 'all', count(*) FROM tracks"""
+    )
     counts = {"pending": 0, "analyzing": 0, "analyzed": 0, "failed": 0}
     counts.update({r["analysis_status"]: int(r["n"]) for r in rows})
+    counts["analyzed"] = counts.pop("all") - counts["pending"] - counts["analyzing"] - counts["failed"]
     return counts
