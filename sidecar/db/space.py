@@ -18,6 +18,9 @@ import numpy as np
 from sidecar.similarity.space import REVISION, Moments, SpaceStats, stats_from_moments
 
 _REFIT_LOCK = 0x414D5350  # "AMSP"
+#: a refit reads and rewrites every vector: minutes on a large library, past the pool's 60 s
+#: command timeout (the worker runs it, never a request)
+LONG_S = 6 * 3600.0
 
 _BUILD = """am_space(e.embedding, e.mtt_embedding, a.tempo, a.energy_normalized, a.key, a.scale, s)"""
 
@@ -60,7 +63,8 @@ async def moments(conn: asyncpg.Connection) -> Moments | None:
                   count(mtt) AS mtt_tracks, avg(mtt) AS mtt_mean, avg(mtt * mtt) AS mtt_sq,
                   avg(tempo) AS tempo_mean, avg(tempo * tempo) AS tempo_sq,
                   avg(energy) AS energy_mean, avg(energy * energy) AS energy_sq
-           FROM x"""
+           FROM x""",
+        timeout=LONG_S,
     )
     if not row["tracks"]:
         return None
@@ -103,6 +107,7 @@ async def maintain(db: asyncpg.Pool, needs_refit: Callable[[SpaceState], bool]) 
     async with db.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _REFIT_LOCK):
             return None
+        await conn.execute("SET LOCAL statement_timeout = 0")
         st = await state(conn)
         if st.tracks == 0:
             return None
@@ -137,5 +142,6 @@ async def _place(conn: asyncpg.Connection, where: str, *args: object) -> int:
             FROM track_analysis a, similarity_space s
             WHERE a.item_id = e.item_id AND s.revision = {REVISION:d} AND {where}""",
         *args,
+        timeout=LONG_S,
     )
     return int(status.split()[-1])
