@@ -43,7 +43,8 @@ ENV PATH=/opt/audiomuse/bin:$PATH \
     WEB_PORT=8000 \
     BRIDGE_HOST=0.0.0.0
 COPY --from=build /opt/audiomuse /opt/audiomuse
-RUN useradd --system --uid 1000 --user-group --home-dir /data --shell /usr/sbin/nologin audiomuse \
+RUN groupadd --system --gid 1000 audiomuse \
+    && useradd --system --uid 1000 --gid 1000 --home-dir /data --shell /usr/sbin/nologin audiomuse \
     && mkdir -p /data \
     && chown audiomuse:audiomuse /data
 USER 1000:1000
