@@ -258,7 +258,9 @@ def test_names_are_unique() -> None:
 
 
 def test_library_size_aware_ranges() -> None:
-    assert auto_range(100) == (2, 2)
+    assert auto_range(20) == (2, 2)
+    assert auto_range(77) == (2, 6)  # small libraries still get several playlists
+    assert auto_range(100) == (2, 8)
     assert auto_range(1400) == (7, 23)
     assert auto_range(6000) == (30, 100)
     assert auto_range(200_000) == (40, 100)

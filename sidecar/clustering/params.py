@@ -163,10 +163,12 @@ class ClusteringParams(BaseModel):
 
 def auto_range(n_tracks: int) -> tuple[int, int]:
     """A cluster-count range for a library of ``n_tracks`` analysed tracks: clusters of roughly
-    60-200 tracks, never fewer than 2 nor more than upstream's 40-100.  Upstream's fixed 40-100
-    suits 50k+ libraries and left 1-6k ones with tiny or no playlists (issues #285, #648)."""
+    60-200 tracks, never fewer than 2 nor more than upstream's 40-100; a small library may still
+    have up to 12 clusters of 12 or more tracks (77 labelled soundtracks got 2 clusters for 7
+    labels before: bench/clustering.py --quality).  Upstream's fixed 40-100 suits 50k+ libraries
+    and left 1-6k ones with tiny or no playlists (issues #285, #648)."""
     lo = max(2, min(40, n_tracks // 200))
-    hi = max(lo, min(100, n_tracks // 60))
+    hi = max(lo, min(100, n_tracks // 60), min(12, n_tracks // 12))
     return lo, hi
 
 
