@@ -16,7 +16,8 @@ check), in-process (no HTTP).  One warm-up round, then ``--rounds`` timed rounds
 
 It prints the p50/p90/p99 over all requests and p50/max per request (a query cancelled by
 CHAT_QUERY_TIMEOUT_SECONDS, which the service answers with 503, is counted as failed and timed);
-the README quotes them.  ``--reuse`` skips the load when an earlier run left the database.
+the README quotes them.  ``--reuse`` skips the load when an earlier run left the database
+(migrating it to the current schema first).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ async def prepare(pg: EmbeddedPostgres, n: int, reuse: bool) -> tuple[str, list[
             pass
         else:
             try:
+                await migrate(conn)  # an earlier run's database gets the migrations added since
                 if await conn.fetchval("SELECT count(*) FROM chat.chat_tracks") == n:
                     assert await ensure_chat_role(conn, ROLE, PASSWORD)
                     artists = sorted(r[0] for r in await conn.fetch("SELECT DISTINCT artist FROM tracks"))
