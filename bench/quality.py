@@ -20,7 +20,10 @@ What it does:
    computed in the same run from the same database.
 4. Figures (bench/quality_metrics.py): precision@5 and @10 of the similar lists, the share of a
    mix from the seed's label, mean distance to the seed against the true nearest, back-to-back
-   album / artist repeats, mean step between consecutive tracks; per label.  Seeds whose label has
+   album / artist repeats, mean step between consecutive tracks; per label.  Distances are those
+   of the answer's own space: the service's similarity space (migration 0007) for its answers,
+   the stored MSD embedding for the seed's method (so 1.00 = the nearest there are in that
+   space; steps are not comparable across the two).  Seeds whose label has
    no other track (funnyboat: one song) count in distances and repeats, not in precision.
 """
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -192,9 +196,11 @@ async def read_library(dsn: str, music: Path, label: str = "package") -> tuple[L
     try:
         rows = await conn.fetch(
             """SELECT t.item_id, t.file_path, t.artist, t.album_id, e.embedding::text AS embedding,
+                      e.space::text AS space,
                       a.tempo, a.key, a.scale, a.energy_normalized, a.tags::text AS tags,
                       a.mtt_tags::text AS mtt_tags, a.danceable, a.aggressive, a.happy, a.party, a.relaxed, a.sad
                  FROM tracks t JOIN embeddings e USING (item_id) LEFT JOIN track_analysis a USING (item_id)
+                WHERE e.space IS NOT NULL
                 ORDER BY t.file_path"""
         )
         failed = await conn.fetch(
@@ -215,12 +221,16 @@ async def read_library(dsn: str, music: Path, label: str = "package") -> tuple[L
         artists=[normalize_artist(r["artist"] or "") for r in rows],
         vectors=vectors,
     )
-    extra = {"rows": [dict(r) for r in rows], "failed": [dict(r) for r in failed]}
+    # the service's answers are measured in its own similarity space (distance ratios, steps)
+    service = dataclasses.replace(lib, vectors=np.array([json.loads(r["space"]) for r in rows], np.float32))
+    extra = {"rows": [dict(r) for r in rows], "failed": [dict(r) for r in failed], "service": service}
     return lib, extra
 
 
 # ============================================================================ asking the service
-async def ask_all(base: str, lib: Library) -> dict[str, AnswerFigures]:
+async def ask_all(base: str, lib: Library, service: Library) -> dict[str, AnswerFigures]:
+    """Every answer for every seed: the seed's method from ``lib`` (the stored MSD embedding),
+    the service's from its HTTP API, its distances measured in its own space (``service``)."""
     import aiohttp
 
     figures = {key: AnswerFigures() for key, *_ in ANSWERS}
@@ -245,7 +255,8 @@ async def ask_all(base: str, lib: Library) -> dict[str, AnswerFigures]:
                         relaxed = body["relaxed"]
                     else:
                         answer = [item["item_id"] for item in body]
-                figures[key].add(lib, seed, answer, is_mix=is_mix, relaxed=relaxed)
+                space = lib if request is None else service
+                figures[key].add(space, seed, answer, is_mix=is_mix, relaxed=relaxed)
     return figures
 
 
@@ -377,7 +388,7 @@ def main() -> None:
             for row in extra["failed"]:
                 print(f"  not analysed: {row['file_path']}: {row['failure_reason']}", flush=True)
             t0 = time.monotonic()
-            figures = asyncio.run(ask_all(web.base, lib))
+            figures = asyncio.run(ask_all(web.base, lib, extra["service"]))
             print(f"asked {len(lib.ids)} seeds x 4 requests in {time.monotonic() - t0:.1f} s", flush=True)
             loads.append(os.getloadavg())
         finally:

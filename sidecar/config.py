@@ -247,7 +247,10 @@ class Settings(BaseModel):
         True, description="Default of eliminate_duplicates in /api/similar_tracks."
     )
     duplicate_distance_threshold_cosine: float = Field(
-        0.01, ge=0, le=2, description="Tracks closer than this cosine distance are treated as the same song."
+        0.02,
+        ge=0,
+        le=2,
+        description="Tracks closer than this cosine distance (in the similarity space) are treated as the same song.",
     )
     path_default_length: int = Field(25, ge=2, description="Default number of songs in a song path.")
 

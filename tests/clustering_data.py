@@ -11,6 +11,7 @@ import asyncpg
 import numpy as np
 
 from sidecar.clustering.data import MOOD_LABELS, OTHER_FEATURE_LABELS
+from sidecar.similarity import refit
 
 #: three characteristic tags per style (stratified genres first)
 STYLE_TAGS = [
@@ -90,7 +91,9 @@ async def insert_rows(db: asyncpg.Pool, rows: list[dict[str, Any]], provider: st
         ],
     )
     await db.executemany(
-        "INSERT INTO embeddings (item_id, embedding, space, model_version)"
-        " VALUES ($1, $2, $2 || array_fill(0::real, ARRAY[204])::vector, 'test-v1')",
+        "INSERT INTO embeddings (item_id, embedding, model_version) VALUES ($1, $2, 'test-v1')",
         [(r["item_id"], r["embedding"]) for r in rows],
     )
+    # analysed tracks, placed in the similarity space as a worker would place them (so a worker
+    # started by the test finds nothing to refit)
+    await refit.keep_fitted(db, refit.AT_REST)

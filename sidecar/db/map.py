@@ -34,17 +34,21 @@ async def library_signature(db: asyncpg.Pool | asyncpg.Connection) -> str:
     ``tracks``: an analysed track has its embedding, stored in the same transaction)."""
     row = await db.fetchrow(
         """SELECT count(*) AS n, max(analyzed_at) AS last,
-                  coalesce(bit_xor(hashtextextended(item_id, 0)), 0) AS ids
+                  coalesce(bit_xor(hashtextextended(item_id, 0)), 0) AS ids,
+                  (SELECT fitted_at FROM similarity_space) AS fitted
            FROM tracks WHERE analysis_status = 'analyzed'"""
     )
     last = row["last"].isoformat() if row["last"] else "-"
-    return f"{row['n']}:{last}:{row['ids']}"
+    # a refit of the similarity space moves every point: the map is computed again
+    fitted = row["fitted"].isoformat() if row["fitted"] else "-"
+    return f"{row['n']}:{last}:{row['ids']}:{fitted}"
 
 
 async def count_analysed(db: asyncpg.Pool | asyncpg.Connection) -> int:
     return int(
         await db.fetchval(
-            "SELECT count(*) FROM embeddings e JOIN tracks t USING (item_id) WHERE t.analysis_status = 'analyzed'"
+            "SELECT count(*) FROM similarity_vectors e JOIN tracks t USING (item_id)"
+            " WHERE t.analysis_status = 'analyzed'"
         )
     )
 
@@ -52,7 +56,8 @@ async def count_analysed(db: asyncpg.Pool | asyncpg.Connection) -> int:
 async def analysed_chunks(
     conn: asyncpg.Connection, chunk: int = 10_000
 ) -> AsyncIterator[tuple[list[str], np.ndarray, list[str | None], list[list[str]]]]:
-    """(ids, embeddings (n x 200 float32), top mood, top tags) of the analysed tracks, ``chunk``
+    """(ids, vectors in the similarity space (n x 404 float32), top mood, top tags) of the analysed
+    tracks that have one, ``chunk``
     rows at a time (inside a transaction of the caller), in no particular order (a sort of
     100k rows of 800-byte vectors would spill to disk)."""
     # a cursor is planned for its first rows (nested index lookups): this one is read whole
@@ -60,10 +65,10 @@ async def analysed_chunks(
     moods = ", ".join(f"coalesce(a.{c}, -1)" for c in MOOD_COLUMNS)
     names = "ARRAY[" + ", ".join(f"'{c}'" for c in MOOD_COLUMNS) + "]"
     cursor = await conn.cursor(
-        f"""SELECT e.item_id, e.embedding, a.moods,
+        f"""SELECT e.item_id, e.vector AS embedding, a.moods,
                    CASE WHEN greatest({moods}) < 0 THEN NULL
                         ELSE ({names})[array_position(ARRAY[{moods}], greatest({moods}))] END AS mood
-            FROM embeddings e
+            FROM similarity_vectors e
             JOIN tracks t USING (item_id)
             LEFT JOIN track_analysis a USING (item_id)
             WHERE t.analysis_status = 'analyzed'"""

@@ -2,8 +2,9 @@
 job (work queue) and stored in the database (``music_map``) with the library signature it was
 computed from; ``GET /api/map`` queues it when the map is missing or outdated.
 
-Projection: PCA of the L2-normalised MusiCNN embeddings (the cosine geometry the mixes use),
-from the 200 x 200 covariance (one float32 matrix product) and its two leading eigenvectors.  For
+Projection: PCA of the L2-normalised vectors of the similarity space (sidecar/similarity/space.py:
+the cosine geometry similar songs and mixes use), from their covariance (one float32 matrix
+product) and its two leading eigenvectors.  For
 100k tracks on 2 cores it takes well under a second of CPU after the read
 (``bench/map.py``), is deterministic (a recomputation moves no point that did not change, signs
 are fixed), and linear in the library's size.  t-SNE / UMAP separate clusters better but cost
