@@ -228,6 +228,14 @@ async def test_the_map_page_draws_points_and_selects_them(
     href = await page.locator("#map-path").get_attribute("href")
     assert await page.locator("#map-path").is_visible()
     assert all(i in href for i in chosen), (href, chosen)
+    # following it opens the song path page with both songs chosen
+    await page.click("#map-path")
+    await page.wait_for_url("**/path?*")
+    titles = {r["item_id"]: r["title"] for r in rows}
+    for field, item_id in (("#start", chosen[0]), ("#end", chosen[1])):
+        await page.wait_for_function(
+            f"document.querySelector('{field}').value.startsWith({titles[item_id] + ' – '!r})"
+        )
     assert not errors, errors
     await page.close()
 

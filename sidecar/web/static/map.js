@@ -214,6 +214,7 @@
     document.getElementById("map-clear").disabled = ids.length === 0;
     const path = document.getElementById("map-path");
     path.hidden = ids.length !== 2;
+    path.setAttribute("aria-disabled", String(ids.length !== 2));
     if (ids.length === 2) path.href = `/path?${new URLSearchParams({ start_song_id: ids[0], end_song_id: ids[1] })}`;
     const list = document.getElementById("map-sel-list");
     const shown = ids.slice(0, MAX_LISTED);

@@ -5,6 +5,21 @@
   const from = AM.songPicker($("start")), to = AM.songPicker($("end"));
   let path = [];
 
+  // /path?start_song_id=&end_song_id= (the map's "song path" link): both songs chosen already
+  (async () => {
+    const q = new URLSearchParams(location.search);
+    const ids = [q.get("start_song_id"), q.get("end_song_id")];
+    if (!ids[0] && !ids[1]) return;
+    try {
+      const found = await AM.get("/api/map/tracks", { ids: ids.filter(Boolean).join(",") });
+      const byId = Object.fromEntries(found.map((t) => [t.item_id, { ...t, author: t.artist }]));
+      if (byId[ids[0]]) from.set(byId[ids[0]]);
+      if (byId[ids[1]]) to.set(byId[ids[1]]);
+    } catch (err) {
+      AM.toast(err.message, "bad");
+    }
+  })();
+
   $("path-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const form = $("path-form");
