@@ -9,6 +9,10 @@
 --   in similarity_space; NULL until they were first fitted (sidecar/db/space.py).
 ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS mtt_embedding vector(200);
 ALTER TABLE embeddings ADD COLUMN IF NOT EXISTS space vector(404);
+-- the searched vector stays in the row, uncompressed: every k-NN candidate reads it (a row of
+-- both embeddings and the space is over the TOAST threshold: the 200-d embeddings, read in
+-- bulk by clustering only, are the ones moved out of line)
+ALTER TABLE embeddings ALTER COLUMN space SET STORAGE PLAIN;
 CREATE INDEX IF NOT EXISTS embeddings_space_hnsw_idx ON embeddings
     USING hnsw (space vector_cosine_ops) WITH (m = 16, ef_construction = 128);
 -- finds the tracks still to place at once (sidecar/db/space.py)
