@@ -117,6 +117,16 @@ async def fill(dsn: str, n: int, styles: int = 24, seed: int = 0, failed: int = 
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+    # placed in the similarity space as the worker places them (what the map and mixes read)
+    from sidecar.db import create_pool
+    from sidecar.similarity import refit
+
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await refit.keep_fitted(pool, refit.AT_REST)
+    finally:
+        await pool.close()
+    log("similarity space")
 
 
 @contextmanager
