@@ -168,9 +168,9 @@ async def test_the_apidocs_page_lists_every_operation_and_sends_requests(client:
             # the 400 asked for below is logged by Chromium as a failed resource: not an error here
             page.on(
                 "console",
-                lambda m: errors.append(m.text)
-                if m.type == "error" and "status of 400" not in m.text
-                else None,
+                lambda m: (
+                    errors.append(m.text) if m.type == "error" and "status of 400" not in m.text else None
+                ),
             )
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(str(client.make_url("/apidocs")))
