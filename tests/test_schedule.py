@@ -268,7 +268,9 @@ async def test_the_weekday_entry_stands_aside_when_the_day_entry_fires(
 
 
 async def test_the_worker_registers_the_schedules(make_settings: Any, endpoints: Endpoints) -> None:
-    group = WorkerGroup(make_settings({"CLUSTERING_SCHEDULE": "*/5 * * * *"}), endpoints)
+    group = WorkerGroup(
+        make_settings({"ANALYSIS_SCHEDULE": "0 3 * * *", "CLUSTERING_SCHEDULE": "*/5 * * * *"}), endpoints
+    )
     await group.open()
     try:
         names = {j.name for w in group.workers for j in w.cron_jobs}
