@@ -36,11 +36,10 @@ class SpaceState:
 
 async def state(db: asyncpg.Pool | asyncpg.Connection) -> SpaceState:
     row = await db.fetchrow(
-        """SELECT (SELECT count(*) FROM embeddings) AS tracks,
-                  (SELECT count(mtt_embedding) FROM embeddings) AS mtt_tracks,
-                  s.tracks AS fitted_on, s.mtt_tracks AS mtt_fitted_on,
+        """SELECT n.tracks, n.mtt_tracks, s.tracks AS fitted_on, s.mtt_tracks AS mtt_fitted_on,
                   EXISTS (SELECT 1 FROM embeddings WHERE space IS NULL) AS unplaced
-           FROM (SELECT 1) one LEFT JOIN similarity_space s ON s.revision = $1""",
+           FROM (SELECT count(*) AS tracks, count(mtt_embedding) AS mtt_tracks FROM embeddings) n
+           LEFT JOIN similarity_space s ON s.revision = $1""",
         REVISION,
     )
     return SpaceState(
